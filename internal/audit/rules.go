@@ -1,0 +1,710 @@
+package audit
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/reach"
+)
+
+// CIS Docker Benchmark v1.6.0 sections cited by the rules.
+const (
+	cisICC          = "CIS Docker Benchmark v1.6.0 2.2: network traffic is restricted between containers on the default bridge"
+	cisCaps         = "CIS Docker Benchmark v1.6.0 5.3: Linux kernel capabilities are restricted within containers"
+	cisPrivileged   = "CIS Docker Benchmark v1.6.0 5.4: privileged containers are not used"
+	cisPrivPorts    = "CIS Docker Benchmark v1.6.0 5.7: privileged ports are not mapped within containers"
+	cisNeededPorts  = "CIS Docker Benchmark v1.6.0 5.8: only needed ports are open on the container"
+	cisHostNet      = "CIS Docker Benchmark v1.6.0 5.9: the host's network namespace is not shared"
+	cisReadOnly     = "CIS Docker Benchmark v1.6.0 5.12: the container's root filesystem is mounted as read only"
+	cisBindIface    = "CIS Docker Benchmark v1.6.0 5.13: incoming container traffic is bound to a specific host interface"
+	cisHostPID      = "CIS Docker Benchmark v1.6.0 5.15: the host's process namespace is not shared"
+	cisHostIPC      = "CIS Docker Benchmark v1.6.0 5.16: the host's IPC namespace is not shared"
+	cisHostUTS      = "CIS Docker Benchmark v1.6.0 5.20: the host's UTS namespace is not shared"
+	cisNoNewPrivs   = "CIS Docker Benchmark v1.6.0 5.25: the container is restricted from acquiring additional privileges"
+	cisDefaultBr    = "CIS Docker Benchmark v1.6.0 5.29: Docker's default bridge docker0 is not used"
+	cisSocket       = "CIS Docker Benchmark v1.6.0 5.31: the Docker socket is not mounted inside any containers"
+	docsIsolation   = "https://docs.docker.com/engine/network/#published-ports"
+	docsInternal    = "https://docs.docker.com/reference/cli/docker/network/create/#internal"
+	docsBridgeNf    = "https://docs.docker.com/engine/network/packet-filtering-firewalls/"
+	maxNamesInProof = 10
+)
+
+// dangerousCaps are capabilities that let a container break out of its
+// network isolation or its namespace.
+var dangerousCaps = []string{
+	"ALL", "NET_ADMIN", "SYS_ADMIN", "SYS_MODULE", "SYS_PTRACE", "SYS_RAWIO",
+	"DAC_READ_SEARCH", "BPF", "PERFMON", "SYS_BOOT", "SYS_TIME", "MAC_ADMIN",
+	"MAC_OVERRIDE", "NET_RAW",
+}
+
+var catalog = []*Rule{
+	{
+		ID: "privileged", Severity: Critical,
+		Title:      "Container runs privileged",
+		Why:        "A privileged container has every capability and every host device: it can load kernel modules, rewrite the host's firewall and leave its namespace. No network zone holds it.",
+		Fix:        "Run without --privileged; add only the capabilities the process needs (--cap-drop ALL --cap-add ...).",
+		References: []string{cisPrivileged},
+		check:      checkPrivileged,
+	},
+	{
+		ID: "docker-socket-mounted", Severity: Critical,
+		Title:      "Docker socket mounted into the container",
+		Why:        "Whoever can talk to the Docker socket is root on the host: they can start a privileged container, join any network and remove every firewall rule.",
+		Fix:        "Remove the socket mount. If the tool must read Docker state, give it a read-only socket proxy that allows only the endpoints it needs.",
+		References: []string{cisSocket},
+		check:      checkSocket,
+	},
+	{
+		ID: "published-sensitive-port", Severity: High,
+		Title:      "Data service published to the host",
+		Why:        "A database, cache or search engine port published on the host is reachable from every network (through the host) and, on a public address, from outside. Clients should reach it over a shared internal network.",
+		Fix:        "Remove the port mapping and connect the clients to the data service's network; if a host process needs it, bind it to 127.0.0.1.",
+		References: []string{cisNeededPorts},
+		check:      checkPublishedSensitive,
+	},
+	{
+		ID: "published-bypasses-isolation", Severity: High,
+		Title:      "Published port reachable from other networks through the host",
+		Why:        "Docker isolates bridge networks from each other, but a published port is DNATed from every host address, including each network's gateway: containers on any other network reach it, and Docker's isolation rules do not see that path.",
+		Fix:        "Do not publish ports that only containers use; put client and server on one network instead. Publish on 127.0.0.1 when only the host needs the port, or enforce flows with zonewarden apply.",
+		References: []string{docsIsolation},
+		check:      checkPublishedBypass,
+	},
+	{
+		ID: "host-network", Severity: High,
+		Title:      "Container shares the host's network namespace",
+		Why:        "With --network host the container sees every host interface, listens on them directly, and reaches every container (internal networks included) and every published port. No zone applies to it.",
+		Fix:        "Run it on a user-defined network and publish only the ports it serves.",
+		References: []string{cisHostNet},
+		check:      checkHostNetwork,
+	},
+	{
+		ID: "dangerous-capability", Severity: High,
+		Title:      "Dangerous capability added",
+		Why:        "NET_ADMIN rewrites routes and firewall rules inside (and with host networking, outside) the container; SYS_ADMIN, SYS_MODULE and SYS_PTRACE open the way out of the container; NET_RAW forges packets.",
+		Fix:        "Remove the capability; start from --cap-drop ALL and add back only what the process needs.",
+		References: []string{cisCaps},
+		check:      checkDangerousCaps,
+	},
+	{
+		ID: "sensitive-network-not-internal", Severity: High,
+		Title:      "Network holding a data service is not internal",
+		Why:        "A network that is not --internal routes to the internet: a compromised data service can send its data out, and its members can reach the host's published ports.",
+		Fix:        "Put the data services on an --internal network shared only with their clients.",
+		References: []string{docsInternal},
+		check:      checkSensitiveNotInternal,
+	},
+	{
+		ID: "untrusted-shares-data-network", Severity: High,
+		Title:      "Untrusted container on a network with a data service",
+		Why:        "A development, test, staging or third-party container shares a network with a data service: it reaches every port of the database directly. A compromise of the weakest container exposes the customer data.",
+		Fix:        "Disconnect the untrusted container from the data network; give development and third-party containers networks of their own.",
+		check:      checkUntrustedShares,
+	},
+	{
+		ID: "gateway-container", Severity: Low,
+		Title:      "Container bridges several networks",
+		Why:        "A container on two or more networks is a gateway between zones: an attacker who controls it pivots from one zone into the other. High when it joins an untrusted network and a network with a data service.",
+		Fix:        "Keep gateways few and deliberate; disconnect networks the container does not need.",
+		check:      checkGateway,
+	},
+	{
+		ID: "cross-project-network", Severity: Medium,
+		Title:      "Containers of different compose projects share a network",
+		Why:        "Projects are trust boundaries: when two projects share a network, each reaches every port of the other's containers.",
+		Fix:        "Give each project its own networks (compose does by default); connect only the one service that must talk across, through an explicit shared network.",
+		check:      checkCrossProject,
+	},
+	{
+		ID: "default-bridge", Severity: Medium,
+		Title:      "Container on Docker's default bridge",
+		Why:        "Every container started without --network joins the default bridge: it has no DNS between containers and puts unrelated projects on one network.",
+		Fix:        "Create a network per trust boundary and attach the container to it instead of bridge.",
+		References: []string{cisDefaultBr},
+		check:      checkDefaultBridge,
+	},
+	{
+		ID: "icc-default-bridge", Severity: Medium,
+		Title:      "Inter-container communication on the default bridge is on",
+		Why:        "With icc on, every container on the default bridge reaches every port of every other one.",
+		Fix:        `Set "icc": false in /etc/docker/daemon.json and restart dockerd, and move containers to user-defined networks.`,
+		References: []string{cisICC},
+		check:      checkICCDefaultBridge,
+	},
+	{
+		ID: "published-all-interfaces", Severity: Medium,
+		Title:      "Port published on all host interfaces",
+		Why:        "A port published without a host address listens on every interface of the host, IPv4 (0.0.0.0) and IPv6 (::), public ones included.",
+		Fix:        "Publish on the one address that must serve it: -p 127.0.0.1:8080:80 or -p 203.0.113.10:443:443.",
+		References: []string{cisBindIface},
+		check:      checkAllInterfaces,
+	},
+	{
+		ID: "host-namespace", Severity: Medium,
+		Title:      "Container shares a host namespace (pid, ipc or uts)",
+		Why:        "Sharing the host's process, IPC or UTS namespace lets the container see and signal host processes or change the hostname.",
+		Fix:        "Remove --pid host, --ipc host and --uts host.",
+		References: []string{cisHostPID, cisHostIPC, cisHostUTS},
+		check:      checkHostNamespace,
+	},
+	{
+		ID: "bridge-nf-disabled", Severity: Medium,
+		Title:      "Traffic inside a bridge network bypasses the firewall",
+		Why:        "With net.bridge.bridge-nf-call-iptables=0, packets between containers of one network are bridged without passing iptables or nftables inet rules: enable_icc=false and port-level rules inside a network do not apply.",
+		Fix:        "modprobe br_netfilter; sysctl -w net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1 (and persist it in /etc/sysctl.d).",
+		References: []string{docsBridgeNf},
+		check:      checkBridgeNf,
+	},
+	{
+		ID: "capabilities-not-dropped", Severity: Low,
+		Title:      "Default capabilities not dropped",
+		Why:        "Docker's default capability set includes NET_RAW: the container can send raw frames and spoof ARP on its network, which bypasses enable_icc=false and address-based rules.",
+		Fix:        "Start with --cap-drop ALL (compose: cap_drop: [ALL]) and add back only what the process needs.",
+		References: []string{cisCaps},
+		check:      checkCapsNotDropped,
+	},
+	{
+		ID: "writable-rootfs", Severity: Low,
+		Title:      "Root filesystem is writable",
+		Why:        "An attacker who gets in can change binaries and configuration and keep a foothold.",
+		Fix:        "Run with --read-only (compose: read_only: true) and a --tmpfs for the paths that must be written.",
+		References: []string{cisReadOnly},
+		check:      checkWritableRootfs,
+	},
+	{
+		ID: "no-new-privileges", Severity: Low,
+		Title:      "Container may gain new privileges",
+		Why:        "Without no-new-privileges a process can gain privileges through setuid binaries.",
+		Fix:        "Run with --security-opt no-new-privileges (compose: security_opt: [no-new-privileges:true]).",
+		References: []string{cisNoNewPrivs},
+		check:      checkNoNewPrivileges,
+	},
+	{
+		ID: "privileged-host-port", Severity: Low,
+		Title:      "Privileged host port mapped",
+		Why:        "Host ports below 1024 are meant for services the administrator runs; mapping one into a container lets it pose as such a service.",
+		Fix:        "Map the service to a host port at or above 1024, or front it with a reverse proxy.",
+		References: []string{cisPrivPorts},
+		check:      checkPrivilegedPort,
+	},
+	{
+		ID: "shared-network-namespace", Severity: Low,
+		Title:      "Container shares another container's network namespace",
+		Why:        "With --network container:X the container has X's addresses and reaches whatever X reaches; a rule written for X applies to both.",
+		Fix:        "Give the container its own network endpoint unless it is a deliberate sidecar.",
+		check:      checkSharedNamespace,
+	},
+	{
+		ID: "internal-publish-ignored", Severity: Info,
+		Title:      "Ports requested on a container whose only networks are internal",
+		Why:        "Docker publishes nothing for a container attached only to --internal networks: the -p option is silently ignored. This is safe, but surprises the operator who expects the port to be open.",
+		Fix:        "Remove the port mapping, or attach the container to a non-internal network if the port must be published.",
+		References: []string{docsInternal},
+		check:      checkInternalPublish,
+	},
+}
+
+func checkPrivileged(h *host, r *Rule) []Finding {
+	var out []Finding
+	for i := range h.snap.Containers {
+		c := &h.snap.Containers[i]
+		if c.Privileged {
+			out = append(out, r.finding(KindContainer, c.Name,
+				[]string{"HostConfig.Privileged=true (state " + c.State + ")"},
+				fmt.Sprintf("Re-create %s without --privileged (compose: remove privileged: true); add only the needed capabilities with --cap-add.", c.Name)))
+		}
+	}
+	return out
+}
+
+func isDockerSocket(m inventory.Mount) bool {
+	for _, p := range []string{m.Source, m.Destination} {
+		if p == "/var/run/docker.sock" || p == "/run/docker.sock" || strings.HasSuffix(p, "/docker.sock") {
+			return true
+		}
+	}
+	return false
+}
+
+func checkSocket(h *host, r *Rule) []Finding {
+	var out []Finding
+	for i := range h.snap.Containers {
+		c := &h.snap.Containers[i]
+		for _, m := range c.Mounts {
+			if m.Type != "bind" && m.Type != "" || !isDockerSocket(m) {
+				continue
+			}
+			mode := "read-write"
+			if m.ReadOnly {
+				mode = "read-only (still full control: the API does not honour the mount mode)"
+			}
+			out = append(out, r.finding(KindContainer, c.Name,
+				[]string{fmt.Sprintf("bind mount %s -> %s, %s", m.Source, m.Destination, mode)},
+				fmt.Sprintf("Remove the -v %s:%s mount from %s; use a read-only Docker socket proxy if it must read Docker state.", m.Source, m.Destination, c.Name)))
+			break
+		}
+	}
+	return out
+}
+
+func bindingText(b inventory.PortBinding) string {
+	return b.HostAddress() + "->" + b.ContainerPort.String()
+}
+
+func checkPublishedSensitive(h *host, r *Rule) []Finding {
+	var out []Finding
+	for i := range h.snap.Containers {
+		c := &h.snap.Containers[i]
+		d, isData := h.data[c]
+		var ev []string
+		allIfaces := false
+		for _, b := range h.ix.PublishedPorts(c) {
+			kind := inventory.DataPort(b.ContainerPort)
+			if kind == "" && isData {
+				kind = d.kind
+			}
+			if kind == "" {
+				continue
+			}
+			ev = append(ev, fmt.Sprintf("%s publishes %s (%s)", c.Name, bindingText(b), kind))
+			allIfaces = allIfaces || b.AllInterfaces()
+		}
+		if len(ev) == 0 {
+			continue
+		}
+		if isData {
+			ev = append(ev, "recognised as "+d.kind+" by its "+d.reason)
+		}
+		f := r.finding(KindContainer, c.Name, ev,
+			fmt.Sprintf("Remove the port mapping of %s (compose: delete its ports: entry) and reach it from its clients over a shared internal network; if a host process needs it, publish on 127.0.0.1 only.", c.Name))
+		if allIfaces {
+			f.Severity = Critical
+			f.Evidence = append(f.Evidence, "bound on all interfaces: reachable from outside the host")
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func checkPublishedBypass(h *host, r *Rule) []Finding {
+	paths := reach.NewPublishedPaths(h.ix)
+	var out []Finding
+	for i := range h.snap.Containers {
+		c := &h.snap.Containers[i]
+		var ev []string
+		for _, b := range h.ix.PublishedPorts(c) {
+			reachers := paths.Reachers(c, b)
+			if len(reachers) == 0 {
+				continue
+			}
+			names := make([]string, 0, min(len(reachers), maxNamesInProof))
+			for _, s := range reachers[:min(len(reachers), maxNamesInProof)] {
+				names = append(names, fmt.Sprintf("%s (%s)", s.Name, strings.Join(s.NetworkNames(), ",")))
+			}
+			more := ""
+			if len(reachers) > maxNamesInProof {
+				more = fmt.Sprintf(" and %d more", len(reachers)-maxNamesInProof)
+			}
+			ev = append(ev, fmt.Sprintf("%s: reachable through the host or gateway address from %d container(s) on other networks: %s%s",
+				bindingText(b), len(reachers), strings.Join(names, ", "), more))
+		}
+		if len(ev) == 0 {
+			continue
+		}
+		ev = append(ev, fmt.Sprintf("%s is on networks: %s", c.Name, strings.Join(c.NetworkNames(), ", ")))
+		out = append(out, r.finding(KindContainer, c.Name, ev,
+			fmt.Sprintf("If only containers use the port, remove the mapping from %s and connect its clients to one of its networks; if only the host needs it, publish on 127.0.0.1; otherwise enforce the allowed flows with zonewarden apply.", c.Name)))
+	}
+	return out
+}
+
+func checkHostNetwork(h *host, r *Rule) []Finding {
+	var out []Finding
+	for i := range h.snap.Containers {
+		c := &h.snap.Containers[i]
+		if c.UsesHostNetwork() {
+			out = append(out, r.finding(KindContainer, c.Name,
+				[]string{"HostConfig.NetworkMode=host"},
+				fmt.Sprintf("Re-create %s on a user-defined network (compose: remove network_mode: host, add networks:) and publish only the ports it serves.", c.Name)))
+		}
+	}
+	return out
+}
+
+func checkDangerousCaps(h *host, r *Rule) []Finding {
+	var out []Finding
+	for i := range h.snap.Containers {
+		c := &h.snap.Containers[i]
+		var found []string
+		for _, a := range c.CapAdd {
+			a = inventory.NormalizeCap(a)
+			if slices.Contains(dangerousCaps, a) && !slices.Contains(found, a) {
+				found = append(found, a)
+			}
+		}
+		if len(found) == 0 {
+			continue
+		}
+		f := r.finding(KindContainer, c.Name,
+			[]string{"HostConfig.CapAdd=" + strings.Join(found, ",")},
+			fmt.Sprintf("Re-create %s without --cap-add %s (compose: remove them from cap_add).", c.Name, strings.Join(found, " --cap-add ")))
+		if slices.Contains(found, "ALL") || slices.Contains(found, "SYS_ADMIN") || slices.Contains(found, "SYS_MODULE") {
+			f.Severity = Critical
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// userNetworks returns the networks that rules about zones consider: bridge
+// networks and others that containers attach to, not host or none.
+func (h *host) userNetworks() []*inventory.Network {
+	var out []*inventory.Network
+	for i := range h.snap.Networks {
+		n := &h.snap.Networks[i]
+		if n.Driver == "host" || n.Driver == "null" {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func containerNames(cs []*inventory.Container) []string {
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = c.Name
+	}
+	return names
+}
+
+func checkSensitiveNotInternal(h *host, r *Rule) []Finding {
+	var out []Finding
+	for _, n := range h.userNetworks() {
+		if n.Internal {
+			continue
+		}
+		data := h.dataMembers(n.Name)
+		if len(data) == 0 {
+			continue
+		}
+		ev := []string{fmt.Sprintf("network %s (driver %s) has internal=false", n.Name, n.Driver)}
+		for _, c := range data {
+			ev = append(ev, fmt.Sprintf("holds %s: %s (%s)", c.Name, h.data[c].kind, h.data[c].reason))
+		}
+		fix := fmt.Sprintf("docker network create --internal %s-internal; connect %s and their clients to it, then disconnect them from %s (compose: networks: {%s: {internal: true}}).",
+			n.Name, strings.Join(containerNames(data), ", "), n.Name, n.Name)
+		if n.IsDefaultBridge() {
+			fix = fmt.Sprintf("The default bridge cannot be internal: create an --internal network for %s and its clients and disconnect them from bridge.", strings.Join(containerNames(data), ", "))
+		}
+		out = append(out, r.finding(KindNetwork, n.Name, ev, fix))
+	}
+	return out
+}
+
+func checkUntrustedShares(h *host, r *Rule) []Finding {
+	var out []Finding
+	for _, n := range h.userNetworks() {
+		data := h.dataMembers(n.Name)
+		if len(data) == 0 || !n.ICC {
+			continue
+		}
+		var untrusted []*inventory.Container
+		for _, c := range h.ix.Members(n.Name) {
+			if _, ok := h.untrusted[c]; ok {
+				if _, isData := h.data[c]; !isData {
+					untrusted = append(untrusted, c)
+				}
+			}
+		}
+		if len(untrusted) == 0 {
+			continue
+		}
+		var ev []string
+		for _, c := range untrusted {
+			ev = append(ev, fmt.Sprintf("%s is untrusted (%s)", c.Name, h.untrusted[c]))
+		}
+		for _, c := range data {
+			ev = append(ev, fmt.Sprintf("%s is a data service: %s (%s)", c.Name, h.data[c].kind, h.data[c].reason))
+		}
+		out = append(out, r.finding(KindNetwork, n.Name, ev,
+			fmt.Sprintf("docker network disconnect %s <container> for %s; give them a network of their own.", n.Name, strings.Join(containerNames(untrusted), ", "))))
+	}
+	return out
+}
+
+func checkGateway(h *host, r *Rule) []Finding {
+	var out []Finding
+	for i := range h.snap.Containers {
+		c := &h.snap.Containers[i]
+		if len(c.Endpoints) < 2 {
+			continue
+		}
+		nets := c.NetworkNames()
+		ev := []string{fmt.Sprintf("attached to %d networks: %s", len(nets), strings.Join(nets, ", "))}
+		var dataNets, untrustedNets []string
+		for _, name := range nets {
+			if d := h.dataMembers(name); len(d) > 0 {
+				dataNets = append(dataNets, name)
+				ev = append(ev, fmt.Sprintf("network %s holds data services: %s", name, strings.Join(containerNames(d), ", ")))
+			}
+			if h.networkUntrusted(name) {
+				untrustedNets = append(untrustedNets, name)
+				ev = append(ev, fmt.Sprintf("network %s is untrusted (development, test or third-party)", name))
+			}
+		}
+		f := r.finding(KindContainer, c.Name, ev,
+			fmt.Sprintf("Keep %s on the networks it needs only (docker network disconnect NETWORK %s); if it must bridge them, enforce which flows may cross with zonewarden apply.", c.Name, c.Name))
+		switch {
+		case len(dataNets) > 0 && len(untrustedNets) > 0 && !(len(dataNets) == 1 && len(untrustedNets) == 1 && dataNets[0] == untrustedNets[0]):
+			f.Severity = High
+		case len(dataNets) > 0:
+			f.Severity = Medium
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// networkUntrusted reports whether a network belongs to an untrusted zone:
+// its name says so, or one of its members is untrusted.
+func (h *host) networkUntrusted(name string) bool {
+	if inventory.UntrustedName(name) {
+		return true
+	}
+	for _, c := range h.ix.Members(name) {
+		if _, ok := h.untrusted[c]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func checkCrossProject(h *host, r *Rule) []Finding {
+	var out []Finding
+	for _, n := range h.userNetworks() {
+		byProject := map[string][]string{}
+		for _, c := range h.ix.Members(n.Name) {
+			if p := c.ComposeProject(); p != "" {
+				byProject[p] = append(byProject[p], c.Name)
+			}
+		}
+		if len(byProject) < 2 {
+			continue
+		}
+		projects := make([]string, 0, len(byProject))
+		for p := range byProject {
+			projects = append(projects, p)
+		}
+		slices.Sort(projects)
+		var ev []string
+		for _, p := range projects {
+			ev = append(ev, fmt.Sprintf("project %s: %s", p, strings.Join(byProject[p], ", ")))
+		}
+		out = append(out, r.finding(KindNetwork, n.Name, ev,
+			fmt.Sprintf("Give each of %s its own network; if one service must reach another project, connect just that service to a dedicated shared network.", strings.Join(projects, ", "))))
+	}
+	return out
+}
+
+func checkDefaultBridge(h *host, r *Rule) []Finding {
+	var out []Finding
+	for _, c := range h.ix.Members(inventory.DefaultBridge) {
+		if n := h.ix.Network(inventory.DefaultBridge); n != nil && !n.IsDefaultBridge() {
+			break
+		}
+		addr := ""
+		for _, e := range c.Endpoints {
+			if e.Network == inventory.DefaultBridge && e.IPv4.IsValid() {
+				addr = " at " + e.IPv4.String()
+			}
+		}
+		out = append(out, r.finding(KindContainer, c.Name,
+			[]string{"attached to the default bridge network (docker0)" + addr},
+			fmt.Sprintf("docker network create NET && docker network connect NET %[1]s && docker network disconnect bridge %[1]s (compose: give the service a networks: entry, remove network_mode: bridge).", c.Name)))
+	}
+	return out
+}
+
+func checkICCDefaultBridge(h *host, r *Rule) []Finding {
+	n := h.ix.Network(inventory.DefaultBridge)
+	if n == nil || !n.IsDefaultBridge() || !n.ICC {
+		return nil
+	}
+	members := h.ix.Members(n.Name)
+	if len(members) == 0 {
+		return nil
+	}
+	names := containerNames(members)
+	if len(names) > maxNamesInProof {
+		names = append(names[:maxNamesInProof], fmt.Sprintf("and %d more", len(members)-maxNamesInProof))
+	}
+	return []Finding{r.finding(KindNetwork, n.Name,
+		[]string{
+			"com.docker.network.bridge.enable_icc is not false on the default bridge",
+			fmt.Sprintf("%d container(s) use it: %s", len(members), strings.Join(names, ", ")),
+		},
+		`Add "icc": false to /etc/docker/daemon.json and restart dockerd; better, move the containers to user-defined networks.`)}
+}
+
+func checkAllInterfaces(h *host, r *Rule) []Finding {
+	var out []Finding
+	for i := range h.snap.Containers {
+		c := &h.snap.Containers[i]
+		var ev []string
+		for _, b := range h.ix.PublishedPorts(c) {
+			if b.AllInterfaces() {
+				family := "IPv4"
+				if b.HostIP.Is6() {
+					family = "IPv6"
+				}
+				ev = append(ev, fmt.Sprintf("%s (all %s interfaces)", bindingText(b), family))
+			}
+		}
+		if len(ev) == 0 {
+			continue
+		}
+		out = append(out, r.finding(KindContainer, c.Name, ev,
+			fmt.Sprintf("Re-create %s publishing on one address, e.g. -p 127.0.0.1:HOSTPORT:PORT (compose: ports: [\"127.0.0.1:HOSTPORT:PORT\"]).", c.Name)))
+	}
+	return out
+}
+
+func checkHostNamespace(h *host, r *Rule) []Finding {
+	var out []Finding
+	for i := range h.snap.Containers {
+		c := &h.snap.Containers[i]
+		var ev []string
+		for _, ns := range []struct{ name, mode string }{{"pid", c.PidMode}, {"ipc", c.IpcMode}, {"uts", c.UTSMode}} {
+			if ns.mode == "host" {
+				ev = append(ev, fmt.Sprintf("HostConfig.%sMode=host", strings.ToUpper(ns.name[:1])+ns.name[1:]))
+			}
+		}
+		if len(ev) > 0 {
+			out = append(out, r.finding(KindContainer, c.Name, ev,
+				fmt.Sprintf("Re-create %s without --pid/--ipc/--uts host.", c.Name)))
+		}
+	}
+	return out
+}
+
+func checkBridgeNf(h *host, r *Rule) []Finding {
+	d := h.snap.Daemon
+	var ev []string
+	if d.BridgeNfIptables != nil && !*d.BridgeNfIptables {
+		ev = append(ev, "net.bridge.bridge-nf-call-iptables=0 (reported by the Docker daemon)")
+	}
+	if d.BridgeNfIP6tables != nil && !*d.BridgeNfIP6tables {
+		ev = append(ev, "net.bridge.bridge-nf-call-ip6tables=0 (reported by the Docker daemon)")
+	}
+	if len(ev) == 0 {
+		return nil
+	}
+	return []Finding{r.finding(KindHost, "docker", ev,
+		"modprobe br_netfilter && sysctl -w net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1; persist both in /etc/sysctl.d/99-bridge-nf.conf.")}
+}
+
+func checkCapsNotDropped(h *host, r *Rule) []Finding {
+	var out []Finding
+	for i := range h.snap.Containers {
+		c := &h.snap.Containers[i]
+		if c.DropsAllCaps() || c.Privileged {
+			continue
+		}
+		ev := []string{"HostConfig.CapDrop does not include ALL"}
+		rawKept := !slices.ContainsFunc(c.CapDrop, func(s string) bool { return inventory.NormalizeCap(s) == "NET_RAW" })
+		if rawKept {
+			ev = append(ev, "NET_RAW is kept: raw frames and ARP spoofing bypass enable_icc=false and address-based rules")
+		}
+		out = append(out, r.finding(KindContainer, c.Name, ev,
+			fmt.Sprintf("Re-create %s with --cap-drop ALL and only the --cap-add it needs (compose: cap_drop: [ALL]).", c.Name)))
+	}
+	return out
+}
+
+func checkWritableRootfs(h *host, r *Rule) []Finding {
+	var out []Finding
+	for i := range h.snap.Containers {
+		c := &h.snap.Containers[i]
+		if !c.ReadOnlyRootfs {
+			out = append(out, r.finding(KindContainer, c.Name,
+				[]string{"HostConfig.ReadonlyRootfs=false"},
+				fmt.Sprintf("Re-create %s with --read-only --tmpfs /tmp (compose: read_only: true).", c.Name)))
+		}
+	}
+	return out
+}
+
+func checkNoNewPrivileges(h *host, r *Rule) []Finding {
+	var out []Finding
+	for i := range h.snap.Containers {
+		c := &h.snap.Containers[i]
+		if c.Privileged {
+			continue // reported as privileged
+		}
+		if slices.ContainsFunc(c.SecurityOpt, func(o string) bool {
+			return o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true"
+		}) {
+			continue
+		}
+		out = append(out, r.finding(KindContainer, c.Name,
+			[]string{"HostConfig.SecurityOpt lacks no-new-privileges"},
+			fmt.Sprintf("Re-create %s with --security-opt no-new-privileges.", c.Name)))
+	}
+	return out
+}
+
+func checkPrivilegedPort(h *host, r *Rule) []Finding {
+	var out []Finding
+	for i := range h.snap.Containers {
+		c := &h.snap.Containers[i]
+		var ev []string
+		for _, b := range h.ix.PublishedPorts(c) {
+			if b.HostPort != 0 && b.HostPort < 1024 {
+				ev = append(ev, "host port "+bindingText(b))
+			}
+		}
+		if len(ev) > 0 {
+			out = append(out, r.finding(KindContainer, c.Name, ev,
+				fmt.Sprintf("Publish %s on a host port at or above 1024, or put a reverse proxy in front.", c.Name)))
+		}
+	}
+	return out
+}
+
+func checkSharedNamespace(h *host, r *Rule) []Finding {
+	var out []Finding
+	for i := range h.snap.Containers {
+		c := &h.snap.Containers[i]
+		if other := c.SharedNamespaceWith(); other != "" {
+			out = append(out, r.finding(KindContainer, c.Name,
+				[]string{"HostConfig.NetworkMode=container:" + other},
+				fmt.Sprintf("Unless %s is a deliberate sidecar of %s, attach it to a network of its own.", c.Name, other)))
+		}
+	}
+	return out
+}
+
+func checkInternalPublish(h *host, r *Rule) []Finding {
+	var out []Finding
+	for i := range h.snap.Containers {
+		c := &h.snap.Containers[i]
+		if len(c.Ports) == 0 || len(c.Endpoints) == 0 || h.ix.CanPublish(c) ||
+			c.UsesHostNetwork() || c.NoNetwork() || c.SharedNamespaceWith() != "" {
+			continue
+		}
+		var ports []string
+		for _, b := range c.Ports {
+			ports = append(ports, bindingText(b))
+		}
+		out = append(out, r.finding(KindContainer, c.Name,
+			[]string{
+				"requested: " + strings.Join(ports, ", "),
+				"only on internal networks: " + strings.Join(c.NetworkNames(), ", "),
+			},
+			fmt.Sprintf("Remove the port mapping from %s, or attach it to a non-internal network if the port must be published.", c.Name)))
+	}
+	return out
+}

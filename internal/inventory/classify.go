@@ -1,0 +1,165 @@
+package inventory
+
+import (
+	"strings"
+)
+
+// Labels an operator sets to override zonewarden's guesses.
+const (
+	// LabelSensitive marks a container as a data service ("true") or not
+	// ("false"), whatever its image and ports say.
+	LabelSensitive = "zonewarden.sensitive"
+	// LabelTrust marks a container's trust level: "untrusted", "dev",
+	// "third-party" (all treated as untrusted) or "trusted".
+	LabelTrust = "zonewarden.trust"
+)
+
+// dataPorts are the well-known ports of data services.
+var dataPorts = map[uint16]string{
+	5432:  "PostgreSQL",
+	3306:  "MySQL/MariaDB",
+	33060: "MySQL X protocol",
+	6379:  "Redis",
+	27017: "MongoDB",
+	27018: "MongoDB",
+	27019: "MongoDB",
+	9200:  "Elasticsearch/OpenSearch",
+	9300:  "Elasticsearch/OpenSearch",
+	11211: "memcached",
+	5984:  "CouchDB",
+	9042:  "Cassandra",
+	8086:  "InfluxDB",
+	1433:  "Microsoft SQL Server",
+	1521:  "Oracle Database",
+	2379:  "etcd",
+	7687:  "Neo4j",
+	8123:  "ClickHouse",
+	26257: "CockroachDB",
+	28015: "RethinkDB",
+	8529:  "ArangoDB",
+}
+
+// dataImages maps an image's repository name (last path element, no tag) to
+// the service it runs.
+var dataImages = map[string]string{
+	"postgres":      "PostgreSQL",
+	"postgis":       "PostgreSQL",
+	"timescaledb":   "PostgreSQL",
+	"mysql":         "MySQL/MariaDB",
+	"mariadb":       "MySQL/MariaDB",
+	"percona":       "MySQL/MariaDB",
+	"redis":         "Redis",
+	"redis-stack":   "Redis",
+	"valkey":        "Redis",
+	"keydb":         "Redis",
+	"mongo":         "MongoDB",
+	"mongodb":       "MongoDB",
+	"elasticsearch": "Elasticsearch/OpenSearch",
+	"opensearch":    "Elasticsearch/OpenSearch",
+	"memcached":     "memcached",
+	"couchdb":       "CouchDB",
+	"cassandra":     "Cassandra",
+	"scylla":        "Cassandra",
+	"influxdb":      "InfluxDB",
+	"mssql-server":  "Microsoft SQL Server",
+	"oracle":        "Oracle Database",
+	"etcd":          "etcd",
+	"neo4j":         "Neo4j",
+	"clickhouse":    "ClickHouse",
+	"cockroach":     "CockroachDB",
+	"rethinkdb":     "RethinkDB",
+	"arangodb":      "ArangoDB",
+}
+
+// DataService says whether c runs a data service (a database, cache or
+// search engine that holds data), which one, and why zonewarden thinks so.
+// The label zonewarden.sensitive overrides the guess.
+func DataService(c *Container) (kind, reason string, ok bool) {
+	switch strings.ToLower(c.Labels[LabelSensitive]) {
+	case "true", "yes", "1":
+		return "data service", "label " + LabelSensitive + "=" + c.Labels[LabelSensitive], true
+	case "false", "no", "0":
+		return "", "", false
+	}
+	if k, ok := dataImages[ImageRepo(c.Image)]; ok {
+		return k, "image " + c.Image, true
+	}
+	for _, p := range c.ExposedPorts {
+		if k, ok := dataPorts[p.Number]; ok && p.Protocol == "tcp" {
+			return k, "exposes " + p.String(), true
+		}
+	}
+	for _, b := range c.Ports {
+		if k, ok := dataPorts[b.ContainerPort.Number]; ok && b.ContainerPort.Protocol == "tcp" {
+			return k, "publishes " + b.ContainerPort.String(), true
+		}
+	}
+	return "", "", false
+}
+
+// DataPort names the data service that usually listens on port p, or "".
+func DataPort(p Port) string {
+	if p.Protocol != "tcp" {
+		return ""
+	}
+	return dataPorts[p.Number]
+}
+
+// ImageRepo returns the last path element of an image reference without
+// tag or digest: "docker.io/library/postgres:15" -> "postgres".
+func ImageRepo(image string) string {
+	if i := strings.IndexByte(image, '@'); i >= 0 {
+		image = image[:i]
+	}
+	if i := strings.LastIndexByte(image, '/'); i >= 0 {
+		image = image[i+1:]
+	}
+	if i := strings.IndexByte(image, ':'); i >= 0 {
+		image = image[:i]
+	}
+	return strings.ToLower(image)
+}
+
+// untrustedWords mark development, test and third-party things when they
+// appear as a whole word in a name ("dev-tool", "shop_staging").
+var untrustedWords = map[string]bool{
+	"dev": true, "devel": true, "development": true, "test": true, "testing": true,
+	"staging": true, "stage": true, "sandbox": true, "ci": true, "playground": true,
+	"scratch": true, "untrusted": true, "thirdparty": true, "third-party": true,
+	"vendor": true, "experimental": true, "tmp": true, "temp": true,
+}
+
+// Untrusted says whether c belongs to a lower trust level (development,
+// staging, test, third-party) and why: its zonewarden.trust label, or a
+// word in its compose project or name.
+func Untrusted(c *Container) (reason string, ok bool) {
+	switch v := strings.ToLower(c.Labels[LabelTrust]); v {
+	case "untrusted", "dev", "development", "staging", "test", "third-party", "thirdparty":
+		return "label " + LabelTrust + "=" + v, true
+	case "trusted", "production", "prod":
+		return "", false
+	}
+	if p := c.ComposeProject(); p != "" && UntrustedName(p) {
+		return "compose project " + p, true
+	}
+	if UntrustedName(c.Name) {
+		return "name " + c.Name, true
+	}
+	return "", false
+}
+
+// UntrustedName reports whether a name contains a development, test or
+// third-party word.
+func UntrustedName(name string) bool {
+	if untrustedWords[strings.ToLower(name)] {
+		return true
+	}
+	for _, w := range strings.FieldsFunc(strings.ToLower(name), func(r rune) bool {
+		return r == '-' || r == '_' || r == '.' || r == '/' || r == ' '
+	}) {
+		if untrustedWords[w] {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,423 @@
+// Package dockerapi reads a live Docker host into an inventory.Snapshot.
+//
+// It is the only package that imports the Docker SDK: Docker's types are
+// converted to zonewarden's own at this boundary and never leak further.
+// It negotiates the API version, so it works against Engine API 1.41
+// (Docker 20.10) as well as current engines.
+//
+// The cost of one snapshot is fixed: /version, /info, one network list and
+// one container list, plus one inspect per container (run concurrently) for
+// the fields the list does not carry. No call is made per rule or per pair.
+package dockerapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/zonewarden/zonewarden/internal/inventory"
+)
+
+// DefaultHost is the Engine API endpoint used when neither --docker-host nor
+// DOCKER_HOST is set.
+const DefaultHost = "unix:///var/run/docker.sock"
+
+// inspectWorkers bounds the concurrent container inspects.
+const inspectWorkers = 16
+
+// Client reads snapshots from one Docker daemon.
+type Client struct {
+	api  *client.Client
+	host string
+}
+
+// ResolveHost returns the endpoint to use: host if set, else DOCKER_HOST,
+// else the local socket.
+func ResolveHost(host string) string {
+	if host != "" {
+		return host
+	}
+	if env := os.Getenv("DOCKER_HOST"); env != "" {
+		return env
+	}
+	return DefaultHost
+}
+
+// New returns a client for the daemon at host (see ResolveHost). It does not
+// contact the daemon.
+func New(host string) (*Client, error) {
+	host = ResolveHost(host)
+	api, err := client.NewClientWithOpts(
+		client.WithHost(host),
+		client.WithAPIVersionNegotiation(),
+		client.WithTLSClientConfigFromEnv(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("invalid Docker host %q: %w (use unix:///path/to/docker.sock or tcp://HOST:PORT)", host, err)
+	}
+	return &Client{api: api, host: host}, nil
+}
+
+// Host returns the endpoint this client talks to.
+func (c *Client) Host() string { return c.host }
+
+// API returns the underlying SDK client, for the adapters that act on the
+// host (apply, demo); analysis code must use Snapshot.
+func (c *Client) API() *client.Client { return c.api }
+
+// Close releases the client's connections.
+func (c *Client) Close() error { return c.api.Close() }
+
+// Ping checks that the daemon answers, and negotiates the API version.
+func (c *Client) Ping(ctx context.Context) error {
+	if _, err := c.api.Ping(ctx); err != nil {
+		return c.explain(err)
+	}
+	return nil
+}
+
+// Snapshot reads the whole host: daemon, networks and every container in
+// any state.
+func (c *Client) Snapshot(ctx context.Context) (*inventory.Snapshot, error) {
+	ver, err := c.api.ServerVersion(ctx)
+	if err != nil {
+		return nil, c.explain(err)
+	}
+	info, err := c.api.Info(ctx)
+	if err != nil {
+		return nil, c.explain(err)
+	}
+	nets, err := c.api.NetworkList(ctx, network.ListOptions{})
+	if err != nil {
+		return nil, c.explain(err)
+	}
+	list, err := c.api.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return nil, c.explain(err)
+	}
+
+	snap := &inventory.Snapshot{
+		Version: inventory.SchemaVersion,
+		Source:  inventory.Source{Kind: "docker", Detail: c.host},
+		TakenAt: time.Now().UTC().Truncate(time.Second),
+		Daemon: inventory.Daemon{
+			Version:         ver.Version,
+			APIVersion:      c.api.ClientVersion(),
+			OS:              info.OperatingSystem,
+			Kernel:          info.KernelVersion,
+			IPv4Forwarding:  ptr(info.IPv4Forwarding),
+			LiveRestore:     info.LiveRestoreEnabled,
+			SecurityOptions: info.SecurityOptions,
+		},
+	}
+	snap.Daemon.BridgeNfIptables, snap.Daemon.BridgeNfIP6tables = bridgeNf(info.OSType, info.Warnings)
+	for _, o := range info.SecurityOptions {
+		if strings.Contains(o, "rootless") {
+			snap.Daemon.Rootless = true
+		}
+	}
+
+	netByID := make(map[string]string, len(nets))
+	for _, n := range nets {
+		snap.Networks = append(snap.Networks, convertNetwork(n))
+		netByID[n.ID] = n.Name
+	}
+
+	containers, err := c.inspectAll(ctx, list)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]string, len(containers))
+	for _, ct := range containers {
+		byID[ct.ID] = strings.TrimPrefix(ct.Name, "/")
+	}
+	for _, ct := range containers {
+		snap.Containers = append(snap.Containers, convertContainer(ct, byID))
+	}
+	inventory.Sort(snap)
+	return snap, nil
+}
+
+// inspectAll inspects every listed container with bounded concurrency. A
+// container removed between list and inspect is skipped.
+func (c *Client) inspectAll(ctx context.Context, list []container.Summary) ([]container.InspectResponse, error) {
+	out := make([]container.InspectResponse, len(list))
+	found := make([]bool, len(list))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var (
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+		next     = make(chan int)
+	)
+	for range min(inspectWorkers, len(list)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				resp, err := c.api.ContainerInspect(ctx, list[i].ID)
+				switch {
+				case err == nil:
+					out[i], found[i] = resp, true
+				case errdefsNotFound(err):
+				default:
+					once.Do(func() { firstErr = c.explain(err); cancel() })
+				}
+			}
+		}()
+	}
+feed:
+	for i := range list {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	kept := out[:0]
+	for i, r := range out {
+		if found[i] {
+			kept = append(kept, r)
+		}
+	}
+	return kept, nil
+}
+
+func errdefsNotFound(err error) bool {
+	return client.IsErrNotFound(err)
+}
+
+func convertNetwork(n network.Summary) inventory.Network {
+	out := inventory.Network{
+		ID:         n.ID,
+		Name:       n.Name,
+		Driver:     n.Driver,
+		Scope:      n.Scope,
+		Internal:   n.Internal,
+		EnableIPv6: n.EnableIPv6,
+		ICC:        true,
+		Options:    n.Options,
+		Labels:     n.Labels,
+	}
+	if v, ok := n.Options["com.docker.network.bridge.enable_icc"]; ok {
+		if b, err := strconv.ParseBool(v); err == nil {
+			out.ICC = b
+		}
+	}
+	if n.Driver == "bridge" {
+		out.Bridge = n.Options["com.docker.network.bridge.name"]
+		if out.Bridge == "" && len(n.ID) >= 12 {
+			out.Bridge = "br-" + n.ID[:12]
+		}
+	}
+	for _, cfg := range n.IPAM.Config {
+		p, err := netip.ParsePrefix(cfg.Subnet)
+		if err != nil {
+			continue
+		}
+		s := inventory.Subnet{Prefix: p}
+		if gw, err := netip.ParseAddr(cfg.Gateway); err == nil {
+			s.Gateway = gw
+		}
+		out.Subnets = append(out.Subnets, s)
+	}
+	return out
+}
+
+func convertContainer(ct container.InspectResponse, nameByID map[string]string) inventory.Container {
+	out := inventory.Container{
+		ID:   ct.ID,
+		Name: strings.TrimPrefix(ct.Name, "/"),
+	}
+	if ct.State != nil {
+		out.State = string(ct.State.Status)
+	}
+	if cfg := ct.Config; cfg != nil {
+		out.Image = cfg.Image
+		out.Labels = cfg.Labels
+		out.User = cfg.User
+		for p := range cfg.ExposedPorts {
+			out.ExposedPorts = append(out.ExposedPorts, convertPort(p))
+		}
+		slices.SortFunc(out.ExposedPorts, comparePort)
+	}
+	if hc := ct.HostConfig; hc != nil {
+		mode := string(hc.NetworkMode)
+		if id, ok := strings.CutPrefix(mode, "container:"); ok {
+			if name, ok := nameByID[id]; ok {
+				mode = "container:" + name
+			}
+		}
+		out.NetworkMode = mode
+		out.Privileged = hc.Privileged
+		out.ReadOnlyRootfs = hc.ReadonlyRootfs
+		out.CapAdd = slices.Clone([]string(hc.CapAdd))
+		out.CapDrop = slices.Clone([]string(hc.CapDrop))
+		out.SecurityOpt = hc.SecurityOpt
+		out.PidMode = string(hc.PidMode)
+		out.IpcMode = string(hc.IpcMode)
+		out.UTSMode = string(hc.UTSMode)
+		for p, bindings := range hc.PortBindings {
+			cp := convertPort(p)
+			for _, b := range bindings {
+				out.Ports = append(out.Ports, convertBinding(cp, b))
+			}
+		}
+	}
+	// Where the container runs, the bindings Docker actually made carry
+	// the host ports it picked for "-p 80" (host port 0).
+	if ns := ct.NetworkSettings; ns != nil && len(ns.Ports) > 0 {
+		var live []inventory.PortBinding
+		for p, bindings := range ns.Ports {
+			cp := convertPort(p)
+			for _, b := range bindings {
+				live = append(live, convertBinding(cp, b))
+			}
+		}
+		if len(live) > 0 {
+			out.Ports = live
+		}
+	}
+	slices.SortFunc(out.Ports, compareBinding)
+	out.Ports = slices.Compact(out.Ports)
+
+	if ns := ct.NetworkSettings; ns != nil {
+		for name, ep := range ns.Networks {
+			if ep == nil {
+				continue
+			}
+			e := inventory.Endpoint{Network: name, MAC: ep.MacAddress, Aliases: ep.Aliases}
+			if a, err := netip.ParseAddr(ep.IPAddress); err == nil {
+				e.IPv4 = a
+			}
+			if a, err := netip.ParseAddr(ep.GlobalIPv6Address); err == nil {
+				e.IPv6 = a
+			}
+			out.Endpoints = append(out.Endpoints, e)
+		}
+		slices.SortFunc(out.Endpoints, func(a, b inventory.Endpoint) int { return strings.Compare(a.Network, b.Network) })
+	}
+	for _, m := range ct.Mounts {
+		out.Mounts = append(out.Mounts, inventory.Mount{
+			Type:        string(m.Type),
+			Source:      m.Source,
+			Destination: m.Destination,
+			ReadOnly:    !m.RW,
+		})
+	}
+	return out
+}
+
+func convertPort(p nat.Port) inventory.Port {
+	n, _ := strconv.ParseUint(p.Port(), 10, 16)
+	return inventory.Port{Number: uint16(n), Protocol: p.Proto()}
+}
+
+func convertBinding(cp inventory.Port, b nat.PortBinding) inventory.PortBinding {
+	pb := inventory.PortBinding{ContainerPort: cp}
+	if ip, err := netip.ParseAddr(strings.Trim(b.HostIP, "[]")); err == nil {
+		pb.HostIP = ip
+	}
+	if hp, err := strconv.ParseUint(b.HostPort, 10, 16); err == nil {
+		pb.HostPort = uint16(hp)
+	}
+	return pb
+}
+
+func comparePort(a, b inventory.Port) int {
+	if c := strings.Compare(a.Protocol, b.Protocol); c != 0 {
+		return c
+	}
+	return int(a.Number) - int(b.Number)
+}
+
+func compareBinding(a, b inventory.PortBinding) int {
+	if c := comparePort(a.ContainerPort, b.ContainerPort); c != 0 {
+		return c
+	}
+	if c := a.HostIP.Compare(b.HostIP); c != 0 {
+		return c
+	}
+	return int(a.HostPort) - int(b.HostPort)
+}
+
+// bridgeNf derives the bridge-nf-call-ip(6)tables sysctls from the daemon's
+// warnings: Docker warns when either is disabled. Not known off Linux.
+func bridgeNf(osType string, warnings []string) (v4, v6 *bool) {
+	if osType != "" && osType != "linux" {
+		return nil, nil
+	}
+	on4, on6 := true, true
+	for _, w := range warnings {
+		if strings.Contains(w, "bridge-nf-call-iptables is disabled") {
+			on4 = false
+		}
+		if strings.Contains(w, "bridge-nf-call-ip6tables is disabled") {
+			on6 = false
+		}
+	}
+	return &on4, &on6
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// explain turns a transport error into one line that names the endpoint and
+// says what to do.
+func (c *Client) explain(err error) error {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("Docker daemon at %s did not answer in time: %w", c.host, err)
+	case errors.Is(err, syscall.EACCES), errors.Is(err, os.ErrPermission):
+		return &HostError{Host: c.host, Err: err, Hint: "permission denied: run as root or as a member of the docker group"}
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED), client.IsErrConnectionFailed(err):
+		return &HostError{Host: c.host, Err: err, Hint: "is dockerd running? start it (systemctl start docker) or point --docker-host / DOCKER_HOST at the right socket"}
+	}
+	return &HostError{Host: c.host, Err: err}
+}
+
+// HostError is a failure to talk to the Docker daemon.
+type HostError struct {
+	Host string
+	Err  error
+	Hint string
+}
+
+func (e *HostError) Error() string {
+	msg := fmt.Sprintf("cannot read Docker host %s", e.Host)
+	if e.Hint != "" {
+		return msg + ": " + e.Hint
+	}
+	return msg + ": " + firstLine(e.Err.Error())
+}
+
+func (e *HostError) Unwrap() error { return e.Err }
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

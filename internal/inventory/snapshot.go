@@ -1,0 +1,365 @@
+// Package inventory owns the host snapshot: the containers, networks and
+// daemon settings of one Docker host, as plain data.
+//
+// Every source (the Docker Engine API, compose files, a snapshot file)
+// produces a *Snapshot; every analysis (audit, reachability, policy binding)
+// reads one. The package is pure: it never imports the Docker SDK, netlink or
+// os/exec. The JSON form is versioned and documented in docs/snapshot.md.
+package inventory
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SchemaVersion is the version of the snapshot JSON written by this build.
+// Decode accepts this version only.
+const SchemaVersion = 1
+
+// Snapshot is everything zonewarden knows about one Docker host.
+// The zero value is an empty host.
+type Snapshot struct {
+	Version    int         `json:"version"`
+	Source     Source      `json:"source"`
+	TakenAt    time.Time   `json:"taken_at,omitzero"`
+	Daemon     Daemon      `json:"daemon"`
+	Networks   []Network   `json:"networks"`
+	Containers []Container `json:"containers"`
+}
+
+// Source says where a snapshot came from.
+type Source struct {
+	// Kind is "docker" (a live Engine API), "compose" (compose files, as
+	// docker compose would create them) or "snapshot" (a file).
+	Kind string `json:"kind"`
+	// Detail names the endpoint or files: "unix:///var/run/docker.sock",
+	// "compose.yaml,compose.prod.yaml".
+	Detail string `json:"detail,omitempty"`
+}
+
+// Daemon holds the settings of the Docker daemon that matter for isolation,
+// where the Engine API shows them. Unknown values are left at their zero
+// value and flagged by the *Known fields.
+type Daemon struct {
+	Version    string `json:"version,omitempty"`
+	APIVersion string `json:"api_version,omitempty"`
+	OS         string `json:"os,omitempty"`
+	Kernel     string `json:"kernel,omitempty"`
+	// BridgeNfIptables reports net.bridge.bridge-nf-call-iptables, which
+	// decides whether traffic inside one bridge network passes iptables.
+	BridgeNfIptables  *bool `json:"bridge_nf_iptables,omitempty"`
+	BridgeNfIP6tables *bool `json:"bridge_nf_ip6tables,omitempty"`
+	IPv4Forwarding    *bool `json:"ipv4_forwarding,omitempty"`
+	LiveRestore       bool  `json:"live_restore,omitempty"`
+	Rootless          bool  `json:"rootless,omitempty"`
+	// SecurityOptions as reported by /info ("name=seccomp,profile=builtin").
+	SecurityOptions []string `json:"security_options,omitempty"`
+}
+
+// Network is one Docker network.
+type Network struct {
+	ID     string `json:"id,omitempty"`
+	Name   string `json:"name"`
+	Driver string `json:"driver"` // bridge, host, null, overlay, macvlan, ...
+	Scope  string `json:"scope,omitempty"`
+	// Internal networks have no route out of the host and publish no ports.
+	Internal bool `json:"internal,omitempty"`
+	// ICC is false when com.docker.network.bridge.enable_icc=false: members
+	// of the network cannot reach each other.
+	ICC        bool             `json:"icc"`
+	EnableIPv6 bool             `json:"enable_ipv6,omitempty"`
+	Subnets    []Subnet         `json:"subnets,omitempty"`
+	Options    map[string]string `json:"options,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	// Bridge is the host-side bridge interface (docker0, br-1a2b3c4d5e6f).
+	Bridge string `json:"bridge,omitempty"`
+	// External is set by the compose source for networks the project uses
+	// but does not create.
+	External bool `json:"external,omitempty"`
+}
+
+// Subnet is one IPAM pool of a network.
+type Subnet struct {
+	Prefix  netip.Prefix `json:"prefix"`
+	Gateway netip.Addr   `json:"gateway,omitzero"`
+}
+
+// Builtin network names that Docker creates on every host.
+const (
+	DefaultBridge = "bridge"
+	HostNetwork   = "host"
+	NoneNetwork   = "none"
+)
+
+// IsDefaultBridge reports whether n is Docker's default bridge network
+// (docker0), which has no embedded DNS and does not isolate projects.
+func (n *Network) IsDefaultBridge() bool {
+	return n.Name == DefaultBridge && n.Driver == "bridge"
+}
+
+// IsBuiltin reports whether n is one of the networks Docker creates itself.
+func (n *Network) IsBuiltin() bool {
+	return n.Name == DefaultBridge || n.Name == HostNetwork || n.Name == NoneNetwork
+}
+
+// HasIPv6 reports whether the network carries IPv6 addresses.
+func (n *Network) HasIPv6() bool {
+	if n.EnableIPv6 {
+		return true
+	}
+	for _, s := range n.Subnets {
+		if s.Prefix.Addr().Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+// Container is one container in any state, or one service replica that a
+// compose file would create.
+type Container struct {
+	ID    string `json:"id,omitempty"`
+	Name  string `json:"name"` // without the leading slash
+	Image string `json:"image,omitempty"`
+	// State is Docker's state (running, created, exited, paused,
+	// restarting, dead) or "defined" for a compose service not yet created.
+	State  string            `json:"state"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// NetworkMode is HostConfig.NetworkMode: "bridge", "host", "none",
+	// "container:<name or id>", or a network name.
+	NetworkMode string     `json:"network_mode,omitempty"`
+	Endpoints   []Endpoint `json:"endpoints,omitempty"`
+	// Ports are the port bindings requested at creation (HostConfig), which
+	// Docker applies whenever the container runs. Docker ignores them for a
+	// container whose only networks are internal; see PublishedPorts.
+	Ports []PortBinding `json:"ports,omitempty"`
+	// ExposedPorts are the image's and the container's EXPOSE ports.
+	ExposedPorts []Port `json:"exposed_ports,omitempty"`
+
+	Privileged     bool     `json:"privileged,omitempty"`
+	ReadOnlyRootfs bool     `json:"read_only_rootfs,omitempty"`
+	CapAdd         []string `json:"cap_add,omitempty"`
+	CapDrop        []string `json:"cap_drop,omitempty"`
+	SecurityOpt    []string `json:"security_opt,omitempty"`
+	PidMode        string   `json:"pid_mode,omitempty"`
+	IpcMode        string   `json:"ipc_mode,omitempty"`
+	UTSMode        string   `json:"uts_mode,omitempty"`
+	User           string   `json:"user,omitempty"`
+	Mounts         []Mount  `json:"mounts,omitempty"`
+}
+
+// Endpoint is a container's attachment to one network.
+type Endpoint struct {
+	Network string     `json:"network"`
+	IPv4    netip.Addr `json:"ipv4,omitzero"`
+	IPv6    netip.Addr `json:"ipv6,omitzero"`
+	MAC     string     `json:"mac,omitempty"`
+	Aliases []string   `json:"aliases,omitempty"`
+}
+
+// Port is a container port and protocol ("5432/tcp").
+type Port struct {
+	Number   uint16 `json:"port"`
+	Protocol string `json:"protocol"` // tcp, udp or sctp
+}
+
+func (p Port) String() string { return strconv.Itoa(int(p.Number)) + "/" + p.Protocol }
+
+// PortBinding publishes a container port on the host.
+type PortBinding struct {
+	ContainerPort Port `json:"container_port"`
+	// HostIP is the address bound on the host; the zero Addr, 0.0.0.0 and
+	// :: all mean every interface.
+	HostIP netip.Addr `json:"host_ip,omitzero"`
+	// HostPort is the host port; 0 means Docker picks one when the
+	// container starts.
+	HostPort uint16 `json:"host_port"`
+}
+
+// AllInterfaces reports whether the binding listens on every host address.
+func (b PortBinding) AllInterfaces() bool {
+	return !b.HostIP.IsValid() || b.HostIP.IsUnspecified()
+}
+
+// HostAddress renders the host side as "0.0.0.0:8443" or "[::]:8443".
+func (b PortBinding) HostAddress() string {
+	ip := b.HostIP
+	if !ip.IsValid() {
+		ip = netip.IPv4Unspecified()
+	}
+	return netip.AddrPortFrom(ip, b.HostPort).String()
+}
+
+// Mount is a volume or bind mount.
+type Mount struct {
+	Type        string `json:"type"` // bind, volume, tmpfs, npipe
+	Source      string `json:"source,omitempty"`
+	Destination string `json:"destination"`
+	ReadOnly    bool   `json:"read_only,omitempty"`
+}
+
+// Compose labels set by docker compose on the containers it creates.
+const (
+	LabelComposeProject = "com.docker.compose.project"
+	LabelComposeService = "com.docker.compose.service"
+)
+
+// ComposeProject returns the compose project that created the container, or "".
+func (c *Container) ComposeProject() string { return c.Labels[LabelComposeProject] }
+
+// ComposeService returns the compose service of the container, or "".
+func (c *Container) ComposeService() string { return c.Labels[LabelComposeService] }
+
+// Running reports whether the container's processes are running now.
+func (c *Container) Running() bool {
+	return c.State == "running" || c.State == "paused" || c.State == "restarting"
+}
+
+// UsesHostNetwork reports whether the container shares the host's network
+// namespace.
+func (c *Container) UsesHostNetwork() bool { return c.NetworkMode == HostNetwork }
+
+// NoNetwork reports whether the container has no network at all.
+func (c *Container) NoNetwork() bool { return c.NetworkMode == NoneNetwork }
+
+// SharedNamespaceWith returns the container whose network namespace c
+// joins (--network container:X), or "".
+func (c *Container) SharedNamespaceWith() string {
+	name, ok := strings.CutPrefix(c.NetworkMode, "container:")
+	if !ok {
+		return ""
+	}
+	return name
+}
+
+// NetworkNames returns the names of the networks c is attached to, sorted.
+func (c *Container) NetworkNames() []string {
+	names := make([]string, 0, len(c.Endpoints))
+	for _, e := range c.Endpoints {
+		names = append(names, e.Network)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// OnNetwork reports whether c has an endpoint on the named network.
+func (c *Container) OnNetwork(name string) bool {
+	for _, e := range c.Endpoints {
+		if e.Network == name {
+			return true
+		}
+	}
+	return false
+}
+
+// HasCapAdded reports whether cap (without the CAP_ prefix) is in CapAdd,
+// or ALL is.
+func (c *Container) HasCapAdded(cap string) bool {
+	for _, a := range c.CapAdd {
+		a = NormalizeCap(a)
+		if a == cap || a == "ALL" {
+			return true
+		}
+	}
+	return false
+}
+
+// DropsAllCaps reports whether the container was started with --cap-drop ALL.
+func (c *Container) DropsAllCaps() bool {
+	for _, d := range c.CapDrop {
+		if NormalizeCap(d) == "ALL" {
+			return true
+		}
+	}
+	return false
+}
+
+// NormalizeCap upper-cases a capability name and strips the CAP_ prefix.
+func NormalizeCap(s string) string {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	return strings.TrimPrefix(s, "CAP_")
+}
+
+// Index gives constant-time lookups into a snapshot. Build one with
+// NewIndex after the snapshot is complete; it does not follow later changes.
+type Index struct {
+	Snap       *Snapshot
+	networks   map[string]*Network
+	containers map[string]*Container
+	// members maps a network name to the containers attached to it, in
+	// snapshot order.
+	members map[string][]*Container
+}
+
+// NewIndex indexes s by network and container name (and by id and short id
+// for containers, so that "container:<id>" resolves).
+func NewIndex(s *Snapshot) *Index {
+	ix := &Index{
+		Snap:       s,
+		networks:   make(map[string]*Network, len(s.Networks)),
+		containers: make(map[string]*Container, 2*len(s.Containers)),
+		members:    make(map[string][]*Container, len(s.Networks)),
+	}
+	for i := range s.Networks {
+		n := &s.Networks[i]
+		ix.networks[n.Name] = n
+		if n.ID != "" {
+			ix.networks[n.ID] = n
+		}
+	}
+	for i := range s.Containers {
+		c := &s.Containers[i]
+		if c.ID != "" {
+			ix.containers[c.ID] = c
+			if len(c.ID) > 12 {
+				ix.containers[c.ID[:12]] = c
+			}
+		}
+		ix.containers[c.Name] = c // names win over id prefixes
+		for _, e := range c.Endpoints {
+			ix.members[e.Network] = append(ix.members[e.Network], c)
+		}
+	}
+	return ix
+}
+
+// Network returns the network with the given name or id, or nil.
+func (ix *Index) Network(name string) *Network { return ix.networks[name] }
+
+// Container returns the container with the given name or id, or nil.
+func (ix *Index) Container(name string) *Container { return ix.containers[name] }
+
+// Members returns the containers attached to the named network.
+func (ix *Index) Members(network string) []*Container { return ix.members[network] }
+
+// PublishedPorts returns the bindings Docker really publishes for c: none
+// when c uses the host's or another container's namespace, has no network,
+// or is attached only to internal networks (Docker ignores -p there).
+func (ix *Index) PublishedPorts(c *Container) []PortBinding {
+	if len(c.Ports) == 0 || !ix.CanPublish(c) {
+		return nil
+	}
+	return c.Ports
+}
+
+// CanPublish reports whether Docker would publish ports for c.
+func (ix *Index) CanPublish(c *Container) bool {
+	if c.UsesHostNetwork() || c.NoNetwork() || c.SharedNamespaceWith() != "" {
+		return false
+	}
+	if len(c.Endpoints) == 0 {
+		// Not attached (a created container of a compose project whose
+		// network is unknown): assume Docker's default behaviour.
+		return true
+	}
+	for _, e := range c.Endpoints {
+		n := ix.Network(e.Network)
+		if n == nil || !n.Internal {
+			return true
+		}
+	}
+	return false
+}
