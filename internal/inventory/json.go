@@ -167,15 +167,25 @@ func positioned(data []byte, err error) error {
 	var oe *offsetError
 	switch {
 	case errors.As(err, &se):
-		off = se.Offset
-		if msg == "" || se.Error() == "" {
+		off = max(se.Offset-1, 0) // the offset is just past the offending byte
+		if se.Error() == "" {
 			msg = "unexpected data after the snapshot object"
+		}
+		if strings.Contains(msg, "unexpected end of JSON input") {
+			off = int64(len(data))
+			msg = "unexpected end of file: the snapshot is truncated"
 		}
 	case errors.As(err, &te):
 		off = te.Offset
 		msg = fmt.Sprintf("field %q: cannot use JSON %s as %s", te.Field, te.Value, te.Type)
 	case errors.As(err, &oe):
 		off = oe.offset
+		// Point at the key of an unknown field, not past its value.
+		if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+			if i := bytes.LastIndex(data[:min(off, int64(len(data)))], []byte(name)); i >= 0 {
+				off = int64(i)
+			}
+		}
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		off = int64(len(data))
