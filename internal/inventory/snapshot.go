@@ -69,9 +69,9 @@ type Network struct {
 	Internal bool `json:"internal,omitempty"`
 	// ICC is false when com.docker.network.bridge.enable_icc=false: members
 	// of the network cannot reach each other.
-	ICC        bool             `json:"icc"`
-	EnableIPv6 bool             `json:"enable_ipv6,omitempty"`
-	Subnets    []Subnet         `json:"subnets,omitempty"`
+	ICC        bool              `json:"icc"`
+	EnableIPv6 bool              `json:"enable_ipv6,omitempty"`
+	Subnets    []Subnet          `json:"subnets,omitempty"`
 	Options    map[string]string `json:"options,omitempty"`
 	Labels     map[string]string `json:"labels,omitempty"`
 	// Bridge is the host-side bridge interface (docker0, br-1a2b3c4d5e6f).
