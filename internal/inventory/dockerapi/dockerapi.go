@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"slices"
@@ -23,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
@@ -40,8 +42,9 @@ const inspectWorkers = 16
 
 // Client reads snapshots from one Docker daemon.
 type Client struct {
-	api  *client.Client
-	host string
+	api      *client.Client
+	host     string
+	requests *requestCounter
 }
 
 // ResolveHost returns the endpoint to use: host if set, else DOCKER_HOST,
@@ -60,7 +63,9 @@ func ResolveHost(host string) string {
 // contact the daemon.
 func New(host string) (*Client, error) {
 	host = ResolveHost(host)
+	hc := &http.Client{Transport: &http.Transport{}}
 	api, err := client.NewClientWithOpts(
+		client.WithHTTPClient(hc),
 		client.WithHost(host),
 		client.WithAPIVersionNegotiation(),
 		client.WithTLSClientConfigFromEnv(),
@@ -68,7 +73,56 @@ func New(host string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid Docker host %q: %w (use unix:///path/to/docker.sock or tcp://HOST:PORT)", host, err)
 	}
-	return &Client{api: api, host: host}, nil
+	// The client keeps hc; wrapping its (already configured) transport
+	// counts every request it makes.
+	counter := &requestCounter{base: hc.Transport}
+	hc.Transport = counter
+	return &Client{api: api, host: host, requests: counter}, nil
+}
+
+// Requests returns how many Engine API requests this client has made, by
+// "METHOD /path" with ids and the version prefix folded ("GET /containers/{id}/json").
+func (c *Client) Requests() map[string]int { return c.requests.snapshot() }
+
+// requestCounter counts requests, to prove the cost of a snapshot in tests
+// and benchmarks.
+type requestCounter struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	n    map[string]int
+}
+
+func (rc *requestCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	key := r.Method + " " + foldPath(r.URL.Path)
+	rc.mu.Lock()
+	if rc.n == nil {
+		rc.n = map[string]int{}
+	}
+	rc.n[key]++
+	rc.mu.Unlock()
+	return rc.base.RoundTrip(r)
+}
+
+func (rc *requestCounter) snapshot() map[string]int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	out := make(map[string]int, len(rc.n))
+	for k, v := range rc.n {
+		out[k] = v
+	}
+	return out
+}
+
+// foldPath turns /v1.41/containers/4f1c.../json into /containers/{id}/json.
+func foldPath(p string) string {
+	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	if len(parts) > 0 && strings.HasPrefix(parts[0], "v1.") {
+		parts = parts[1:]
+	}
+	if len(parts) == 3 && (parts[0] == "containers" || parts[0] == "networks" || parts[0] == "images") {
+		parts[1] = "{id}"
+	}
+	return "/" + strings.Join(parts, "/")
 }
 
 // Host returns the endpoint this client talks to.
@@ -207,7 +261,7 @@ feed:
 }
 
 func errdefsNotFound(err error) bool {
-	return client.IsErrNotFound(err)
+	return cerrdefs.IsNotFound(err)
 }
 
 func convertNetwork(n network.Summary) inventory.Network {
@@ -389,7 +443,7 @@ func ptr[T any](v T) *T { return &v }
 func (c *Client) explain(err error) error {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("Docker daemon at %s did not answer in time: %w", c.host, err)
+		return fmt.Errorf("the Docker daemon at %s did not answer in time: %w", c.host, err)
 	case errors.Is(err, syscall.EACCES), errors.Is(err, os.ErrPermission):
 		return &HostError{Host: c.host, Err: err, Hint: "permission denied: run as root or as a member of the docker group"}
 	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED), client.IsErrConnectionFailed(err):

@@ -1,0 +1,180 @@
+# shellcheck shell=bash
+# Shared by scripts/test.sh and scripts/demo.sh (source it, do not run it):
+# root check, Debian/Ubuntu prerequisites, Go version check, and a Docker
+# daemon that is started when none answers and stopped again on exit.
+#
+# After zw_ensure_dockerd, ZW_STARTED_DOCKERD=1 means this script started
+# dockerd (pid ZW_DOCKERD_PID, log ZW_DOCKERD_LOG) and zw_stop_dockerd will
+# stop it; 0 means a daemon was already running and is left alone.
+
+ZW_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ZW_DOCKERD_LOG="${ZW_DOCKERD_LOG:-/var/log/zonewarden-dockerd.log}"
+ZW_DOCKERD_WAIT="${ZW_DOCKERD_WAIT:-30}" # seconds
+ZW_STARTED_DOCKERD=0
+ZW_DOCKERD_PID=""
+ZW_PROG="$(basename "$0")"
+
+zw_log() { printf '%s: %s\n' "$ZW_PROG" "$*" >&2; }
+zw_die() { printf '%s: error: %s\n' "$ZW_PROG" "$*" >&2; exit 1; }
+
+zw_require_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		zw_die "must run as root (it installs packages, starts dockerd and changes the firewall): run  sudo $0${*:+ $*}"
+	fi
+}
+
+# zw_has_pkg PACKAGE: whether PACKAGE is present, by the command it provides
+# where another package could provide it too (docker-ce instead of docker.io).
+zw_has_pkg() {
+	case "$1" in
+	docker.io) command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 ;;
+	nftables) command -v nft >/dev/null 2>&1 ;;
+	iptables) command -v iptables >/dev/null 2>&1 ;;
+	ca-certificates) [ -s /etc/ssl/certs/ca-certificates.crt ] ;;
+	*) dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed' ;;
+	esac
+}
+
+# zw_install_packages PACKAGE...: installs those not present, with one
+# apt-get update, non-interactively.
+zw_install_packages() {
+	local missing=() p
+	for p in "$@"; do
+		zw_has_pkg "$p" || missing+=("$p")
+	done
+	[ "${#missing[@]}" -eq 0 ] && return 0
+	command -v apt-get >/dev/null 2>&1 ||
+		zw_die "missing ${missing[*]} and there is no apt-get: install them by hand (Debian/Ubuntu package names)"
+	zw_log "installing ${missing[*]} with apt-get"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq </dev/null || zw_die "apt-get update failed"
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null ||
+		zw_die "apt-get install ${missing[*]} failed"
+}
+
+# zw_require_go: go on PATH (also /usr/local/go/bin, which sudo drops) and at
+# least the version in go.mod's go line. An older go (1.21+) switches to the
+# required toolchain itself, fetched from the Go module proxy (GOTOOLCHAIN=auto);
+# nothing else is downloaded.
+zw_require_go() {
+	local want have local_version
+	want="$(awk '$1 == "go" { print $2; exit }' "$ZW_REPO_ROOT/go.mod")"
+	if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+		PATH="/usr/local/go/bin:$PATH"
+		export PATH
+	fi
+	command -v go >/dev/null 2>&1 || zw_die "Go $want or newer is needed and 'go' is not installed.
+  Install it from https://go.dev/dl/ (download go$want.linux-amd64.tar.gz, then
+  rm -rf /usr/local/go && tar -C /usr/local -xzf go$want.linux-amd64.tar.gz)
+  and run this again; it also looks in /usr/local/go/bin."
+	local_version="$(cd / && GOTOOLCHAIN=local go env GOVERSION 2>/dev/null)"
+	local_version="${local_version#go}"
+	if ! zw_version_at_least "${local_version%% *}" "$want"; then
+		zw_log "go ${local_version:-(unknown version)} is older than go.mod's go $want; go will fetch go$want from the Go module proxy (GOTOOLCHAIN=auto)"
+	fi
+	have="$(cd "$ZW_REPO_ROOT" && go env GOVERSION 2>/dev/null)"
+	have="${have#go}"
+	have="${have%% *}"
+	zw_version_at_least "$have" "$want" || zw_die "Go $want or newer is needed, and $(command -v go) is $(go version 2>&1 | awk '{print $3}').
+  Install Go $want from https://go.dev/dl/, or let go 1.21+ fetch it from the Go
+  module proxy (do not set GOTOOLCHAIN=local; GOPROXY must reach proxy.golang.org)."
+	zw_log "using go $have ($(command -v go))"
+}
+
+# zw_version_at_least HAVE WANT: whether version HAVE >= WANT (1.26.8 style).
+zw_version_at_least() {
+	[ -n "$1" ] && [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]
+}
+
+# zw_docker_answers: whether a Docker daemon answers, within 5 s.
+zw_docker_answers() {
+	if command -v docker >/dev/null 2>&1; then
+		timeout 5 docker info >/dev/null 2>&1 && return 0
+	fi
+	if [ -z "${DOCKER_HOST:-}" ] && command -v curl >/dev/null 2>&1; then
+		curl -fsS -m 5 --unix-socket /var/run/docker.sock http://localhost/_ping >/dev/null 2>&1 && return 0
+	fi
+	return 1
+}
+
+# zw_ensure_dockerd: makes sure a Docker daemon answers, starting dockerd in
+# the background (log in ZW_DOCKERD_LOG) if none does, and waiting up to
+# ZW_DOCKERD_WAIT seconds for it.
+zw_ensure_dockerd() {
+	if zw_docker_answers; then
+		zw_log "Docker daemon is running; leaving it as it is"
+		return 0
+	fi
+	[ -z "${DOCKER_HOST:-}" ] ||
+		zw_die "DOCKER_HOST=$DOCKER_HOST does not answer; start that daemon, or unset DOCKER_HOST to use a local dockerd"
+	command -v dockerd >/dev/null 2>&1 || zw_die "dockerd not found (apt-get install -y docker.io)"
+	if pidof dockerd >/dev/null 2>&1; then
+		zw_log "a dockerd process exists but does not answer yet; waiting for it"
+	else
+		zw_log "starting dockerd (log: $ZW_DOCKERD_LOG)"
+		mkdir -p "$(dirname "$ZW_DOCKERD_LOG")"
+		# Its own session: a Ctrl-C in this terminal is for the script; the
+		# trap stops dockerd (or leaves it running, as asked).
+		setsid dockerd >"$ZW_DOCKERD_LOG" 2>&1 </dev/null &
+		ZW_DOCKERD_PID=$!
+		ZW_STARTED_DOCKERD=1
+	fi
+	local deadline=$((SECONDS + ZW_DOCKERD_WAIT))
+	until zw_docker_answers; do
+		if [ -n "$ZW_DOCKERD_PID" ] && ! kill -0 "$ZW_DOCKERD_PID" 2>/dev/null; then
+			ZW_STARTED_DOCKERD=0
+			tail -n 20 "$ZW_DOCKERD_LOG" >&2 || true
+			zw_die "dockerd exited during start-up; its log is $ZW_DOCKERD_LOG (last lines above)"
+		fi
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			[ -f "$ZW_DOCKERD_LOG" ] && tail -n 20 "$ZW_DOCKERD_LOG" >&2
+			zw_die "Docker daemon did not answer within ${ZW_DOCKERD_WAIT}s; see $ZW_DOCKERD_LOG"
+		fi
+		sleep 0.5
+	done
+	zw_log "Docker daemon answers ($(docker version -f '{{.Server.Version}}' 2>/dev/null || echo '?'))"
+}
+
+# zw_stop_dockerd: stops the dockerd that zw_ensure_dockerd started, if any
+# (SIGTERM, up to 20 s, then SIGKILL). A daemon found running is left alone.
+zw_stop_dockerd() {
+	[ "$ZW_STARTED_DOCKERD" = 1 ] && [ -n "$ZW_DOCKERD_PID" ] || return 0
+	ZW_STARTED_DOCKERD=0
+	kill -0 "$ZW_DOCKERD_PID" 2>/dev/null || return 0
+	zw_log "stopping the dockerd it started (pid $ZW_DOCKERD_PID)"
+	kill -TERM "$ZW_DOCKERD_PID" 2>/dev/null || true
+	local deadline=$((SECONDS + 20))
+	while kill -0 "$ZW_DOCKERD_PID" 2>/dev/null; do
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			zw_log "dockerd did not stop within 20 s; killing it"
+			kill -KILL "$ZW_DOCKERD_PID" 2>/dev/null || true
+			break
+		fi
+		sleep 0.2
+	done
+	wait "$ZW_DOCKERD_PID" 2>/dev/null || true
+}
+
+# zw_test_leftovers [--remove]: reports the containers and networks labelled
+# zonewarden.test (left by a test binary that was killed, or by a Docker
+# 20.10 stale endpoint) and, with --remove, removes them. Only remove them on
+# a daemon this script owns: on a shared one they may be another run's.
+zw_test_leftovers() {
+	local cs ns
+	cs="$(docker ps -aq --filter label=zonewarden.test 2>/dev/null)" || return 0
+	ns="$(docker network ls -q --filter label=zonewarden.test 2>/dev/null)" || return 0
+	[ -z "$cs$ns" ] && return 0
+	local what
+	what="$(echo "$cs" | grep -c .) container(s) and $(echo "$ns" | grep -c .) network(s) labelled zonewarden.test"
+	if [ "${1:-}" != --remove ]; then
+		zw_log "note: $what exist (another test run's, or left behind); remove them with:
+  docker rm -f \$(docker ps -aq --filter label=zonewarden.test); docker network rm \$(docker network ls -q --filter label=zonewarden.test)"
+		return 0
+	fi
+	zw_log "removing $what"
+	# shellcheck disable=SC2086 # word splitting of the id lists is wanted
+	[ -z "$cs" ] || docker rm -f $cs >/dev/null 2>&1 || true
+	# shellcheck disable=SC2086
+	[ -z "$ns" ] || docker network rm $ns >/dev/null 2>&1 ||
+		zw_log "warning: some test networks could not be removed (Docker 20.10 stale endpoints: restarting dockerd clears them)"
+}
