@@ -294,8 +294,8 @@ func checkPublishedBypass(h *host, r *Rule) []Finding {
 	for i := range h.snap.Containers {
 		c := &h.snap.Containers[i]
 		var ev []string
-		for _, b := range h.ix.PublishedPorts(c) {
-			reachers := paths.Reachers(c, b)
+		for _, group := range groupBindings(h.ix.PublishedPorts(c)) {
+			reachers := paths.Reachers(c, group[0])
 			if len(reachers) == 0 {
 				continue
 			}
@@ -307,8 +307,8 @@ func checkPublishedBypass(h *host, r *Rule) []Finding {
 			if len(reachers) > maxNamesInProof {
 				more = fmt.Sprintf(" and %d more", len(reachers)-maxNamesInProof)
 			}
-			ev = append(ev, fmt.Sprintf("%s: reachable through the host or gateway address from %d container(s) on other networks: %s%s",
-				bindingText(b), len(reachers), strings.Join(names, ", "), more))
+			ev = append(ev, fmt.Sprintf("%s: reachable through the host or gateway address from %s on other networks: %s%s",
+				groupText(group), plural(len(reachers), "container"), strings.Join(names, ", "), more))
 		}
 		if len(ev) == 0 {
 			continue
@@ -318,6 +318,37 @@ func checkPublishedBypass(h *host, r *Rule) []Finding {
 			fmt.Sprintf("If only containers use the port, remove the mapping from %s and connect its clients to one of its networks; if only the host needs it, publish on 127.0.0.1; otherwise enforce the allowed flows with zonewarden apply.", c.Name)))
 	}
 	return out
+}
+
+// groupBindings puts together the bindings of one container port on one
+// host port that are reachable alike: Docker's -p 8080:80 binds 0.0.0.0
+// and ::, which are one exposure, not two.
+func groupBindings(bs []inventory.PortBinding) [][]inventory.PortBinding {
+	var groups [][]inventory.PortBinding
+	for _, b := range bs {
+		placed := false
+		for i, g := range groups {
+			if g[0].ContainerPort == b.ContainerPort && g[0].HostPort == b.HostPort &&
+				g[0].AllInterfaces() == b.AllInterfaces() && (b.AllInterfaces() || g[0].HostIP == b.HostIP) {
+				groups[i] = append(groups[i], b)
+				placed = true
+				break
+			}
+		}
+		if !placed {
+			groups = append(groups, []inventory.PortBinding{b})
+		}
+	}
+	return groups
+}
+
+// groupText renders a group as "0.0.0.0:8080 and [::]:8080 -> 80/tcp".
+func groupText(g []inventory.PortBinding) string {
+	hosts := make([]string, len(g))
+	for i, b := range g {
+		hosts[i] = b.HostAddress()
+	}
+	return strings.Join(hosts, " and ") + "->" + g[0].ContainerPort.String()
 }
 
 func checkHostNetwork(h *host, r *Rule) []Finding {
@@ -430,7 +461,7 @@ func checkUntrustedShares(h *host, r *Rule) []Finding {
 			ev = append(ev, fmt.Sprintf("%s is a data service: %s (%s)", c.Name, h.data[c].kind, h.data[c].reason))
 		}
 		out = append(out, r.finding(KindNetwork, n.Name, ev,
-			fmt.Sprintf("docker network disconnect %s <container> for %s; give them a network of their own.", n.Name, strings.Join(containerNames(untrusted), ", "))))
+			fmt.Sprintf("docker network disconnect %s %s; give untrusted containers a network of their own.", n.Name, strings.Join(containerNames(untrusted), " && docker network disconnect "+n.Name+" "))))
 	}
 	return out
 }
@@ -450,9 +481,9 @@ func checkGateway(h *host, r *Rule) []Finding {
 				dataNets = append(dataNets, name)
 				ev = append(ev, fmt.Sprintf("network %s holds data services: %s", name, strings.Join(containerNames(d), ", ")))
 			}
-			if h.networkUntrusted(name) {
+			if why := h.networkUntrusted(name); why != "" {
 				untrustedNets = append(untrustedNets, name)
-				ev = append(ev, fmt.Sprintf("network %s is untrusted (development, test or third-party)", name))
+				ev = append(ev, fmt.Sprintf("network %s is untrusted: %s", name, why))
 			}
 		}
 		f := r.finding(KindContainer, c.Name, ev,
@@ -468,18 +499,29 @@ func checkGateway(h *host, r *Rule) []Finding {
 	return out
 }
 
-// networkUntrusted reports whether a network belongs to an untrusted zone:
-// its name says so, or one of its members is untrusted.
-func (h *host) networkUntrusted(name string) bool {
+// networkUntrusted says why a network belongs to an untrusted zone — its
+// name says so, or every member that is not a data service is untrusted
+// (a development network) — or "" when it does not. One staging container
+// on a production network does not make the network untrusted; that case
+// is untrusted-shares-data-network's.
+func (h *host) networkUntrusted(name string) string {
 	if inventory.UntrustedName(name) {
-		return true
+		return "its name marks development, test or third-party use"
 	}
+	var why string
 	for _, c := range h.ix.Members(name) {
-		if _, ok := h.untrusted[c]; ok {
-			return true
+		if _, isData := h.data[c]; isData {
+			continue
+		}
+		w, ok := h.untrusted[c]
+		if !ok {
+			return ""
+		}
+		if why == "" {
+			why = fmt.Sprintf("its members are untrusted (%s: %s)", c.Name, w)
 		}
 	}
-	return false
+	return why
 }
 
 func checkCrossProject(h *host, r *Rule) []Finding {
@@ -544,7 +586,7 @@ func checkICCDefaultBridge(h *host, r *Rule) []Finding {
 	return []Finding{r.finding(KindNetwork, n.Name,
 		[]string{
 			"com.docker.network.bridge.enable_icc is not false on the default bridge",
-			fmt.Sprintf("%d container(s) use it: %s", len(members), strings.Join(names, ", ")),
+			fmt.Sprintf("%s use it: %s", plural(len(members), "container"), strings.Join(names, ", ")),
 		},
 		`Add "icc": false to /etc/docker/daemon.json and restart dockerd; better, move the containers to user-defined networks.`)}
 }
@@ -707,4 +749,12 @@ func checkInternalPublish(h *host, r *Rule) []Finding {
 			fmt.Sprintf("Remove the port mapping from %s, or attach it to a non-internal network if the port must be published.", c.Name)))
 	}
 	return out
+}
+
+// plural renders "1 container" or "4 containers".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

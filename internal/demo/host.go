@@ -130,7 +130,7 @@ func (h Host) Snapshot() *inventory.Snapshot {
 	yes := true
 	snap := &inventory.Snapshot{
 		Version: inventory.SchemaVersion,
-		Source:  inventory.Source{Kind: "snapshot", Detail: "embedded demo host"},
+		Source:  inventory.Source{Kind: "embedded", Detail: "demo host"},
 		Daemon: inventory.Daemon{
 			Version: "20.10.24", APIVersion: "1.41", OS: "Debian GNU/Linux 12 (bookworm)",
 			BridgeNfIptables: &yes, BridgeNfIP6tables: &yes, IPv4Forwarding: &yes,

@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/inventory/compose"
+	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+)
+
+// sourceFlags select where a command reads the host from.
+type sourceFlags struct {
+	dockerHost   string
+	composeFiles []string
+	projectName  string
+	snapshotFile string
+}
+
+func (s *sourceFlags) register(root *cobra.Command) {
+	f := root.PersistentFlags()
+	f.StringVar(&s.dockerHost, "docker-host", "", "Docker Engine API endpoint (default: $DOCKER_HOST, else unix:///var/run/docker.sock)")
+	f.StringArrayVarP(&s.composeFiles, "file", "f", nil, "read the host from compose `FILE`s instead of Docker (repeat to merge, as docker compose -f does)")
+	f.StringVarP(&s.projectName, "project-name", "p", "", "compose project name (default: as docker compose derives it)")
+	f.StringVar(&s.snapshotFile, "snapshot", "", "read the host from a snapshot `FILE` written by 'zonewarden snapshot'")
+}
+
+// load reads the selected source into a snapshot.
+func (s *sourceFlags) load(ctx context.Context) (*inventory.Snapshot, error) {
+	switch {
+	case s.snapshotFile != "" && len(s.composeFiles) > 0:
+		return nil, fmt.Errorf("--snapshot and -f both given: choose one source")
+	case s.snapshotFile != "":
+		return inventory.ReadFile(s.snapshotFile)
+	case len(s.composeFiles) > 0:
+		return compose.Load(ctx, s.composeFiles, compose.Options{ProjectName: s.projectName})
+	}
+	dc, err := dockerapi.New(s.dockerHost)
+	if err != nil {
+		return nil, err
+	}
+	defer dc.Close()
+	return dc.Snapshot(ctx)
+}
+
+// describe names the source for people ("docker unix:///var/run/docker.sock").
+func describe(snap *inventory.Snapshot) string {
+	if snap.Source.Detail == "" {
+		return snap.Source.Kind
+	}
+	return snap.Source.Kind + " " + snap.Source.Detail
+}
