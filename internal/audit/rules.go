@@ -207,16 +207,14 @@ var catalog = []*Rule{
 }
 
 func checkPrivileged(h *host, r *Rule) []Finding {
-	var out []Finding
-	for i := range h.snap.Containers {
-		c := &h.snap.Containers[i]
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
 		if c.Privileged {
 			out = append(out, r.finding(KindContainer, c.Name,
 				[]string{"HostConfig.Privileged=true (state " + c.State + ")"},
 				fmt.Sprintf("Re-create %s without --privileged (compose: remove privileged: true); add only the needed capabilities with --cap-add.", c.Name)))
 		}
-	}
-	return out
+		return out
+	})
 }
 
 func isDockerSocket(m inventory.Mount) bool {
@@ -254,9 +252,7 @@ func bindingText(b inventory.PortBinding) string {
 }
 
 func checkPublishedSensitive(h *host, r *Rule) []Finding {
-	var out []Finding
-	for i := range h.snap.Containers {
-		c := &h.snap.Containers[i]
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
 		d, isData := h.data[c]
 		var ev []string
 		allIfaces := false
@@ -272,7 +268,7 @@ func checkPublishedSensitive(h *host, r *Rule) []Finding {
 			allIfaces = allIfaces || b.AllInterfaces()
 		}
 		if len(ev) == 0 {
-			continue
+			return out
 		}
 		if isData {
 			ev = append(ev, "recognised as "+d.kind+" by its "+d.reason)
@@ -284,8 +280,8 @@ func checkPublishedSensitive(h *host, r *Rule) []Finding {
 			f.Evidence = append(f.Evidence, "bound on all interfaces: reachable from outside the host")
 		}
 		out = append(out, f)
-	}
-	return out
+		return out
+	})
 }
 
 func checkPublishedBypass(h *host, r *Rule) []Finding {
@@ -352,22 +348,18 @@ func groupText(g []inventory.PortBinding) string {
 }
 
 func checkHostNetwork(h *host, r *Rule) []Finding {
-	var out []Finding
-	for i := range h.snap.Containers {
-		c := &h.snap.Containers[i]
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
 		if c.UsesHostNetwork() {
 			out = append(out, r.finding(KindContainer, c.Name,
 				[]string{"HostConfig.NetworkMode=host"},
 				fmt.Sprintf("Re-create %s on a user-defined network (compose: remove network_mode: host, add networks:) and publish only the ports it serves.", c.Name)))
 		}
-	}
-	return out
+		return out
+	})
 }
 
 func checkDangerousCaps(h *host, r *Rule) []Finding {
-	var out []Finding
-	for i := range h.snap.Containers {
-		c := &h.snap.Containers[i]
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
 		var found []string
 		for _, a := range c.CapAdd {
 			a = inventory.NormalizeCap(a)
@@ -376,7 +368,7 @@ func checkDangerousCaps(h *host, r *Rule) []Finding {
 			}
 		}
 		if len(found) == 0 {
-			continue
+			return out
 		}
 		f := r.finding(KindContainer, c.Name,
 			[]string{"HostConfig.CapAdd=" + strings.Join(found, ",")},
@@ -385,8 +377,8 @@ func checkDangerousCaps(h *host, r *Rule) []Finding {
 			f.Severity = Critical
 		}
 		out = append(out, f)
-	}
-	return out
+		return out
+	})
 }
 
 // userNetworks returns the networks that rules about zones consider: bridge
@@ -467,11 +459,9 @@ func checkUntrustedShares(h *host, r *Rule) []Finding {
 }
 
 func checkGateway(h *host, r *Rule) []Finding {
-	var out []Finding
-	for i := range h.snap.Containers {
-		c := &h.snap.Containers[i]
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
 		if len(c.Endpoints) < 2 {
-			continue
+			return out
 		}
 		nets := c.NetworkNames()
 		ev := []string{fmt.Sprintf("attached to %d networks: %s", len(nets), strings.Join(nets, ", "))}
@@ -495,8 +485,8 @@ func checkGateway(h *host, r *Rule) []Finding {
 			f.Severity = Medium
 		}
 		out = append(out, f)
-	}
-	return out
+		return out
+	})
 }
 
 // networkUntrusted says why a network belongs to an untrusted zone — its
@@ -592,9 +582,7 @@ func checkICCDefaultBridge(h *host, r *Rule) []Finding {
 }
 
 func checkAllInterfaces(h *host, r *Rule) []Finding {
-	var out []Finding
-	for i := range h.snap.Containers {
-		c := &h.snap.Containers[i]
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
 		var ev []string
 		for _, b := range h.ix.PublishedPorts(c) {
 			if b.AllInterfaces() {
@@ -606,18 +594,16 @@ func checkAllInterfaces(h *host, r *Rule) []Finding {
 			}
 		}
 		if len(ev) == 0 {
-			continue
+			return out
 		}
 		out = append(out, r.finding(KindContainer, c.Name, ev,
 			fmt.Sprintf("Re-create %s publishing on one address, e.g. -p 127.0.0.1:HOSTPORT:PORT (compose: ports: [\"127.0.0.1:HOSTPORT:PORT\"]).", c.Name)))
-	}
-	return out
+		return out
+	})
 }
 
 func checkHostNamespace(h *host, r *Rule) []Finding {
-	var out []Finding
-	for i := range h.snap.Containers {
-		c := &h.snap.Containers[i]
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
 		var ev []string
 		for _, ns := range []struct{ name, mode string }{{"pid", c.PidMode}, {"ipc", c.IpcMode}, {"uts", c.UTSMode}} {
 			if ns.mode == "host" {
@@ -628,8 +614,8 @@ func checkHostNamespace(h *host, r *Rule) []Finding {
 			out = append(out, r.finding(KindContainer, c.Name, ev,
 				fmt.Sprintf("Re-create %s without --pid/--ipc/--uts host.", c.Name)))
 		}
-	}
-	return out
+		return out
+	})
 }
 
 func checkBridgeNf(h *host, r *Rule) []Finding {
@@ -649,11 +635,9 @@ func checkBridgeNf(h *host, r *Rule) []Finding {
 }
 
 func checkCapsNotDropped(h *host, r *Rule) []Finding {
-	var out []Finding
-	for i := range h.snap.Containers {
-		c := &h.snap.Containers[i]
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
 		if c.DropsAllCaps() || c.Privileged {
-			continue
+			return out
 		}
 		ev := []string{"HostConfig.CapDrop does not include ALL"}
 		rawKept := !slices.ContainsFunc(c.CapDrop, func(s string) bool { return inventory.NormalizeCap(s) == "NET_RAW" })
@@ -662,46 +646,40 @@ func checkCapsNotDropped(h *host, r *Rule) []Finding {
 		}
 		out = append(out, r.finding(KindContainer, c.Name, ev,
 			fmt.Sprintf("Re-create %s with --cap-drop ALL and only the --cap-add it needs (compose: cap_drop: [ALL]).", c.Name)))
-	}
-	return out
+		return out
+	})
 }
 
 func checkWritableRootfs(h *host, r *Rule) []Finding {
-	var out []Finding
-	for i := range h.snap.Containers {
-		c := &h.snap.Containers[i]
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
 		if !c.ReadOnlyRootfs {
 			out = append(out, r.finding(KindContainer, c.Name,
 				[]string{"HostConfig.ReadonlyRootfs=false"},
 				fmt.Sprintf("Re-create %s with --read-only --tmpfs /tmp (compose: read_only: true).", c.Name)))
 		}
-	}
-	return out
+		return out
+	})
 }
 
 func checkNoNewPrivileges(h *host, r *Rule) []Finding {
-	var out []Finding
-	for i := range h.snap.Containers {
-		c := &h.snap.Containers[i]
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
 		if c.Privileged {
-			continue // reported as privileged
+			return nil // reported as privileged
 		}
 		if slices.ContainsFunc(c.SecurityOpt, func(o string) bool {
 			return o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true"
 		}) {
-			continue
+			return out
 		}
 		out = append(out, r.finding(KindContainer, c.Name,
 			[]string{"HostConfig.SecurityOpt lacks no-new-privileges"},
 			fmt.Sprintf("Re-create %s with --security-opt no-new-privileges.", c.Name)))
-	}
-	return out
+		return out
+	})
 }
 
 func checkPrivilegedPort(h *host, r *Rule) []Finding {
-	var out []Finding
-	for i := range h.snap.Containers {
-		c := &h.snap.Containers[i]
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
 		var ev []string
 		for _, b := range h.ix.PublishedPorts(c) {
 			if b.HostPort != 0 && b.HostPort < 1024 {
@@ -712,30 +690,26 @@ func checkPrivilegedPort(h *host, r *Rule) []Finding {
 			out = append(out, r.finding(KindContainer, c.Name, ev,
 				fmt.Sprintf("Publish %s on a host port at or above 1024, or put a reverse proxy in front.", c.Name)))
 		}
-	}
-	return out
+		return out
+	})
 }
 
 func checkSharedNamespace(h *host, r *Rule) []Finding {
-	var out []Finding
-	for i := range h.snap.Containers {
-		c := &h.snap.Containers[i]
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
 		if other := c.SharedNamespaceWith(); other != "" {
 			out = append(out, r.finding(KindContainer, c.Name,
 				[]string{"HostConfig.NetworkMode=container:" + other},
 				fmt.Sprintf("Unless %s is a deliberate sidecar of %s, attach it to a network of its own.", c.Name, other)))
 		}
-	}
-	return out
+		return out
+	})
 }
 
 func checkInternalPublish(h *host, r *Rule) []Finding {
-	var out []Finding
-	for i := range h.snap.Containers {
-		c := &h.snap.Containers[i]
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
 		if len(c.Ports) == 0 || len(c.Endpoints) == 0 || h.ix.CanPublish(c) ||
 			c.UsesHostNetwork() || c.NoNetwork() || c.SharedNamespaceWith() != "" {
-			continue
+			return out
 		}
 		var ports []string
 		for _, b := range c.Ports {
@@ -747,8 +721,8 @@ func checkInternalPublish(h *host, r *Rule) []Finding {
 				"only on internal networks: " + strings.Join(c.NetworkNames(), ", "),
 			},
 			fmt.Sprintf("Remove the port mapping from %s, or attach it to a non-internal network if the port must be published.", c.Name)))
-	}
-	return out
+		return out
+	})
 }
 
 // plural renders "1 container" or "4 containers".
@@ -757,4 +731,13 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// eachContainer runs check on every container and collects its findings.
+func eachContainer(h *host, check func(c *inventory.Container) []Finding) []Finding {
+	var out []Finding
+	for i := range h.snap.Containers {
+		out = append(out, check(&h.snap.Containers[i])...)
+	}
+	return out
 }

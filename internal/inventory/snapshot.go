@@ -168,6 +168,14 @@ type Port struct {
 
 func (p Port) String() string { return strconv.Itoa(int(p.Number)) + "/" + p.Protocol }
 
+// Compare orders ports by protocol, then number.
+func (p Port) Compare(q Port) int {
+	if c := strings.Compare(p.Protocol, q.Protocol); c != 0 {
+		return c
+	}
+	return int(p.Number) - int(q.Number)
+}
+
 // PortBinding publishes a container port on the host.
 type PortBinding struct {
 	ContainerPort Port `json:"container_port"`
@@ -177,6 +185,17 @@ type PortBinding struct {
 	// HostPort is the host port; 0 means Docker picks one when the
 	// container starts.
 	HostPort uint16 `json:"host_port"`
+}
+
+// Compare orders bindings by container port, host address, host port.
+func (b PortBinding) Compare(o PortBinding) int {
+	if c := b.ContainerPort.Compare(o.ContainerPort); c != 0 {
+		return c
+	}
+	if c := b.HostIP.Compare(o.HostIP); c != 0 {
+		return c
+	}
+	return int(b.HostPort) - int(o.HostPort)
 }
 
 // AllInterfaces reports whether the binding listens on every host address.

@@ -198,7 +198,7 @@ func convertContainer(p *types.Project, svc types.ServiceConfig, name string, na
 			return c, fmt.Errorf("ports: more than %d ports published: narrow the port ranges", maxPortBindings)
 		}
 	}
-	slices.SortFunc(c.Ports, compareBinding)
+	slices.SortFunc(c.Ports, inventory.PortBinding.Compare)
 	c.Ports = slices.Compact(c.Ports)
 
 	if c.ExposedPorts, err = exposedPorts(svc); err != nil {
@@ -368,7 +368,7 @@ func exposedPorts(svc types.ServiceConfig) ([]inventory.Port, error) {
 	if len(set) == 0 {
 		return nil, nil
 	}
-	return slices.SortedFunc(maps.Keys(set), comparePort), nil
+	return slices.SortedFunc(maps.Keys(set), inventory.Port.Compare), nil
 }
 
 // protocol checks a port protocol; empty means tcp.
@@ -463,19 +463,3 @@ func existingNetwork(name string) inventory.Network {
 	return n
 }
 
-func comparePort(a, b inventory.Port) int {
-	if c := strings.Compare(a.Protocol, b.Protocol); c != 0 {
-		return c
-	}
-	return int(a.Number) - int(b.Number)
-}
-
-func compareBinding(a, b inventory.PortBinding) int {
-	if c := comparePort(a.ContainerPort, b.ContainerPort); c != 0 {
-		return c
-	}
-	if c := a.HostIP.Compare(b.HostIP); c != 0 {
-		return c
-	}
-	return int(a.HostPort) - int(b.HostPort)
-}

@@ -316,7 +316,7 @@ func convertContainer(ct container.InspectResponse, nameByID map[string]string) 
 		for p := range cfg.ExposedPorts {
 			out.ExposedPorts = append(out.ExposedPorts, convertPort(p))
 		}
-		slices.SortFunc(out.ExposedPorts, comparePort)
+		slices.SortFunc(out.ExposedPorts, inventory.Port.Compare)
 	}
 	if hc := ct.HostConfig; hc != nil {
 		mode := string(hc.NetworkMode)
@@ -355,7 +355,7 @@ func convertContainer(ct container.InspectResponse, nameByID map[string]string) 
 			out.Ports = live
 		}
 	}
-	slices.SortFunc(out.Ports, compareBinding)
+	slices.SortFunc(out.Ports, inventory.PortBinding.Compare)
 	out.Ports = slices.Compact(out.Ports)
 
 	if ns := ct.NetworkSettings; ns != nil {
@@ -401,22 +401,6 @@ func convertBinding(cp inventory.Port, b nat.PortBinding) inventory.PortBinding 
 	return pb
 }
 
-func comparePort(a, b inventory.Port) int {
-	if c := strings.Compare(a.Protocol, b.Protocol); c != 0 {
-		return c
-	}
-	return int(a.Number) - int(b.Number)
-}
-
-func compareBinding(a, b inventory.PortBinding) int {
-	if c := comparePort(a.ContainerPort, b.ContainerPort); c != 0 {
-		return c
-	}
-	if c := a.HostIP.Compare(b.HostIP); c != 0 {
-		return c
-	}
-	return int(a.HostPort) - int(b.HostPort)
-}
 
 // bridgeNf derives the bridge-nf-call-ip(6)tables sysctls from the daemon's
 // warnings: Docker warns when either is disabled. Not known off Linux.
