@@ -462,4 +462,3 @@ func existingNetwork(name string) inventory.Network {
 	}
 	return n
 }
-

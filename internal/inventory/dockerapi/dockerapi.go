@@ -401,7 +401,6 @@ func convertBinding(cp inventory.Port, b nat.PortBinding) inventory.PortBinding 
 	return pb
 }
 
-
 // bridgeNf derives the bridge-nf-call-ip(6)tables sysctls from the daemon's
 // warnings: Docker warns when either is disabled. Not known off Linux.
 func bridgeNf(osType string, warnings []string) (v4, v6 *bool) {
