@@ -1,0 +1,460 @@
+package reach
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/zonewarden/zonewarden/internal/inventory"
+)
+
+// Pseudo-peers: the parts of the world that are not containers.
+const (
+	// Host is the host's own network namespace: its processes, and every
+	// container that runs with --network host.
+	Host = "host"
+	// Internet is everything beyond the host that containers connect out
+	// to (egress).
+	Internet = "internet"
+	// Outside is a remote client connecting in to the host's published
+	// ports.
+	Outside = "outside"
+)
+
+// Reasons (the Via of an edge) name the path a connection takes.
+const (
+	ViaNetwork     = "network:"     // + network name: both are members, ICC on
+	ViaPublished   = "published:"   // + host address: a published port, DNATed by the host
+	ViaHostNetwork = "host-network" // one side is in the host's namespace
+	ViaGateway     = "gateway:"     // + network name: to the host through a network's gateway address
+	ViaEgress      = "egress"       // routed out of the host (NAT)
+	ViaNamespace   = "namespace:"   // + container: --network container:X, the same stack
+)
+
+// Edge says that From can open connections to To on Ports, and why.
+type Edge struct {
+	From  string
+	To    string
+	Ports PortSet
+	Via   []string // sorted reasons
+}
+
+// Analysis answers who reaches whom on one host snapshot. Build it with
+// Analyze; it is read-only afterwards and safe for concurrent use.
+//
+// Containers are indexed in name order, so sorting indices sorts names.
+type Analysis struct {
+	snap   *inventory.Snapshot
+	ix     *inventory.Index
+	cs     []*inventory.Container // container peers, by name
+	byName map[string]int
+
+	owner     []int   // index of the container whose network namespace c uses
+	followers [][]int // owner -> containers using its namespace (itself included)
+	nets      [][]int // owner -> indices of its networks (container drivers only)
+	netNames  []string
+	netICC    []bool
+	netVia    [][]string // network -> {"network:<name>"}
+	attached  [][]int    // network -> containers on it, followers included
+	routed    []bool     // owner has a route to the host's published ports
+	gwVia     [][]string // owner -> {"gateway:<net>", ...} of its bridge networks
+	hostNet   []bool     // owner runs in the host's namespace
+	// hostMembers are the containers in the host's namespace; networked
+	// those with any network stack (not --network none).
+	hostMembers, networked []int
+	publishers             []int      // owners with bindings reachable from other hosts or containers
+	pubPorts               []PortSet  // owner -> container ports of those bindings
+	pubVia                 [][]string // owner -> {"published:<hostip>:<port>", ...}
+	data                   []string   // data service kind, "" if none
+}
+
+// Options tune the analysis. The zero value models Docker as it behaves.
+type Options struct{}
+
+var (
+	viaHostNetwork = []string{ViaHostNetwork}
+	viaEgress      = []string{ViaEgress}
+)
+
+// Analyze prepares the reachability of every peer of the snapshot. Its
+// cost grows with containers plus endpoints, not with pairs.
+func Analyze(snap *inventory.Snapshot, _ Options) *Analysis {
+	ix := inventory.NewIndex(snap)
+	n := len(snap.Containers)
+	a := &Analysis{snap: snap, ix: ix, cs: make([]*inventory.Container, n), byName: make(map[string]int, n)}
+	for i := range snap.Containers {
+		a.cs[i] = &snap.Containers[i]
+	}
+	slices.SortFunc(a.cs, func(x, y *inventory.Container) int { return strings.Compare(x.Name, y.Name) })
+	for i, c := range a.cs {
+		a.byName[c.Name] = i
+	}
+	a.owner = make([]int, n)
+	a.followers = make([][]int, n)
+	for i, c := range a.cs {
+		a.owner[i] = a.resolveOwner(i, c)
+	}
+	for i := range a.cs {
+		a.followers[a.owner[i]] = append(a.followers[a.owner[i]], i)
+	}
+
+	netIndex := make(map[string]int, len(snap.Networks))
+	for i := range snap.Networks {
+		nw := &snap.Networks[i]
+		netIndex[nw.Name] = i
+		a.netNames = append(a.netNames, nw.Name)
+		a.netICC = append(a.netICC, nw.ICC)
+		a.netVia = append(a.netVia, []string{ViaNetwork + nw.Name})
+	}
+	a.attached = make([][]int, len(snap.Networks))
+	a.nets = make([][]int, n)
+	a.gwVia = make([][]string, n)
+	a.routed = make([]bool, n)
+	a.hostNet = make([]bool, n)
+	a.pubPorts = make([]PortSet, n)
+	a.pubVia = make([][]string, n)
+	a.data = make([]string, n)
+	for i, c := range a.cs {
+		if kind, _, ok := inventory.DataService(c); ok {
+			a.data[i] = kind
+		}
+		if a.owner[i] != i {
+			continue
+		}
+		a.hostNet[i] = c.UsesHostNetwork()
+		if a.hostNet[i] {
+			a.hostMembers = append(a.hostMembers, a.followers[i]...)
+		}
+		if !c.NoNetwork() {
+			a.networked = append(a.networked, a.followers[i]...)
+		}
+		if c.NoNetwork() || a.hostNet[i] {
+			continue
+		}
+		for _, e := range c.Endpoints {
+			ni, ok := netIndex[e.Network]
+			if !ok {
+				continue
+			}
+			nw := &snap.Networks[ni]
+			if nw.Driver == "host" || nw.Driver == "null" {
+				continue
+			}
+			a.nets[i] = append(a.nets[i], ni)
+			a.attached[ni] = append(a.attached[ni], a.followers[i]...)
+			if nw.Driver == "bridge" {
+				a.gwVia[i] = append(a.gwVia[i], ViaGateway+nw.Name)
+				if !nw.Internal {
+					a.routed[i] = true
+				}
+			}
+		}
+		slices.Sort(a.nets[i])
+		slices.Sort(a.gwVia[i])
+		for _, b := range ix.PublishedPorts(c) {
+			if b.HostIP.IsValid() && b.HostIP.IsLoopback() {
+				continue // reachable from the host only
+			}
+			a.pubPorts[i] = a.pubPorts[i].Add(Port{Proto: b.ContainerPort.Protocol, Number: b.ContainerPort.Number})
+			if via := ViaPublished + b.HostAddress(); !slices.Contains(a.pubVia[i], via) {
+				a.pubVia[i] = append(a.pubVia[i], via)
+			}
+		}
+		if len(a.pubVia[i]) > 0 {
+			slices.Sort(a.pubVia[i])
+			a.pubVia[i] = slices.Clip(a.pubVia[i])
+			a.publishers = append(a.publishers, i)
+		}
+	}
+	slices.Sort(a.hostMembers)
+	slices.Sort(a.networked)
+	return a
+}
+
+// resolveOwner follows --network container:X to the container whose
+// namespace c uses (bounded, in case of a cycle in a hand-made snapshot).
+func (a *Analysis) resolveOwner(i int, c *inventory.Container) int {
+	for range 8 {
+		name := c.SharedNamespaceWith()
+		if name == "" {
+			return i
+		}
+		next := a.ix.Container(name)
+		if next == nil {
+			return i
+		}
+		i, c = a.byName[next.Name], next
+	}
+	return i
+}
+
+// Containers returns the names of the container peers, sorted.
+func (a *Analysis) Containers() []string {
+	out := make([]string, len(a.cs))
+	for i, c := range a.cs {
+		out[i] = c.Name
+	}
+	return out
+}
+
+// Container returns the snapshot's container of a peer name, or nil.
+func (a *Analysis) Container(name string) *inventory.Container {
+	if i, ok := a.byName[name]; ok {
+		return a.cs[i]
+	}
+	return nil
+}
+
+// DataService returns the kind of data service a container runs, or "".
+func (a *Analysis) DataService(name string) string {
+	if i, ok := a.byName[name]; ok {
+		return a.data[i]
+	}
+	return ""
+}
+
+// IsPeer reports whether name is a container or a pseudo-peer.
+func (a *Analysis) IsPeer(name string) bool {
+	_, ok := a.byName[name]
+	return ok || name == Host || name == Internet || name == Outside
+}
+
+// UnknownPeerError says a name is not a peer, with the closest names.
+type UnknownPeerError struct {
+	Name    string
+	Similar []string
+}
+
+func (e *UnknownPeerError) Error() string {
+	msg := fmt.Sprintf("no container %q on this host", e.Name)
+	if len(e.Similar) > 0 {
+		msg += "; did you mean " + strings.Join(e.Similar, ", ") + "?"
+	} else {
+		msg += " ('zonewarden reach' lists the peers)"
+	}
+	return msg
+}
+
+// CheckPeer returns nil when name is a peer, else an *UnknownPeerError
+// listing close matches.
+func (a *Analysis) CheckPeer(name string) error {
+	if a.IsPeer(name) {
+		return nil
+	}
+	candidates := append(a.Containers(), Host, Internet, Outside)
+	return &UnknownPeerError{Name: name, Similar: closest(name, candidates, 3)}
+}
+
+// edgeSet accumulates the edges from one source, indexed by target. The
+// port sets and reason lists it is given are shared and never modified:
+// merging two makes a new one.
+type edgeSet struct {
+	ports []PortSet
+	via   [][]string
+	seen  []bool
+	order []int
+	// host and inet are the pseudo-peer targets.
+	host, inet pseudoEdge
+}
+
+type pseudoEdge struct {
+	ports PortSet
+	via   []string
+}
+
+func newEdgeSet(n int) *edgeSet {
+	return &edgeSet{ports: make([]PortSet, n), via: make([][]string, n), seen: make([]bool, n)}
+}
+
+func (s *edgeSet) reset() {
+	for _, t := range s.order {
+		s.ports[t], s.via[t], s.seen[t] = PortSet{}, nil, false
+	}
+	s.order = s.order[:0]
+	s.host, s.inet = pseudoEdge{}, pseudoEdge{}
+}
+
+func (s *edgeSet) add(t int, ports PortSet, via []string) {
+	if !s.seen[t] {
+		s.seen[t] = true
+		s.order = append(s.order, t)
+		s.ports[t], s.via[t] = ports, via
+		return
+	}
+	s.ports[t] = s.ports[t].Union(ports)
+	s.via[t] = mergeVia(s.via[t], via)
+}
+
+func (e *pseudoEdge) add(ports PortSet, via []string) {
+	e.ports = e.ports.Union(ports)
+	e.via = mergeVia(e.via, via)
+}
+
+// mergeVia returns the sorted union of two sorted reason lists, sharing
+// neither unless one holds the other.
+func mergeVia(x, y []string) []string {
+	missing := false
+	for _, v := range y {
+		if _, found := slices.BinarySearch(x, v); !found {
+			missing = true
+			break
+		}
+	}
+	if !missing {
+		return x
+	}
+	out := make([]string, 0, len(x)+len(y))
+	out = append(out, x...)
+	for _, v := range y {
+		if !slices.Contains(x, v) {
+			out = append(out, v)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// fromContainer collects the edges out of container i into s.
+func (a *Analysis) fromContainer(i int, s *edgeSet) {
+	o := a.owner[i]
+	if len(a.followers[o]) > 1 {
+		via := []string{ViaNamespace + a.cs[o].Name}
+		for _, f := range a.followers[o] {
+			if f != i {
+				s.add(f, AllPorts(), via)
+			}
+		}
+	}
+	if a.hostNet[o] {
+		for _, t := range a.networked {
+			if t != i {
+				s.add(t, AllPorts(), viaHostNetwork)
+			}
+		}
+		s.host.add(AllPorts(), viaHostNetwork)
+		s.inet.add(AllPorts(), viaEgress)
+		return
+	}
+	for _, ni := range a.nets[o] {
+		if !a.netICC[ni] {
+			continue
+		}
+		for _, t := range a.attached[ni] {
+			if a.owner[t] != o {
+				s.add(t, AllPorts(), a.netVia[ni])
+			}
+		}
+	}
+	if a.routed[o] {
+		for _, p := range a.publishers {
+			if p == o {
+				continue
+			}
+			for _, t := range a.followers[p] {
+				s.add(t, a.pubPorts[p], a.pubVia[p])
+			}
+		}
+		s.inet.add(AllPorts(), viaEgress)
+	}
+	if gw := a.gwVia[o]; len(gw) > 0 {
+		s.host.add(AllPorts(), gw)
+		for _, t := range a.hostMembers {
+			s.add(t, AllPorts(), gw)
+		}
+	}
+}
+
+// fromPseudo collects the edges out of host or outside into s.
+func (a *Analysis) fromPseudo(name string, s *edgeSet) {
+	if name == Host {
+		for _, t := range a.networked {
+			s.add(t, AllPorts(), viaHostNetwork)
+		}
+		s.inet.add(AllPorts(), viaEgress)
+		return
+	}
+	for _, t := range a.hostMembers {
+		s.add(t, AllPorts(), viaHostNetwork)
+	}
+	for _, p := range a.publishers {
+		for _, t := range a.followers[p] {
+			s.add(t, a.pubPorts[p], a.pubVia[p])
+		}
+	}
+}
+
+// collect calls yield with the edges of s from source: containers by
+// name, then host and internet.
+func (a *Analysis) collect(from string, s *edgeSet, yield func(Edge) bool) bool {
+	slices.Sort(s.order)
+	for _, t := range s.order {
+		if !yield(Edge{From: from, To: a.cs[t].Name, Ports: s.ports[t], Via: s.via[t]}) {
+			return false
+		}
+	}
+	for _, pe := range []struct {
+		to string
+		e  pseudoEdge
+	}{{Host, s.host}, {Internet, s.inet}} {
+		if len(pe.e.via) > 0 && !yield(Edge{From: from, To: pe.to, Ports: pe.e.ports, Via: pe.e.via}) {
+			return false
+		}
+	}
+	return true
+}
+
+// From returns every edge out of the peer name (a container, Host or
+// Outside): containers by name, then host and internet. Internet
+// initiates nothing.
+func (a *Analysis) From(name string) []Edge {
+	var out []Edge
+	a.from(name, newEdgeSet(len(a.cs)), func(e Edge) bool { out = append(out, e); return true })
+	return out
+}
+
+func (a *Analysis) from(name string, s *edgeSet, yield func(Edge) bool) bool {
+	s.reset()
+	if i, ok := a.byName[name]; ok {
+		a.fromContainer(i, s)
+	} else if name == Host || name == Outside {
+		a.fromPseudo(name, s)
+	}
+	return a.collect(name, s, yield)
+}
+
+// Edges calls yield for every edge of the host, grouped by source
+// (containers by name, then host and outside), until yield returns false.
+// The Ports and Via of the edges are shared: do not modify them.
+func (a *Analysis) Edges(yield func(Edge) bool) {
+	s := newEdgeSet(len(a.cs))
+	for _, c := range a.cs {
+		if !a.from(c.Name, s, yield) {
+			return
+		}
+	}
+	for _, from := range []string{Host, Outside} {
+		if !a.from(from, s, yield) {
+			return
+		}
+	}
+}
+
+// Edge returns the edge from one peer to another, if there is one.
+func (a *Analysis) Edge(from, to string) (Edge, bool) {
+	for _, e := range a.From(from) {
+		if e.To == to {
+			return e, true
+		}
+	}
+	return Edge{From: from, To: to}, false
+}
+
+// Eval answers whether from can open a connection to to on port, with the
+// edge that allows it.
+func (a *Analysis) Eval(from, to string, port Port) (bool, Edge) {
+	e, ok := a.Edge(from, to)
+	if !ok || !e.Ports.Contains(port) {
+		return false, e
+	}
+	return true, e
+}

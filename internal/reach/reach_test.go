@@ -1,0 +1,224 @@
+package reach
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/zonewarden/zonewarden/internal/inventory"
+)
+
+// seedHost is the seed's Level-3 three-tier host, plus the pieces that
+// exercise every path: a dev box on its own network, a host-network agent,
+// a sidecar sharing api's namespace, an isolated box and a container on
+// the default bridge. Address plan: public-dmz 10.10.1.0/24,
+// application-tier 10.10.2.0/24, database-tier 10.10.3.0/24 (internal),
+// dev 10.10.4.0/24, bridge 172.17.0.0/16.
+func seedHost() *inventory.Snapshot {
+	nets := []inventory.Network{
+		{Name: "bridge", Driver: "bridge", ICC: true},
+		{Name: "host", Driver: "host"},
+		{Name: "none", Driver: "null"},
+		{Name: "public-dmz", Driver: "bridge", ICC: true},
+		{Name: "application-tier", Driver: "bridge", ICC: true},
+		{Name: "database-tier", Driver: "bridge", ICC: true, Internal: true},
+		{Name: "dev", Driver: "bridge", ICC: true},
+	}
+	for i := range nets[3:] {
+		nets[3+i].Subnets = []inventory.Subnet{{Prefix: netip.MustParsePrefix(fmt.Sprintf("10.10.%d.0/24", i+1))}}
+	}
+	c := func(name, image string, networks ...string) inventory.Container {
+		ct := inventory.Container{Name: name, Image: image, State: "running"}
+		for _, n := range networks {
+			ct.Endpoints = append(ct.Endpoints, inventory.Endpoint{Network: n})
+		}
+		if len(networks) > 0 {
+			ct.NetworkMode = networks[0]
+		}
+		return ct
+	}
+	lb := c("lb", "nginx", "public-dmz")
+	lb.Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 443, Protocol: "tcp"}, HostPort: 18443}}
+	agent := c("agent", "agent")
+	agent.NetworkMode = "host"
+	sidecar := c("sidecar", "envoy")
+	sidecar.NetworkMode = "container:api"
+	loner := c("loner", "app")
+	loner.NetworkMode = "none"
+	local := c("admin", "adminer", "dev")
+	local.Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 8080, Protocol: "tcp"}, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 18080}}
+	return &inventory.Snapshot{Version: 1, Networks: nets, Containers: []inventory.Container{
+		lb,
+		c("frontend", "web", "public-dmz", "application-tier"),
+		c("api", "api", "application-tier", "database-tier"),
+		c("postgres", "postgres:15", "database-tier"),
+		c("cache", "redis:7", "database-tier"),
+		c("devbox", "devbox", "dev"),
+		local, agent, sidecar, loner,
+		c("legacy", "cron", "bridge"),
+	}}
+}
+
+func p(s string) Port {
+	port, err := ParsePort(s)
+	if err != nil {
+		panic(err)
+	}
+	return port
+}
+
+func TestEvalSeedHost(t *testing.T) {
+	a := Analyze(seedHost(), Options{})
+	tests := []struct {
+		from, to, port string
+		want           bool
+		via            string
+	}{
+		{"lb", "frontend", "8080/tcp", true, "network:public-dmz"},
+		{"frontend", "api", "8080/tcp", true, "network:application-tier"},
+		{"frontend", "postgres", "5432/tcp", false, ""},
+		{"api", "postgres", "5432/tcp", true, "network:database-tier"},
+		{"api", "cache", "6379/tcp", true, "network:database-tier"},
+		{"postgres", "api", "80/tcp", true, "network:database-tier"},
+		{"postgres", "frontend", "80/tcp", false, ""},
+		{"devbox", "lb", "443/tcp", true, "published:0.0.0.0:18443"},
+		{"devbox", "lb", "80/tcp", false, ""},
+		{"postgres", "lb", "443/tcp", false, ""}, // internal: no route to published ports
+		{"devbox", "admin", "8080/tcp", true, "network:dev"},
+		{"legacy", "admin", "8080/tcp", false, ""}, // loopback binding: host only
+		{"agent", "postgres", "5432/tcp", true, "host-network"},
+		{"agent", "admin", "8080/tcp", true, "host-network"},
+		{"devbox", "agent", "9100/tcp", true, "gateway:dev"},
+		{"sidecar", "postgres", "5432/tcp", true, "network:database-tier"},
+		{"frontend", "sidecar", "15000/tcp", true, "network:application-tier"},
+		{"api", "sidecar", "15000/tcp", true, "namespace:api"},
+		{"loner", "lb", "443/tcp", false, ""},
+		{"agent", "loner", "80/tcp", false, ""},
+		{"outside", "lb", "443/tcp", true, "published:0.0.0.0:18443"},
+		{"outside", "admin", "8080/tcp", false, ""},
+		{"outside", "agent", "22/tcp", true, "host-network"},
+		{"host", "postgres", "5432/tcp", true, "host-network"},
+		{"devbox", "internet", "443/tcp", true, "egress"},
+		{"postgres", "internet", "443/tcp", false, ""},
+		{"postgres", "host", "22/tcp", true, "gateway:database-tier"},
+		{"legacy", "devbox", "22/tcp", false, ""},
+	}
+	for _, tt := range tests {
+		ok, e := a.Eval(tt.from, tt.to, p(tt.port))
+		if ok != tt.want {
+			t.Errorf("%s -> %s:%s = %v, want %v (edge %+v)", tt.from, tt.to, tt.port, ok, tt.want, e)
+			continue
+		}
+		if ok && !slices.Contains(e.Via, tt.via) {
+			t.Errorf("%s -> %s:%s via %v, want %s", tt.from, tt.to, tt.port, e.Via, tt.via)
+		}
+	}
+}
+
+// TestPortsBetweenMatchesEdges: the blast radius's fast first-hop ports
+// agree with the edges for every pair.
+func TestPortsBetweenMatchesEdges(t *testing.T) {
+	a := Analyze(seedHost(), Options{})
+	for i, c := range a.cs {
+		edges := map[string]Edge{}
+		for _, e := range a.From(c.Name) {
+			edges[e.To] = e
+		}
+		for j, d := range a.cs {
+			if i == j {
+				continue
+			}
+			got := a.portsBetween(i, j)
+			want := edges[d.Name].Ports
+			if !slices.Equal(got.Strings(), want.Strings()) {
+				t.Errorf("%s -> %s: portsBetween %v, edge %v", c.Name, d.Name, got.Strings(), want.Strings())
+			}
+		}
+	}
+}
+
+func TestBlastRadius(t *testing.T) {
+	a := Analyze(seedHost(), Options{})
+	r, err := a.BlastRadius("frontend", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, x := range r.Reachable {
+		got[x.Name] = fmt.Sprintf("%d %s %s", x.Hops, strings.Join(x.Path, ">"), strings.Join(x.Ports, ","))
+	}
+	want := map[string]string{
+		"lb":       "1 frontend>lb all",
+		"api":      "1 frontend>api all",
+		"sidecar":  "1 frontend>sidecar all",
+		"admin":    "2 frontend>agent>admin all", // its port is on loopback, but agent is the host
+		"postgres": "2 frontend>api>postgres all",
+		"cache":    "2 frontend>api>cache all",
+		"agent":    "1 frontend>agent all",
+		"devbox":   "2 frontend>agent>devbox all",
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s: got %q, want %q", name, got[name], w)
+		}
+	}
+	if !r.Host || !r.Internet {
+		t.Errorf("frontend reaches host %v internet %v", r.Host, r.Internet)
+	}
+	if ds := r.DataServices(); len(ds) != 2 {
+		t.Errorf("data services reached: %+v", ds)
+	}
+	one, _ := a.BlastRadius("frontend", 1)
+	for _, x := range one.Reachable {
+		if x.Hops > 1 {
+			t.Errorf("max-hops 1 returned %+v", x)
+		}
+	}
+	if _, err := a.BlastRadius("fronted", 0); err == nil || !strings.Contains(err.Error(), "did you mean frontend") {
+		t.Errorf("unknown name error = %v", err)
+	}
+}
+
+func TestBlastRadiiRanksWorstFirst(t *testing.T) {
+	a := Analyze(seedHost(), Options{})
+	all := a.BlastRadii()
+	if len(all) != len(a.cs) {
+		t.Fatalf("%d radii for %d containers", len(all), len(a.cs))
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Reached > all[i-1].Reached {
+			t.Fatalf("not sorted: %s (%d) after %s (%d)", all[i].Source, all[i].Reached, all[i-1].Source, all[i-1].Reached)
+		}
+	}
+	// Each summary (from a shared search) agrees with the container's own
+	// blast radius.
+	for _, s := range all {
+		r, _ := a.BlastRadius(s.Source, 0)
+		maxHops := 0
+		for _, x := range r.Reachable {
+			maxHops = max(maxHops, x.Hops)
+		}
+		if s.Reached != len(r.Reachable) || s.Direct != r.Direct() || s.Data != len(r.DataServices()) || s.MaxHops != maxHops {
+			t.Errorf("%s: summary %+v, radius %d reached, %d direct, %d data, %d hops", s.Source, s, len(r.Reachable), r.Direct(), len(r.DataServices()), maxHops)
+		}
+	}
+	if last := all[len(all)-1]; last.Source != "loner" || last.Reached != 0 {
+		t.Errorf("last = %+v, want loner with nothing", last)
+	}
+}
+
+func TestParsePort(t *testing.T) {
+	for in, want := range map[string]string{"5432/tcp": "5432/tcp", "53/UDP": "53/udp", "80": "80/tcp", "icmp": "icmp"} {
+		got, err := ParsePort(in)
+		if err != nil || got.String() != want {
+			t.Errorf("ParsePort(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"0/tcp", "70000/tcp", "80/gre", "http"} {
+		if _, err := ParsePort(bad); err == nil {
+			t.Errorf("ParsePort(%q) accepted", bad)
+		}
+	}
+}
