@@ -101,6 +101,9 @@ Start with:
 		a.snapshotCommand(),
 		a.demoCommand(),
 		a.rulesCommand(),
+		a.reachCommand(),
+		a.blastRadiusCommand(),
+		a.graphCommand(),
 		idleCommand(),
 	)
 	return root
