@@ -2,6 +2,7 @@ package audit
 
 import (
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 // Rule is one entry of the catalog.
@@ -54,13 +55,14 @@ func Run(s *inventory.Snapshot, opts Options) *Report {
 	if fs == nil {
 		fs = []Finding{}
 	}
-	return &Report{Findings: fs, Summary: summarize(fs, len(s.Containers), len(s.Networks))}
+	return &Report{Findings: fs, Summary: summarize(fs, len(s.Containers), len(s.Networks)), BlastRadii: h.an.BlastRadii()}
 }
 
 // host is the snapshot with what several rules need computed once.
 type host struct {
 	snap *inventory.Snapshot
 	ix   *inventory.Index
+	an   *reach.Analysis
 	// data holds, per container, the data service it runs ("" if none).
 	data map[*inventory.Container]dataInfo
 	// untrusted holds why a container counts as untrusted.
@@ -73,6 +75,7 @@ func newHost(s *inventory.Snapshot) *host {
 	h := &host{
 		snap:      s,
 		ix:        inventory.NewIndex(s),
+		an:        reach.Analyze(s, reach.Options{}),
 		data:      make(map[*inventory.Container]dataInfo),
 		untrusted: make(map[*inventory.Container]string),
 	}

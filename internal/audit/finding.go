@@ -10,6 +10,7 @@ package audit
 
 import (
 	"fmt"
+	"github.com/zonewarden/zonewarden/internal/reach"
 	"slices"
 	"strings"
 )
@@ -105,6 +106,11 @@ type Summary struct {
 type Report struct {
 	Findings []Finding `json:"findings"`
 	Summary  Summary   `json:"summary"`
+	// BlastRadii sizes what an attacker who controls each container
+	// reaches, the largest first. The text report shows them; JSON keeps
+	// to findings and summary ('zonewarden blast-radius --all --format
+	// json' has them).
+	BlastRadii []reach.Summary `json:"-"`
 }
 
 // AtLeast reports whether any finding has severity s or higher.

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 // CIS Docker Benchmark v1.6.0 sections cited by the rules.
@@ -285,25 +284,27 @@ func checkPublishedSensitive(h *host, r *Rule) []Finding {
 }
 
 func checkPublishedBypass(h *host, r *Rule) []Finding {
-	paths := reach.NewPublishedPaths(h.ix)
 	var out []Finding
 	for i := range h.snap.Containers {
 		c := &h.snap.Containers[i]
+		reachers := h.an.ThroughHost(c.Name)
+		if len(reachers) == 0 {
+			continue
+		}
+		names := make([]string, 0, min(len(reachers), maxNamesInProof))
+		for _, name := range reachers[:min(len(reachers), maxNamesInProof)] {
+			names = append(names, fmt.Sprintf("%s (%s)", name, strings.Join(h.ix.Container(name).NetworkNames(), ",")))
+		}
+		more := ""
+		if len(reachers) > maxNamesInProof {
+			more = fmt.Sprintf(" and %d more", len(reachers)-maxNamesInProof)
+		}
 		var ev []string
 		for _, group := range groupBindings(h.ix.PublishedPorts(c)) {
-			reachers := paths.Reachers(c, group[0])
-			if len(reachers) == 0 {
-				continue
+			if group[0].HostIP.IsValid() && group[0].HostIP.IsLoopback() {
+				continue // the host's own processes only
 			}
-			names := make([]string, 0, min(len(reachers), maxNamesInProof))
-			for _, s := range reachers[:min(len(reachers), maxNamesInProof)] {
-				names = append(names, fmt.Sprintf("%s (%s)", s.Name, strings.Join(s.NetworkNames(), ",")))
-			}
-			more := ""
-			if len(reachers) > maxNamesInProof {
-				more = fmt.Sprintf(" and %d more", len(reachers)-maxNamesInProof)
-			}
-			ev = append(ev, fmt.Sprintf("%s: reachable through the host or gateway address from %s on other networks: %s%s",
+			ev = append(ev, fmt.Sprintf("%s: reachable through the host or gateway address from %s that share no network with it: %s%s",
 				groupText(group), plural(len(reachers), "container"), strings.Join(names, ", "), more))
 		}
 		if len(ev) == 0 {
@@ -474,6 +475,16 @@ func checkGateway(h *host, r *Rule) []Finding {
 			if why := h.networkUntrusted(name); why != "" {
 				untrustedNets = append(untrustedNets, name)
 				ev = append(ev, fmt.Sprintf("network %s is untrusted: %s", name, why))
+			}
+		}
+		if radius, err := h.an.BlastRadius(c.Name, 1); err == nil {
+			if ds := radius.DataServices(); len(ds) > 0 {
+				names := make([]string, len(ds))
+				for i, d := range ds {
+					names[i] = d.Name + " (" + d.Data + ")"
+				}
+				ev = append(ev, fmt.Sprintf("an attacker who controls %s reaches %s directly, data services among them: %s",
+					c.Name, plural(radius.Direct(), "container"), strings.Join(names, ", ")))
 			}
 		}
 		f := r.finding(KindContainer, c.Name, ev,

@@ -222,3 +222,18 @@ func TestParsePort(t *testing.T) {
 		}
 	}
 }
+
+func TestThroughHost(t *testing.T) {
+	a := Analyze(seedHost(), Options{})
+	// lb publishes 443 on all addresses: every container with a route to
+	// the host and no network shared with lb reaches it that way; frontend
+	// shares public-dmz, postgres and cache are internal-only, agent is the
+	// host, loner has no network.
+	got := strings.Join(a.ThroughHost("lb"), ",")
+	if want := "admin,api,devbox,legacy,sidecar"; got != want {
+		t.Errorf("ThroughHost(lb) = %s, want %s", got, want)
+	}
+	if got := a.ThroughHost("admin"); len(got) != 0 {
+		t.Errorf("a loopback binding is reached through the host by %v", got)
+	}
+}

@@ -32,6 +32,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/audit"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden and docs/rules.md")
@@ -116,6 +117,10 @@ func sampleReport() *audit.Report {
 		BySeverity: map[string]int{"critical": 2, "high": 1, "medium": 2, "low": 2, "info": 1},
 		ByRule: map[string]int{"docker-socket-mounted": 1, "published-sensitive-port": 1, "untrusted-shares-data-network": 1,
 			"published-all-interfaces": 1, "bridge-nf-disabled": 1, "writable-rootfs": 1, "legacy-rule": 1, "internal-publish-ignored": 1},
+	}, BlastRadii: []reach.Summary{
+		{Source: "dev-shell", Reached: 5, Direct: 3, Data: 1, MaxHops: 2, Host: true, Internet: true},
+		{Source: "shop-db", Reached: 2, Direct: 2, Data: 0, MaxHops: 1, Host: true},
+		{Source: "cache", Reached: 0},
 	}}
 }
 
@@ -297,6 +302,7 @@ func TestJSONShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := sampleReport()
+	want.BlastRadii = nil // text only
 	for i := range want.Findings {
 		if want.Findings[i].Evidence == nil {
 			want.Findings[i].Evidence = []string{}

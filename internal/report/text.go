@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/audit"
+	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 // ANSI SGR codes of each severity's tag in coloured text.
@@ -57,6 +58,7 @@ func AuditText(w io.Writer, r *audit.Report, o AuditOptions) error {
 		if where != "" {
 			where = " on " + where
 		}
+		writeTextBlastRadii(&b, p, r.BlastRadii)
 		fmt.Fprintf(&b, "No findings%s.\n", where)
 		return write(w, b.String())
 	}
@@ -71,8 +73,63 @@ func AuditText(w io.Writer, r *audit.Report, o AuditOptions) error {
 			b.WriteByte('\n')
 		}
 	}
+	writeTextBlastRadii(&b, p, r.BlastRadii)
 	writeTextSummary(&b, p, r.Findings, where)
 	return write(w, b.String())
+}
+
+// textRadiiShown is how many blast radii the text report lists; the rest
+// are counted.
+const textRadiiShown = 25
+
+// writeTextBlastRadii lists the size of each container's blast radius,
+// the largest first:
+//
+//	devbox      9 containers, 2 data services, up to 3 hops (4 directly); also the host, the internet
+func writeTextBlastRadii(b *strings.Builder, p painter, radii []reach.Summary) {
+	if len(radii) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "%s\n\n", p.paint("1", "Blast radius: what an attacker who controls each container reaches"))
+	width := 0
+	for _, s := range radii[:min(len(radii), textRadiiShown)] {
+		width = max(width, len(s.Source))
+	}
+	for _, s := range radii[:min(len(radii), textRadiiShown)] {
+		fmt.Fprintf(b, "  %-*s  %s\n", width, clean(s.Source), describeRadius(s))
+	}
+	if rest := len(radii) - textRadiiShown; rest > 0 {
+		fmt.Fprintf(b, "  ... and %s with smaller radii ('zonewarden blast-radius --all' lists them)\n", plural(rest, "more container"))
+	}
+	b.WriteString("  ('zonewarden blast-radius NAME' shows the paths)\n\n")
+}
+
+// describeRadius renders one blast-radius summary for people.
+func describeRadius(s reach.Summary) string {
+	var parts []string
+	if s.Reached == 0 {
+		parts = append(parts, "no container")
+	} else {
+		parts = append(parts, plural(s.Reached, "container"))
+		if s.Data > 0 {
+			parts = append(parts, plural(s.Data, "data service"))
+		}
+		if s.MaxHops > 1 {
+			parts = append(parts, fmt.Sprintf("up to %d hops (%d directly)", s.MaxHops, s.Direct))
+		}
+	}
+	text := strings.Join(parts, ", ")
+	var also []string
+	if s.Host {
+		also = append(also, "the host")
+	}
+	if s.Internet {
+		also = append(also, "the internet")
+	}
+	if len(also) > 0 {
+		text += "; also " + strings.Join(also, ", ")
+	}
+	return text
 }
 
 func writeTextFinding(b *strings.Builder, p painter, f audit.Finding) {

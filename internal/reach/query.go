@@ -1,0 +1,103 @@
+package reach
+
+import (
+	"fmt"
+	"iter"
+	"strings"
+)
+
+// Filter selects edges: by source, destination and port. Zero fields
+// select everything.
+type Filter struct {
+	From, To string
+	Port     *Port
+}
+
+// Select yields the edges that pass f, grouped by source as Edges does.
+// With a port, each edge is narrowed to that port.
+func (a *Analysis) Select(f Filter) iter.Seq[Edge] {
+	return func(yield func(Edge) bool) {
+		keep := func(e Edge) bool {
+			if f.To != "" && e.To != f.To {
+				return true
+			}
+			if f.Port != nil {
+				if !e.Ports.Contains(*f.Port) {
+					return true
+				}
+				e.Ports = Ports(*f.Port)
+			}
+			return yield(e)
+		}
+		if f.From != "" {
+			a.from(f.From, newEdgeSet(len(a.cs)), keep)
+			return
+		}
+		a.Edges(keep)
+	}
+}
+
+// Filtered returns the edges that pass f.
+func (a *Analysis) Filtered(f Filter) []Edge {
+	var out []Edge
+	for e := range a.Select(f) {
+		out = append(out, e)
+	}
+	return out
+}
+
+// WhyNot explains, for people, why from opens no connection to to.
+func (a *Analysis) WhyNot(from, to string) string {
+	i, fromIsContainer := a.byName[from]
+	j, toIsContainer := a.byName[to]
+	switch {
+	case from == Internet:
+		return "the internet opens no connection in; use outside for remote clients of published ports"
+	case to == Outside:
+		return "outside stands for remote clients, which accept no connection; use internet for egress"
+	case from == to:
+		return "a peer does not connect to itself here"
+	}
+	if fromIsContainer && a.cs[a.owner[i]].NoNetwork() {
+		return from + " runs with --network none: it has no network"
+	}
+	if toIsContainer && a.cs[a.owner[j]].NoNetwork() {
+		return to + " runs with --network none: nothing reaches it"
+	}
+	if !fromIsContainer || !toIsContainer {
+		if fromIsContainer && (to == Internet || to == Host) {
+			return fmt.Sprintf("%s is only on internal networks (%s): no route out of them", from, a.netList(a.owner[i]))
+		}
+		if toIsContainer && from == Outside {
+			return to + " publishes no port on a host address reachable from other machines"
+		}
+		return "no path between them"
+	}
+	o, d := a.owner[i], a.owner[j]
+	for _, ni := range a.nets[o] {
+		for _, nj := range a.nets[d] {
+			if ni == nj && !a.netICC[ni] {
+				return fmt.Sprintf("they share network %s, but inter-container communication is off on it (enable_icc=false)", a.netNames[ni])
+			}
+		}
+	}
+	why := fmt.Sprintf("they share no network (%s: %s; %s: %s)", from, a.netList(o), to, a.netList(d))
+	switch {
+	case len(a.pubVia[d]) == 0:
+		return why + ", and " + to + " publishes no port reachable from containers"
+	case !a.routed[o]:
+		return why + ", and " + from + " is only on internal networks: it has no route to the host's published ports"
+	}
+	return why
+}
+
+func (a *Analysis) netList(o int) string {
+	if len(a.nets[o]) == 0 {
+		return "none"
+	}
+	names := make([]string, len(a.nets[o]))
+	for k, ni := range a.nets[o] {
+		names[k] = a.netNames[ni]
+	}
+	return strings.Join(names, ", ")
+}
