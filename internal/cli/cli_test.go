@@ -114,7 +114,8 @@ func TestDemoOffline(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"embedded snapshot", "customer-db", "published-bypasses-isolation", "untrusted-shares-data-network", "docker-socket-mounted", "privileged"} {
+	for _, want := range []string{"embedded snapshot", "customer-db", "published-bypasses-isolation", "untrusted-shares-data-network", "docker-socket-mounted", "privileged",
+		"Blast radius of dev-box", "customer-db (PostgreSQL) in 1 hop: dev-box -> customer-db"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}

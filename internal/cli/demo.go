@@ -16,6 +16,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/demo"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/reach"
 	"github.com/zonewarden/zonewarden/internal/report"
 )
 
@@ -123,6 +124,17 @@ func (a *app) demoAudit(out io.Writer, snap *inventory.Snapshot, color bool) err
 	}
 	fmt.Fprintf(out, "\nAudited %d containers on %d networks in %s. Run 'zonewarden rules RULE' to learn about a rule.\n",
 		len(snap.Containers), len(snap.Networks), elapsed.Round(time.Microsecond))
+
+	header(out, color, "Blast radius of the dev container")
+	fmt.Fprintf(out, "If %s is compromised, this is what the attacker reaches before any fix:\n\n", demo.DevContainer)
+	r, err := reach.Analyze(snap, reach.Options{}).BlastRadius(demo.DevContainer, 0)
+	if err == nil {
+		err = report.BlastRadiusText(out, r, 0)
+	}
+	if err != nil {
+		return &exitErr{Code: exitError, Err: err}
+	}
+	fmt.Fprintf(out, "\nExplore it: zonewarden reach --from %[1]s, zonewarden blast-radius --all.\n", demo.DevContainer)
 	return nil
 }
 

@@ -146,7 +146,8 @@ func TestDemoLive(t *testing.T) {
 		t.Fatalf("demo exit %d: %s\n%s", code, stderr, out)
 	}
 	for _, want := range []string{"Building it on", "customer-db", "published-bypasses-isolation",
-		"untrusted-shares-data-network", "internal-publish-ignored", "Removed the demo host"} {
+		"untrusted-shares-data-network", "internal-publish-ignored", "Blast radius of dev-box",
+		"customer-db (PostgreSQL) in 1 hop", "Removed the demo host"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}

@@ -75,6 +75,10 @@ func publish(hostPort, containerPort uint16) inventory.PortBinding {
 	return inventory.PortBinding{ContainerPort: tcp(containerPort), HostPort: hostPort}
 }
 
+// DevContainer is the demo's developer container, whose blast radius the
+// demo shows.
+const DevContainer = "dev-box"
+
 // Level0 is the seed's host: everything a shared host gets wrong.
 func Level0() Host {
 	hardened := func(c Container) Container {
