@@ -104,6 +104,8 @@ Start with:
 		a.reachCommand(),
 		a.blastRadiusCommand(),
 		a.graphCommand(),
+		a.checkCommand(),
+		a.initCommand(),
 		idleCommand(),
 	)
 	return root
