@@ -246,10 +246,6 @@ func checkSocket(h *host, r *Rule) []Finding {
 	return out
 }
 
-func bindingText(b inventory.PortBinding) string {
-	return b.HostAddress() + "->" + b.ContainerPort.String()
-}
-
 func checkPublishedSensitive(h *host, r *Rule) []Finding {
 	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
 		d, isData := h.data[c]
@@ -263,7 +259,7 @@ func checkPublishedSensitive(h *host, r *Rule) []Finding {
 			if kind == "" {
 				continue
 			}
-			ev = append(ev, fmt.Sprintf("%s publishes %s (%s)", c.Name, bindingText(b), kind))
+			ev = append(ev, fmt.Sprintf("%s publishes %s (%s)", c.Name, b.String(), kind))
 			allIfaces = allIfaces || b.AllInterfaces()
 		}
 		if len(ev) == 0 {
@@ -601,7 +597,7 @@ func checkAllInterfaces(h *host, r *Rule) []Finding {
 				if b.HostIP.Is6() {
 					family = "IPv6"
 				}
-				ev = append(ev, fmt.Sprintf("%s (all %s interfaces)", bindingText(b), family))
+				ev = append(ev, fmt.Sprintf("%s (all %s interfaces)", b.String(), family))
 			}
 		}
 		if len(ev) == 0 {
@@ -694,7 +690,7 @@ func checkPrivilegedPort(h *host, r *Rule) []Finding {
 		var ev []string
 		for _, b := range h.ix.PublishedPorts(c) {
 			if b.HostPort != 0 && b.HostPort < 1024 {
-				ev = append(ev, "host port "+bindingText(b))
+				ev = append(ev, "host port "+b.String())
 			}
 		}
 		if len(ev) > 0 {
@@ -724,7 +720,7 @@ func checkInternalPublish(h *host, r *Rule) []Finding {
 		}
 		var ports []string
 		for _, b := range c.Ports {
-			ports = append(ports, bindingText(b))
+			ports = append(ports, b.String())
 		}
 		out = append(out, r.finding(KindContainer, c.Name,
 			[]string{

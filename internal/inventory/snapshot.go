@@ -203,6 +203,9 @@ func (b PortBinding) AllInterfaces() bool {
 	return !b.HostIP.IsValid() || b.HostIP.IsUnspecified()
 }
 
+// String renders the binding as Docker shows it: "0.0.0.0:8080->80/tcp".
+func (b PortBinding) String() string { return b.HostAddress() + "->" + b.ContainerPort.String() }
+
 // HostAddress renders the host side as "0.0.0.0:8443" or "[::]:8443".
 func (b PortBinding) HostAddress() string {
 	ip := b.HostIP

@@ -257,3 +257,27 @@ func (c *Client) BuildImage(ctx context.Context, dockerfile string, files []Buil
 		}
 	}
 }
+
+// ConnectNetwork attaches a container to a network.
+func (c *Client) ConnectNetwork(ctx context.Context, network, container string) error {
+	if err := c.api.NetworkConnect(ctx, network, container, nil); err != nil {
+		return fmt.Errorf("connect %s to network %s: %w", container, network, err)
+	}
+	return nil
+}
+
+// DisconnectNetwork detaches a container from a network.
+func (c *Client) DisconnectNetwork(ctx context.Context, network, container string) error {
+	if err := c.api.NetworkDisconnect(ctx, network, container, false); err != nil {
+		return fmt.Errorf("disconnect %s from network %s: %w", container, network, err)
+	}
+	return nil
+}
+
+// RemoveNetwork removes a network that has no containers left.
+func (c *Client) RemoveNetwork(ctx context.Context, name string) error {
+	if err := c.api.NetworkRemove(ctx, name); err != nil {
+		return fmt.Errorf("remove network %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+// Package plan computes what must change on a Docker host for it to match
+// a policy: networks to create or re-create, memberships to add and to
+// remove, and what the Docker side cannot fix (unmatched containers,
+// published ports the policy does not allow).
+//
+// It is pure: it compares a host snapshot with the desired state and
+// returns a plan; the CLI executes it through the Docker adapter.
+package plan
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/zonewarden/zonewarden/internal/inventory"
+)
+
+// LabelManaged marks the networks zonewarden creates; its value is the
+// zone name.
+const LabelManaged = "zonewarden.zone"
+
+// Zone is one network the policy wants.
+type Zone struct {
+	Name     string
+	Internal bool
+}
+
+// Desired is the state a policy asks of the host, already bound to its
+// containers.
+type Desired struct {
+	Zones []Zone
+	// Members maps each container a workload selects to the zones it must
+	// be on, and on no other network.
+	Members map[string][]string
+	// Unmatched lists the containers no workload selects.
+	Unmatched []string
+	// PublishAllowed reports whether the policy lets container publish b;
+	// nil allows everything.
+	PublishAllowed func(container string, b inventory.PortBinding) bool
+}
+
+// Membership is one container on one network.
+type Membership struct {
+	Container string `json:"container"`
+	Network   string `json:"network"`
+}
+
+// Recreate is a network whose internal flag is wrong: Docker cannot change
+// it, so the network is removed and created again, and its members lose
+// connectivity on it meanwhile.
+type Recreate struct {
+	Network  string   `json:"network"`
+	Internal bool     `json:"internal"`
+	Members  []string `json:"members"`
+	// Ours tells whether zonewarden created the network; others are only
+	// re-created with --recreate-networks.
+	Ours bool `json:"created_by_zonewarden"`
+}
+
+// Published is a published port the policy does not allow.
+type Published struct {
+	Container string `json:"container"`
+	Binding   string `json:"binding"`
+}
+
+// Plan is the difference between a host and a policy.
+type Plan struct {
+	Create     []Zone       `json:"create_networks"`
+	Recreate   []Recreate   `json:"recreate_networks"`
+	Connect    []Membership `json:"connect"`
+	Disconnect []Membership `json:"disconnect"`
+	// Unmatched containers and disallowed published ports are reported;
+	// the Docker side cannot fix them (the firewall can).
+	Unmatched []string    `json:"unmatched_containers"`
+	Published []Published `json:"published_not_allowed"`
+	// Blockers are reasons the host cannot satisfy the policy; apply
+	// changes nothing while there is one.
+	Blockers []string `json:"blockers"`
+}
+
+// Changes reports whether applying the plan would change the host.
+func (p *Plan) Changes() bool {
+	return len(p.Create)+len(p.Recreate)+len(p.Connect)+len(p.Disconnect) > 0
+}
+
+// Compute compares the host with the desired state.
+func Compute(snap *inventory.Snapshot, want Desired) *Plan {
+	ix := inventory.NewIndex(snap)
+	p := &Plan{Create: []Zone{}, Recreate: []Recreate{}, Connect: []Membership{}, Disconnect: []Membership{},
+		Unmatched: slices.Sorted(slices.Values(want.Unmatched)), Published: []Published{}, Blockers: []string{}}
+	if p.Unmatched == nil {
+		p.Unmatched = []string{}
+	}
+	zones := make(map[string]bool, len(want.Zones))
+	for _, z := range want.Zones {
+		zones[z.Name] = true
+		n := ix.Network(z.Name)
+		switch {
+		case n == nil:
+			p.Create = append(p.Create, z)
+		case n.Driver != "bridge" || n.IsBuiltin():
+			p.Blockers = append(p.Blockers, fmt.Sprintf("zone %s: network %s exists with driver %s; a zone must be a user-defined bridge network (rename the zone or remove the network)", z.Name, n.Name, n.Driver))
+		case n.Internal != z.Internal:
+			members := containerNames(ix.Members(n.Name))
+			p.Recreate = append(p.Recreate, Recreate{Network: n.Name, Internal: z.Internal, Members: members, Ours: n.Labels[LabelManaged] != ""})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(want.Members)) {
+		c := ix.Container(name)
+		if c == nil {
+			continue
+		}
+		wantZones := want.Members[name]
+		switch {
+		case c.UsesHostNetwork() && len(wantZones) > 0:
+			p.Blockers = append(p.Blockers, fmt.Sprintf("container %s runs with --network host: it cannot join zones %s (re-create it on a bridge network, or give its workload no zones)", name, strings.Join(wantZones, ", ")))
+			continue
+		case c.SharedNamespaceWith() != "":
+			if len(wantZones) > 0 {
+				p.Blockers = append(p.Blockers, fmt.Sprintf("container %s uses the network namespace of %s: it follows that container's zones; give its workload no zones", name, c.SharedNamespaceWith()))
+			}
+			continue
+		case c.NoNetwork() && len(wantZones) > 0:
+			p.Blockers = append(p.Blockers, fmt.Sprintf("container %s runs with --network none: Docker cannot connect it to zones %s (re-create it on a bridge network)", name, strings.Join(wantZones, ", ")))
+			continue
+		}
+		on := map[string]bool{}
+		for _, e := range c.Endpoints {
+			on[e.Network] = true
+		}
+		for _, z := range wantZones {
+			if !on[z] {
+				p.Connect = append(p.Connect, Membership{Container: name, Network: z})
+			}
+		}
+		for _, e := range c.Endpoints {
+			if !slices.Contains(wantZones, e.Network) {
+				p.Disconnect = append(p.Disconnect, Membership{Container: name, Network: e.Network})
+			}
+		}
+		if want.PublishAllowed != nil {
+			for _, b := range ix.PublishedPorts(c) {
+				if !want.PublishAllowed(name, b) {
+					p.Published = append(p.Published, Published{Container: name, Binding: b.String()})
+				}
+			}
+		}
+	}
+	return p
+}
+
+func containerNames(cs []*inventory.Container) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.Name
+	}
+	slices.Sort(out)
+	return out
+}
