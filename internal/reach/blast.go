@@ -104,12 +104,10 @@ type Summary struct {
 	Internet bool `json:"internet"`
 }
 
-// BlastRadii summarises the blast radius of every container, the largest
-// first (then by name). Containers in the same position (the same
-// networks and routes) have the same neighbours, so they share one
-// search: the cost is one search per position, not per container. Use
-// BlastRadius for the paths.
-func (a *Analysis) BlastRadii() []Summary {
+// blastRadiiBFS is BlastRadii by one container-level search per position
+// (containers in the same position have the same neighbours): simple, and
+// the reference the hub search is tested against.
+func (a *Analysis) blastRadiiBFS() []Summary {
 	groups := map[string][]int{}
 	var keys []string
 	for i := range a.cs {
@@ -223,11 +221,11 @@ func (b *search) run(o int) {
 	b.pubDone, b.allDone, b.hostDone = false, false, false
 	b.host = a.hostNet[o] || len(a.gwVia[o]) > 0
 	b.inet = a.hostNet[o] || a.routed[o]
-	b.expand(o, 1, -1)
+	b.expand(o, 1, -1, len(a.followers[o]) > 1)
 	for head := 0; head < len(b.queue); head++ {
 		x := int(b.queue[head])
 		if a.owner[x] == x { // followers add nothing their owner does not
-			b.expand(x, b.hop[x]+1, int32(x))
+			b.expand(x, b.hop[x]+1, int32(x), true)
 		}
 	}
 }
@@ -240,11 +238,16 @@ func (b *search) visit(t int, hop, parent int32) {
 	b.queue = append(b.queue, int32(t))
 }
 
-// expand visits the neighbours of owner x at the given hop.
-func (b *search) expand(x int, hop, parent int32) {
+// expand visits the neighbours of owner x at the given hop; its own
+// namespace too when ns is set. The source's namespace is visited only
+// when others share it, so that containers in the same position can
+// share the search.
+func (b *search) expand(x int, hop, parent int32, ns bool) {
 	a := b.a
-	for _, f := range a.followers[x] {
-		b.visit(f, hop, parent)
+	if ns {
+		for _, f := range a.followers[x] {
+			b.visit(f, hop, parent)
+		}
 	}
 	if a.hostNet[x] {
 		if !b.allDone {

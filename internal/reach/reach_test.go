@@ -2,6 +2,7 @@ package reach
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -235,5 +236,77 @@ func TestThroughHost(t *testing.T) {
 	}
 	if got := a.ThroughHost("admin"); len(got) != 0 {
 		t.Errorf("a loopback binding is reached through the host by %v", got)
+	}
+}
+
+// randomHost builds a small host with every kind of peer: ICC on and off,
+// internal networks, host-network containers, shared namespaces, --network
+// none, publishers on all and on loopback addresses.
+func randomHost(r *rand.Rand, containers, networks int) *inventory.Snapshot {
+	s := &inventory.Snapshot{Version: 1, Networks: []inventory.Network{{Name: "host", Driver: "host"}, {Name: "none", Driver: "null"}}}
+	for i := range networks {
+		s.Networks = append(s.Networks, inventory.Network{Name: fmt.Sprintf("n%d", i), Driver: "bridge",
+			ICC: r.IntN(5) > 0, Internal: r.IntN(4) == 0})
+	}
+	for i := range containers {
+		c := inventory.Container{Name: fmt.Sprintf("c%03d", i), State: "running"}
+		switch k := r.IntN(20); {
+		case k == 0:
+			c.NetworkMode = "host"
+		case k == 1:
+			c.NetworkMode = "none"
+		case k == 2 && i > 0:
+			c.NetworkMode = fmt.Sprintf("container:c%03d", r.IntN(i))
+		default:
+			for range 1 + r.IntN(2) {
+				n := s.Networks[2+r.IntN(networks)].Name
+				if !slices.ContainsFunc(c.Endpoints, func(e inventory.Endpoint) bool { return e.Network == n }) {
+					c.Endpoints = append(c.Endpoints, inventory.Endpoint{Network: n})
+				}
+			}
+			c.NetworkMode = c.Endpoints[0].Network
+			if r.IntN(6) == 0 {
+				b := inventory.PortBinding{ContainerPort: inventory.Port{Number: 80, Protocol: "tcp"}, HostPort: uint16(10000 + i)}
+				if r.IntN(3) == 0 {
+					b.HostIP = netip.MustParseAddr("127.0.0.1")
+				}
+				c.Ports = append(c.Ports, b)
+			}
+			if r.IntN(8) == 0 {
+				c.Image = "postgres:16"
+			}
+		}
+		s.Containers = append(s.Containers, c)
+	}
+	return s
+}
+
+// TestBlastRadiiHubSearchAgreesWithBFS: the hub search gives the same
+// summaries as a plain search per position, on many random hosts.
+func TestBlastRadiiHubSearchAgreesWithBFS(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for round := range 300 {
+		snap := randomHost(r, 5+r.IntN(40), 1+r.IntN(8))
+		a := Analyze(snap, Options{})
+		got, want := a.BlastRadii(), a.blastRadiiBFS()
+		if !slices.Equal(got, want) {
+			for i := range want {
+				if i < len(got) && got[i] != want[i] {
+					t.Errorf("round %d: %+v, want %+v", round, got[i], want[i])
+				}
+			}
+			t.Fatalf("round %d: hub search and BFS disagree", round)
+		}
+		for _, sum := range got {
+			rad, _ := a.BlastRadius(sum.Source, 0)
+			deepest := 0
+			for _, x := range rad.Reachable {
+				deepest = max(deepest, x.Hops)
+			}
+			if sum.Reached != len(rad.Reachable) || sum.Direct != rad.Direct() || sum.Data != len(rad.DataServices()) || sum.MaxHops != deepest {
+				t.Fatalf("round %d: %s: summary %+v, radius %d reached, %d direct, %d data, %d hops",
+					round, sum.Source, sum, len(rad.Reachable), rad.Direct(), len(rad.DataServices()), deepest)
+			}
+		}
 	}
 }
