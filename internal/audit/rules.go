@@ -473,15 +473,8 @@ func checkGateway(h *host, r *Rule) []Finding {
 				ev = append(ev, fmt.Sprintf("network %s is untrusted: %s", name, why))
 			}
 		}
-		if radius, err := h.an.BlastRadius(c.Name, 1); err == nil {
-			if ds := radius.DataServices(); len(ds) > 0 {
-				names := make([]string, len(ds))
-				for i, d := range ds {
-					names[i] = d.Name + " (" + d.Data + ")"
-				}
-				ev = append(ev, fmt.Sprintf("an attacker who controls %s reaches %s directly, data services among them: %s",
-					c.Name, plural(radius.Direct(), "container"), strings.Join(names, ", ")))
-			}
+		if data := h.an.DirectData(c.Name); len(data) > 0 {
+			ev = append(ev, fmt.Sprintf("an attacker who controls %s reaches these data services directly: %s", c.Name, strings.Join(data, ", ")))
 		}
 		f := r.finding(KindContainer, c.Name, ev,
 			fmt.Sprintf("Keep %s on the networks it needs only (docker network disconnect NETWORK %s); if it must bridge them, enforce which flows may cross with zonewarden apply.", c.Name, c.Name))

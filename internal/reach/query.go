@@ -3,6 +3,7 @@ package reach
 import (
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 )
 
@@ -100,4 +101,46 @@ func (a *Analysis) netList(o int) string {
 		names[k] = a.netNames[ni]
 	}
 	return strings.Join(names, ", ")
+}
+
+// DirectData returns the data services the named container opens
+// connections to directly (hop 1), as "name (kind)", sorted. Its cost is
+// the container's degree, not a search.
+func (a *Analysis) DirectData(name string) []string {
+	i, ok := a.byName[name]
+	if !ok {
+		return nil
+	}
+	o := a.owner[i]
+	seen := map[int]bool{}
+	var out []string
+	add := func(ts []int) {
+		for _, t := range ts {
+			if a.data[t] != "" && t != i && !seen[t] {
+				seen[t] = true
+				out = append(out, a.cs[t].Name+" ("+a.data[t]+")")
+			}
+		}
+	}
+	if len(a.followers[o]) > 1 {
+		add(a.followers[o])
+	}
+	if a.hostNet[o] {
+		add(a.networked)
+	}
+	for _, ni := range a.nets[o] {
+		if a.netICC[ni] {
+			add(a.attached[ni])
+		}
+	}
+	if a.routed[o] {
+		for _, p := range a.publishers {
+			add(a.followers[p])
+		}
+	}
+	if len(a.gwVia[o]) > 0 {
+		add(a.hostMembers)
+	}
+	slices.Sort(out)
+	return out
 }
