@@ -56,3 +56,25 @@ func TestPurePackagesHaveNoSideEffectImports(t *testing.T) {
 		}
 	}
 }
+
+// TestProberDoesNotImportDocker: the netns prober is an adapter of the
+// kernel only; verify and the truth harness find the PIDs, it must not.
+func TestProberDoesNotImportDocker(t *testing.T) {
+	const pkg = "github.com/zonewarden/zonewarden/internal/probe"
+	out, err := exec.Command("go", "list", "-deps", "-json=ImportPath", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", pkg, err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p struct{ ImportPath string }
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{"github.com/docker/", "github.com/moby/", "github.com/zonewarden/zonewarden/internal/inventory"} {
+			if strings.HasPrefix(p.ImportPath, f) {
+				t.Errorf("%s depends on %s: the prober must not talk to Docker", pkg, p.ImportPath)
+			}
+		}
+	}
+}

@@ -53,8 +53,16 @@ type Daemon struct {
 	BridgeNfIptables  *bool `json:"bridge_nf_iptables,omitempty"`
 	BridgeNfIP6tables *bool `json:"bridge_nf_ip6tables,omitempty"`
 	IPv4Forwarding    *bool `json:"ipv4_forwarding,omitempty"`
-	LiveRestore       bool  `json:"live_restore,omitempty"`
-	Rootless          bool  `json:"rootless,omitempty"`
+	// IP6Tables reports whether Docker filters IPv6 (the daemon option
+	// ip6tables). When false, Docker installs no ip6tables rules: over IPv6
+	// nothing isolates networks from each other, enforces enable_icc=false
+	// or --internal, or stops other machines that route to a container's
+	// IPv6 subnet. Docker turns it on by default from 27.0; the Engine API
+	// does not show it, so the Docker source infers it from the version.
+	// Nil when unknown, which the analysis takes as on.
+	IP6Tables   *bool `json:"ip6tables,omitempty"`
+	LiveRestore bool  `json:"live_restore,omitempty"`
+	Rootless    bool  `json:"rootless,omitempty"`
 	// SecurityOptions as reported by /info ("name=seccomp,profile=builtin").
 	SecurityOptions []string `json:"security_options,omitempty"`
 }

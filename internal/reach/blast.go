@@ -174,6 +174,9 @@ func (a *Analysis) position(o int) string {
 	if a.routed[o] {
 		sb.WriteByte('r')
 	}
+	if a.routed6[o] {
+		sb.WriteByte('6')
+	}
 	for _, ni := range a.nets[o] {
 		sb.WriteByte(',')
 		sb.WriteString(strconv.Itoa(ni))
@@ -184,8 +187,8 @@ func (a *Analysis) position(o int) string {
 // search is a breadth-first search over the containers, reused from one
 // source to the next. A container's neighbours are its namespace, the
 // members of its networks with ICC on, the publishers (when it has a route
-// to the host), the host's namespace (through a gateway) and everything
-// (from the host's namespace). Each network, the publishers and the host
+// to the host; over IPv6 only, those listening on IPv6), the host's
+// namespace (through a gateway) and everything (from the host's namespace). Each network, the publishers and the host
 // are expanded once per search, so one search costs containers plus
 // endpoints, whatever the number of edges.
 type search struct {
@@ -195,6 +198,7 @@ type search struct {
 	netDone     []bool
 	netsTouched []int
 	pubDone     bool
+	pub6Done    bool
 	allDone     bool
 	hostDone    bool
 	host, inet  bool
@@ -218,9 +222,9 @@ func (b *search) run(o int) {
 		b.netDone[ni] = false
 	}
 	b.queue, b.netsTouched = b.queue[:0], b.netsTouched[:0]
-	b.pubDone, b.allDone, b.hostDone = false, false, false
+	b.pubDone, b.pub6Done, b.allDone, b.hostDone = false, false, false, false
 	b.host = a.hostNet[o] || len(a.gwVia[o]) > 0
-	b.inet = a.hostNet[o] || a.routed[o]
+	b.inet = a.hostNet[o] || a.routed[o] || a.routed6[o]
 	b.expand(o, 1, -1, len(a.followers[o]) > 1)
 	for head := 0; head < len(b.queue); head++ {
 		x := int(b.queue[head])
@@ -276,6 +280,14 @@ func (b *search) expand(x int, hop, parent int32, ns bool) {
 			}
 		}
 	}
+	if a.routed6[x] && !b.pub6Done {
+		b.pub6Done = true
+		for _, p := range a.publishers6 {
+			for _, t := range a.followers[p] {
+				b.visit(t, hop, parent)
+			}
+		}
+	}
 	if len(a.gwVia[x]) > 0 && !b.hostDone {
 		b.hostDone = true
 		for _, t := range a.hostMembers {
@@ -303,6 +315,9 @@ func (a *Analysis) portsBetween(i, t int) PortSet {
 	}
 	if a.routed[o] {
 		return a.pubPorts[d]
+	}
+	if a.routed6[o] {
+		return a.pub6Ports[d]
 	}
 	return PortSet{}
 }

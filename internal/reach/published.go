@@ -13,7 +13,8 @@ import "slices"
 // ports of the named container only through the host: Docker DNATs (or
 // its userland proxy relays) connections to any host address, a network's
 // gateway address included, on to the publishing container, whatever
-// network the client is on. Docker's network isolation does not cover
+// network the client is on (over IPv6 too, from internal networks, when
+// Docker does not filter IPv6). Docker's network isolation does not cover
 // this path. Containers that share a network with ICC on, its namespace,
 // or the host's namespace reach it anyway and are not listed.
 func (a *Analysis) ThroughHost(name string) []string {
@@ -28,7 +29,8 @@ func (a *Analysis) ThroughHost(name string) []string {
 	var out []string
 	for t, c := range a.cs {
 		o := a.owner[t]
-		if o == d || !a.routed[o] || a.sharesICCNetwork(o, d) {
+		through := a.routed[o] || a.routed6[o] && len(a.pub6Via[d]) > 0
+		if o == d || !through || a.sharesICCNetwork(o, d) {
 			continue
 		}
 		out = append(out, c.Name)

@@ -86,19 +86,23 @@ func (a *Analysis) WhyNot(from, to string) string {
 	switch {
 	case len(a.pubVia[d]) == 0:
 		return why + ", and " + to + " publishes no port reachable from containers"
-	case !a.routed[o]:
+	case a.routed6[o] && len(a.pub6Via[d]) == 0:
+		return why + ", and " + from + " is only on internal networks: over IPv6 it reaches the host's published ports, but " + to + " publishes none on IPv6"
+	case !a.routed[o] && !a.routed6[o]:
 		return why + ", and " + from + " is only on internal networks: it has no route to the host's published ports"
 	}
 	return why
 }
 
 func (a *Analysis) netList(o int) string {
-	if len(a.nets[o]) == 0 {
-		return "none"
+	names := make([]string, 0, len(a.nets[o]))
+	for _, ni := range a.nets[o] {
+		if ni != a.v6net { // not a network of Docker's
+			names = append(names, a.netNames[ni])
+		}
 	}
-	names := make([]string, len(a.nets[o]))
-	for k, ni := range a.nets[o] {
-		names[k] = a.netNames[ni]
+	if len(names) == 0 {
+		return "none"
 	}
 	return strings.Join(names, ", ")
 }
@@ -135,6 +139,10 @@ func (a *Analysis) DirectData(name string) []string {
 	}
 	if a.routed[o] {
 		for _, p := range a.publishers {
+			add(a.followers[p])
+		}
+	} else if a.routed6[o] {
+		for _, p := range a.publishers6 {
 			add(a.followers[p])
 		}
 	}

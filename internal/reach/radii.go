@@ -39,7 +39,7 @@ func (a *Analysis) BlastRadii() []Summary {
 		o := a.owner[members[0]]
 		s.run(o)
 		host := a.hostNet[o] || len(a.gwVia[o]) > 0
-		inet := a.hostNet[o] || a.routed[o]
+		inet := a.hostNet[o] || a.routed[o] || a.routed6[o]
 		for _, i := range members {
 			sum := Summary{Source: a.cs[i].Name, Reached: s.reached, Direct: s.hist[1], Data: s.data,
 				MaxHops: s.maxHop(), Host: host, Internet: inet}
@@ -83,6 +83,7 @@ type hubGraph struct {
 	access   [][]int32 // owner -> hubs it accesses
 	shared   int32     // index of the first shared hub
 	nsHub    []int32   // owner -> its namespace hub, or -1
+	pub6     int32     // the publishers listening on IPv6, or -1
 }
 
 func (a *Analysis) hubs() *hubGraph {
@@ -106,6 +107,17 @@ func (a *Analysis) hubs() *hubGraph {
 			h.members = append(h.members, toInt32(a.followers[o]))
 		}
 	}
+	// Reached over IPv6 only, by internal-only containers with IPv6 when
+	// Docker does not filter it.
+	h.pub6 = -1
+	if len(a.publishers6) > 0 {
+		h.pub6 = int32(len(h.members))
+		var list []int32
+		for _, p := range a.publishers6 {
+			list = append(list, toInt32(a.followers[p])...)
+		}
+		h.members = append(h.members, list)
+	}
 	h.access = make([][]int32, len(a.cs))
 	for o := range a.cs {
 		if a.owner[o] != o {
@@ -122,6 +134,9 @@ func (a *Analysis) hubs() *hubGraph {
 			}
 			if a.routed[o] {
 				acc = append(acc, h.shared+hubPub)
+			}
+			if a.routed6[o] && h.pub6 >= 0 {
+				acc = append(acc, h.pub6)
 			}
 			if len(a.gwVia[o]) > 0 {
 				acc = append(acc, h.shared+hubHost)

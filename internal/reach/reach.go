@@ -29,6 +29,11 @@ const (
 	ViaGateway     = "gateway:"     // + network name: to the host through a network's gateway address
 	ViaEgress      = "egress"       // routed out of the host (NAT)
 	ViaNamespace   = "namespace:"   // + container: --network container:X, the same stack
+	// ViaIPv6Unfiltered: both have IPv6 addresses and Docker does not
+	// filter IPv6 (daemon option ip6tables off, the default before Docker
+	// 27): the host routes IPv6 between every network, internal and ICC-off
+	// ones included, and from other machines.
+	ViaIPv6Unfiltered = "ipv6-unfiltered"
 )
 
 // Edge says that From can open connections to To on Ports, and why.
@@ -66,6 +71,17 @@ type Analysis struct {
 	pubPorts               []PortSet  // owner -> container ports of those bindings
 	pubVia                 [][]string // owner -> {"published:<hostip>:<port>", ...}
 	data                   []string   // data service kind, "" if none
+
+	// With IPv6 unfiltered (Daemon.IP6Tables false), the containers with
+	// IPv6 are members of one more network, v6net (-1 otherwise), named
+	// ViaIPv6Unfiltered; internal-only ones among them are routed6: over
+	// IPv6 they reach the internet and the publishers6, which hold the
+	// bindings that listen on IPv6 (pub6Ports, pub6Via).
+	v6net       int
+	routed6     []bool
+	publishers6 []int
+	pub6Ports   []PortSet
+	pub6Via     [][]string
 }
 
 // Options tune the analysis. The zero value models Docker as it behaves.
@@ -106,7 +122,17 @@ func Analyze(snap *inventory.Snapshot, _ Options) *Analysis {
 		a.netICC = append(a.netICC, nw.ICC)
 		a.netVia = append(a.netVia, []string{ViaNetwork + nw.Name})
 	}
-	a.attached = make([][]int, len(snap.Networks))
+	a.v6net = -1
+	if d := snap.Daemon.IP6Tables; d != nil && !*d {
+		a.v6net = len(a.netNames)
+		a.netNames = append(a.netNames, ViaIPv6Unfiltered)
+		a.netICC = append(a.netICC, true)
+		a.netVia = append(a.netVia, []string{ViaIPv6Unfiltered})
+	}
+	a.routed6 = make([]bool, n)
+	a.pub6Ports = make([]PortSet, n)
+	a.pub6Via = make([][]string, n)
+	a.attached = make([][]int, len(a.netNames))
 	a.nets = make([][]int, n)
 	a.gwVia = make([][]string, n)
 	a.routed = make([]bool, n)
@@ -131,6 +157,7 @@ func Analyze(snap *inventory.Snapshot, _ Options) *Analysis {
 		if c.NoNetwork() || a.hostNet[i] {
 			continue
 		}
+		v6 := false
 		for _, e := range c.Endpoints {
 			ni, ok := netIndex[e.Network]
 			if !ok {
@@ -147,7 +174,15 @@ func Analyze(snap *inventory.Snapshot, _ Options) *Analysis {
 				if !nw.Internal {
 					a.routed[i] = true
 				}
+				if nw.HasIPv6() || e.IPv6.IsValid() {
+					v6 = true
+				}
 			}
+		}
+		if v6 && a.v6net >= 0 {
+			a.nets[i] = append(a.nets[i], a.v6net)
+			a.attached[a.v6net] = append(a.attached[a.v6net], a.followers[i]...)
+			a.routed6[i] = !a.routed[i]
 		}
 		slices.Sort(a.nets[i])
 		slices.Sort(a.gwVia[i])
@@ -155,15 +190,30 @@ func Analyze(snap *inventory.Snapshot, _ Options) *Analysis {
 			if b.HostIP.IsValid() && b.HostIP.IsLoopback() {
 				continue // reachable from the host only
 			}
-			a.pubPorts[i] = a.pubPorts[i].Add(Port{Proto: b.ContainerPort.Protocol, Number: b.ContainerPort.Number})
-			if via := ViaPublished + b.HostAddress(); !slices.Contains(a.pubVia[i], via) {
+			port := Port{Proto: b.ContainerPort.Protocol, Number: b.ContainerPort.Number}
+			via := ViaPublished + b.HostAddress()
+			a.pubPorts[i] = a.pubPorts[i].Add(port)
+			if !slices.Contains(a.pubVia[i], via) {
 				a.pubVia[i] = append(a.pubVia[i], via)
+			}
+			// Listening on IPv6: every address ("-p 8080:80" gives Docker
+			// 0.0.0.0 and ::), ::, or one IPv6 address; not 0.0.0.0.
+			if a.v6net >= 0 && (!b.HostIP.IsValid() || b.HostIP.Is6() && !b.HostIP.Is4In6()) {
+				a.pub6Ports[i] = a.pub6Ports[i].Add(port)
+				if !slices.Contains(a.pub6Via[i], via) {
+					a.pub6Via[i] = append(a.pub6Via[i], via)
+				}
 			}
 		}
 		if len(a.pubVia[i]) > 0 {
 			slices.Sort(a.pubVia[i])
 			a.pubVia[i] = slices.Clip(a.pubVia[i])
 			a.publishers = append(a.publishers, i)
+		}
+		if len(a.pub6Via[i]) > 0 {
+			slices.Sort(a.pub6Via[i])
+			a.pub6Via[i] = slices.Clip(a.pub6Via[i])
+			a.publishers6 = append(a.publishers6, i)
 		}
 	}
 	slices.Sort(a.hostMembers)
@@ -355,6 +405,16 @@ func (a *Analysis) fromContainer(i int, s *edgeSet) {
 			}
 		}
 		s.inet.add(AllPorts(), viaEgress)
+	} else if a.routed6[o] {
+		for _, p := range a.publishers6 {
+			if p == o {
+				continue
+			}
+			for _, t := range a.followers[p] {
+				s.add(t, a.pub6Ports[p], a.pub6Via[p])
+			}
+		}
+		s.inet.add(AllPorts(), viaEgress)
 	}
 	if gw := a.gwVia[o]; len(gw) > 0 {
 		s.host.add(AllPorts(), gw)
@@ -373,8 +433,17 @@ func (a *Analysis) fromPseudo(name string, s *edgeSet) {
 		s.inet.add(AllPorts(), viaEgress)
 		return
 	}
+	// Outside: remote machines reach the host's own services, and with
+	// IPv6 unfiltered every container with IPv6 (given a route to its
+	// subnet through the host, which a machine on the LAN can add).
+	s.host.add(AllPorts(), viaHostNetwork)
 	for _, t := range a.hostMembers {
 		s.add(t, AllPorts(), viaHostNetwork)
+	}
+	if a.v6net >= 0 {
+		for _, t := range a.attached[a.v6net] {
+			s.add(t, AllPorts(), a.netVia[a.v6net])
+		}
 	}
 	for _, p := range a.publishers {
 		for _, t := range a.followers[p] {

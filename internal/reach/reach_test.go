@@ -100,6 +100,8 @@ func TestEvalSeedHost(t *testing.T) {
 		{"outside", "lb", "443/tcp", true, "published:0.0.0.0:18443"},
 		{"outside", "admin", "8080/tcp", false, ""},
 		{"outside", "agent", "22/tcp", true, "host-network"},
+		{"outside", "host", "22/tcp", true, "host-network"}, // the host's own services
+		{"outside", "postgres", "5432/tcp", false, ""},
 		{"host", "postgres", "5432/tcp", true, "host-network"},
 		{"devbox", "internet", "443/tcp", true, "egress"},
 		{"postgres", "internet", "443/tcp", false, ""},
@@ -246,7 +248,7 @@ func randomHost(r *rand.Rand, containers, networks int) *inventory.Snapshot {
 	s := &inventory.Snapshot{Version: 1, Networks: []inventory.Network{{Name: "host", Driver: "host"}, {Name: "none", Driver: "null"}}}
 	for i := range networks {
 		s.Networks = append(s.Networks, inventory.Network{Name: fmt.Sprintf("n%d", i), Driver: "bridge",
-			ICC: r.IntN(5) > 0, Internal: r.IntN(4) == 0})
+			ICC: r.IntN(5) > 0, Internal: r.IntN(4) == 0, EnableIPv6: r.IntN(3) == 0})
 	}
 	for i := range containers {
 		c := inventory.Container{Name: fmt.Sprintf("c%03d", i), State: "running"}
@@ -267,8 +269,13 @@ func randomHost(r *rand.Rand, containers, networks int) *inventory.Snapshot {
 			c.NetworkMode = c.Endpoints[0].Network
 			if r.IntN(6) == 0 {
 				b := inventory.PortBinding{ContainerPort: inventory.Port{Number: 80, Protocol: "tcp"}, HostPort: uint16(10000 + i)}
-				if r.IntN(3) == 0 {
+				switch r.IntN(6) {
+				case 0, 1:
 					b.HostIP = netip.MustParseAddr("127.0.0.1")
+				case 2:
+					b.HostIP = netip.IPv4Unspecified() // IPv4 only
+				case 3:
+					b.HostIP = netip.IPv6Unspecified()
 				}
 				c.Ports = append(c.Ports, b)
 			}
@@ -287,6 +294,10 @@ func TestBlastRadiiHubSearchAgreesWithBFS(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for round := range 300 {
 		snap := randomHost(r, 5+r.IntN(40), 1+r.IntN(8))
+		if round%2 == 1 {
+			off := false
+			snap.Daemon.IP6Tables = &off
+		}
 		a := Analyze(snap, Options{})
 		got, want := a.BlastRadii(), a.blastRadiiBFS()
 		if !slices.Equal(got, want) {
@@ -306,6 +317,133 @@ func TestBlastRadiiHubSearchAgreesWithBFS(t *testing.T) {
 			if sum.Reached != len(rad.Reachable) || sum.Direct != rad.Direct() || sum.Data != len(rad.DataServices()) || sum.MaxHops != deepest {
 				t.Fatalf("round %d: %s: summary %+v, radius %d reached, %d direct, %d data, %d hops",
 					round, sum.Source, sum, len(rad.Reachable), rad.Direct(), len(rad.DataServices()), deepest)
+			}
+		}
+	}
+}
+
+// TestPortsBetweenMatchesEdgesOnRandomHosts: the same on random hosts,
+// with IPv6 filtered and not.
+func TestPortsBetweenMatchesEdgesOnRandomHosts(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for round := range 200 {
+		snap := randomHost(r, 5+r.IntN(25), 1+r.IntN(6))
+		off := round%2 == 1
+		snap.Daemon.IP6Tables = &off
+		a := Analyze(snap, Options{})
+		for i, c := range a.cs {
+			edges := map[string]Edge{}
+			for _, e := range a.From(c.Name) {
+				edges[e.To] = e
+			}
+			for j, d := range a.cs {
+				if i == j {
+					continue
+				}
+				if got, want := a.portsBetween(i, j), edges[d.Name].Ports; !slices.Equal(got.Strings(), want.Strings()) {
+					t.Fatalf("round %d: %s -> %s: portsBetween %v, edge %v", round, c.Name, d.Name, got.Strings(), want.Strings())
+				}
+			}
+		}
+	}
+}
+
+// ipv6Host mirrors the truth package's IPv6 scenario: networks with IPv6
+// (one with ICC off, one internal), one without, publishers on every
+// address, on 0.0.0.0 only and on :: only.
+func ipv6Host(ip6tables *bool) *inventory.Snapshot {
+	nets := []inventory.Network{
+		{Name: "six", Driver: "bridge", ICC: true, EnableIPv6: true},
+		{Name: "six-b", Driver: "bridge", ICC: true, EnableIPv6: true},
+		{Name: "four", Driver: "bridge", ICC: true},
+		{Name: "six-quiet", Driver: "bridge", EnableIPv6: true},
+		{Name: "six-sealed", Driver: "bridge", ICC: true, EnableIPv6: true, Internal: true},
+		{Name: "sealed", Driver: "bridge", ICC: true, Internal: true},
+	}
+	c := func(name, network string, ports ...inventory.PortBinding) inventory.Container {
+		return inventory.Container{Name: name, State: "running", NetworkMode: network,
+			Endpoints: []inventory.Endpoint{{Network: network}}, Ports: ports}
+	}
+	bind := func(hostIP string, hostPort uint16) inventory.PortBinding {
+		b := inventory.PortBinding{ContainerPort: inventory.Port{Number: 8080, Protocol: "tcp"}, HostPort: hostPort}
+		if hostIP != "" {
+			b.HostIP = netip.MustParseAddr(hostIP)
+		}
+		return b
+	}
+	return &inventory.Snapshot{Version: 1, Daemon: inventory.Daemon{IP6Tables: ip6tables}, Networks: nets,
+		Containers: []inventory.Container{
+			c("x", "six", bind("0.0.0.0", 28780), bind("::", 28780)), // docker run -p 28780:8080
+			c("y", "six"),
+			c("z", "six-b"),
+			c("w", "four", bind("0.0.0.0", 28781)), // -p 0.0.0.0:28781:8080: IPv4 only
+			c("v", "four", bind("::", 28782)),
+			c("q1", "six-quiet"),
+			c("q2", "six-quiet"),
+			c("s1", "six-sealed"),
+			c("s2", "six-sealed"),
+			c("old", "sealed"),
+		}}
+}
+
+// TestIPv6Unfiltered: what packets showed on Docker 20.10, whose default
+// is ip6tables off (internal/truth TestIPv6): over IPv6 nothing isolates
+// networks, ICC off or --internal, and other machines reach containers.
+func TestIPv6Unfiltered(t *testing.T) {
+	off := false
+	a := Analyze(ipv6Host(&off), Options{})
+	tests := []struct {
+		from, to, port string
+		want           bool
+		via            string
+	}{
+		{"x", "y", "80/tcp", true, "network:six"},
+		{"x", "z", "80/tcp", true, ViaIPv6Unfiltered},   // across networks
+		{"q1", "q2", "80/tcp", true, ViaIPv6Unfiltered}, // ICC off
+		{"x", "s1", "80/tcp", true, ViaIPv6Unfiltered},  // into an internal network
+		{"s1", "x", "80/tcp", true, ViaIPv6Unfiltered},  // and out of it
+		{"s1", "internet", "443/tcp", true, ViaEgress},
+		{"s1", "v", "8080/tcp", true, "published:[::]:28782"}, // through its IPv6 gateway
+		{"s1", "w", "8080/tcp", false, ""},                    // 0.0.0.0 only: not over IPv6
+		{"w", "x", "80/tcp", false, ""},                       // w has no IPv6
+		{"w", "x", "8080/tcp", true, "published:0.0.0.0:28780"},
+		{"outside", "q1", "5432/tcp", true, ViaIPv6Unfiltered},
+		{"outside", "s2", "5432/tcp", true, ViaIPv6Unfiltered},
+		{"outside", "w", "80/tcp", false, ""},
+		{"old", "internet", "443/tcp", false, ""}, // IPv4 internal: still sealed
+		{"old", "v", "8080/tcp", false, ""},
+	}
+	for _, tt := range tests {
+		ok, e := a.Eval(tt.from, tt.to, p(tt.port))
+		if ok != tt.want {
+			t.Errorf("%s -> %s:%s = %v, want %v (edge %+v)", tt.from, tt.to, tt.port, ok, tt.want, e)
+			continue
+		}
+		if ok && !slices.Contains(e.Via, tt.via) {
+			t.Errorf("%s -> %s:%s via %v, want %s", tt.from, tt.to, tt.port, e.Via, tt.via)
+		}
+	}
+	// v (on four, no IPv6) publishes on :: only: everyone with a route to
+	// the host reaches it through the host, the internal IPv6 ones too;
+	// w shares its network, old has no route.
+	if got, want := strings.Join(a.ThroughHost("v"), ","), "q1,q2,s1,s2,x,y,z"; got != want {
+		t.Errorf("ThroughHost(v) = %s, want %s", got, want)
+	}
+	r, _ := a.BlastRadius("s1", 1)
+	if !r.Internet || r.Direct() < 6 {
+		t.Errorf("s1 (internal, IPv6 unfiltered): radius %+v, want the internet and every IPv6 container", r)
+	}
+	if why := a.WhyNot("s1", "w"); !strings.Contains(why, "publishes none on IPv6") {
+		t.Errorf("WhyNot(s1, w) = %q", why)
+	}
+
+	// With ip6tables on, or unknown, IPv6 is isolated as IPv4 is.
+	on := true
+	for _, flag := range []*bool{&on, nil} {
+		a := Analyze(ipv6Host(flag), Options{})
+		for _, k := range [][2]string{{"x", "z"}, {"q1", "q2"}, {"s1", "x"}, {"s1", "internet"}, {"outside", "q1"}} {
+			if ok, e := a.Eval(k[0], k[1], p("80/tcp")); ok {
+				t.Errorf("ip6tables %v: %s -> %s reachable via %v", flag, k[0], k[1], e.Via)
 			}
 		}
 	}

@@ -49,6 +49,19 @@ type NetworkOpts struct {
 // its ID. It fails t on error and makes sure [Cleanup] removes the network.
 func CreateNetwork(t testing.TB, cli *client.Client, runID, name string, opts NetworkOpts) string {
 	t.Helper()
+	id, err := TryCreateNetwork(t, cli, runID, name, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TryCreateNetwork is [CreateNetwork] returning the error instead of failing
+// t: for a caller that retries, with another subnet, when Docker answers
+// that the subnet overlaps another network's ("Pool overlaps with other
+// one on this address space").
+func TryCreateNetwork(t testing.TB, cli *client.Client, runID, name string, opts NetworkOpts) (string, error) {
+	t.Helper()
 	Cleanup(t, cli, runID)
 	fullName := name
 	if !opts.ExactName {
@@ -93,12 +106,12 @@ func CreateNetwork(t testing.TB, cli *client.Client, runID, name string, opts Ne
 	defer cancel()
 	resp, err := cli.NetworkCreate(ctx, fullName, create)
 	if err != nil {
-		t.Fatalf("creating network %s: %v", fullName, err)
+		return "", fmt.Errorf("creating network %s: %w", fullName, err)
 	}
 	if resp.Warning != "" {
 		t.Logf("creating network %s: Docker warns: %s", fullName, resp.Warning)
 	}
-	return resp.ID
+	return resp.ID, nil
 }
 
 // ulaSubnet returns a unique local IPv6 /64 (fd00::/8) for one network.
@@ -327,4 +340,21 @@ func endpointAddr(t testing.TB, cli *client.Client, id, netName string, v6 bool)
 	}
 	t.Fatalf("container %s is not on network %s", shortID(id), netName)
 	return netip.Addr{}
+}
+
+// Pid returns the host PID of the main process of the running container
+// id: /proc/PID/ns/net is the container's network namespace. It fails t if
+// the container is not running.
+func Pid(t testing.TB, cli *client.Client, id string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	info, err := cli.ContainerInspect(ctx, id)
+	if err != nil {
+		t.Fatalf("inspecting container %s: %v", shortID(id), err)
+	}
+	if info.State == nil || !info.State.Running || info.State.Pid <= 0 {
+		t.Fatalf("container %s is not running (state %+v), so it has no PID", shortID(id), info.State)
+	}
+	return info.State.Pid
 }

@@ -178,6 +178,7 @@ func (c *Client) Snapshot(ctx context.Context) (*inventory.Snapshot, error) {
 		},
 	}
 	snap.Daemon.BridgeNfIptables, snap.Daemon.BridgeNfIP6tables = bridgeNf(info.OSType, info.Warnings)
+	snap.Daemon.IP6Tables = ip6tablesDefault(ver.Version)
 	for _, o := range info.SecurityOptions {
 		if strings.Contains(o, "rootless") {
 			snap.Daemon.Rootless = true
@@ -420,6 +421,19 @@ func bridgeNf(osType string, warnings []string) (v4, v6 *bool) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// ip6tablesDefault returns Docker's default for the daemon option ip6tables
+// by engine version: on from 27.0, off (and experimental) before. The API
+// does not report the option, so a daemon.json that changes it is not
+// seen. Nil when the version does not parse.
+func ip6tablesDefault(version string) *bool {
+	major, _, _ := strings.Cut(version, ".")
+	n, err := strconv.Atoi(major)
+	if err != nil {
+		return nil
+	}
+	return ptr(n >= 27)
+}
 
 // explain turns a transport error into one line that names the endpoint and
 // says what to do.

@@ -1,0 +1,308 @@
+package probe
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Defaults of a zero [Prober].
+const (
+	// DefaultTimeout bounds one probe: a TCP connect, a UDP reply, and a
+	// TCP banner when the prober reads one. A drop shows as filtered after
+	// this long; an answered probe on one host takes well under 10 ms.
+	DefaultTimeout = 400 * time.Millisecond
+	// DefaultWorkers is how many probes run at once.
+	DefaultWorkers = 128
+)
+
+// Status is the outcome of one probe.
+type Status int
+
+const (
+	// Failed: the probe could not be made (no namespace, no socket, a
+	// cancelled context); the Err of the [Result] says why. It says
+	// nothing about the network.
+	Failed Status = iota
+	// Open: a TCP connection was established, or a UDP reply came back.
+	Open
+	// Refused: the target answered that nothing listens there (TCP RST,
+	// ICMP port unreachable): reachable at the IP level.
+	Refused
+	// Filtered: no answer within the timeout (a drop), or a local rule
+	// refused to send (EPERM). For UDP it also covers a service that
+	// ignores the probe.
+	Filtered
+	// Unreachable: no route, or an ICMP host/network unreachable.
+	Unreachable
+)
+
+func (s Status) String() string {
+	switch s {
+	case Open:
+		return "open"
+	case Refused:
+		return "refused"
+	case Filtered:
+		return "filtered"
+	case Unreachable:
+		return "unreachable"
+	default:
+		return "error"
+	}
+}
+
+// Protocols a [Target] can name.
+const (
+	TCP = "tcp"
+	UDP = "udp"
+)
+
+// Target is one address, port and protocol to probe.
+type Target struct {
+	Proto string // TCP or UDP
+	Addr  netip.AddrPort
+}
+
+// String renders the target as "10.0.0.2:5432/tcp" or "[fd00::2]:53/udp".
+func (t Target) String() string { return t.Addr.String() + "/" + t.Proto }
+
+// Job is one probe: from inside a namespace to a target.
+type Job struct {
+	From *Namespace
+	To   Target
+}
+
+// Result is the outcome of one [Job].
+type Result struct {
+	Job
+	Status Status
+	// Reply is what came back: for TCP the first line the peer sent (when
+	// the prober reads replies), for UDP the reply datagram. A [Listener]
+	// replies with its banner; see [FromBanner].
+	Reply []byte
+	// Err is the error behind a status other than open.
+	Err error
+	// Elapsed is how long the probe took.
+	Elapsed time.Duration
+}
+
+func (r Result) String() string {
+	s := r.From.String() + " -> " + r.To.String() + ": " + r.Status.String()
+	if len(r.Reply) > 0 {
+		s += " " + strconv.Quote(string(r.Reply))
+	}
+	if r.Err != nil && r.Status != Filtered {
+		s += " (" + r.Err.Error() + ")"
+	}
+	return s
+}
+
+// Prober runs probes. The zero value is ready to use with the defaults;
+// a Prober is safe for concurrent use.
+type Prober struct {
+	// Timeout bounds each probe; zero means DefaultTimeout.
+	Timeout time.Duration
+	// Workers bounds the probes in flight in Run; zero means DefaultWorkers.
+	Workers int
+	// ReadReply makes a TCP probe wait (up to Timeout) for the first line
+	// the peer sends after the connection is established, and keep it in
+	// Result.Reply. A peer that sends nothing is still open.
+	ReadReply bool
+	// Payload is the UDP datagram to send. Empty sends a unique token,
+	// which a [Listener] echoes.
+	Payload []byte
+}
+
+func (p *Prober) timeout() time.Duration {
+	if p.Timeout > 0 {
+		return p.Timeout
+	}
+	return DefaultTimeout
+}
+
+// Run runs every job, at most Workers at a time, and returns the results
+// in the order of jobs.
+func (p *Prober) Run(ctx context.Context, jobs []Job) []Result {
+	out := make([]Result, len(jobs))
+	workers := p.Workers
+	if workers <= 0 {
+		workers = DefaultWorkers
+	}
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i] = p.Probe(ctx, j.From, j.To)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// Probe runs one probe from inside the namespace from (nil: the host's).
+func (p *Prober) Probe(ctx context.Context, from *Namespace, to Target) Result {
+	start := time.Now()
+	r := Result{Job: Job{From: from, To: to}}
+	if from == nil {
+		r.From = host
+	}
+	switch {
+	case !to.Addr.IsValid() || to.Addr.Port() == 0:
+		r.Err = fmt.Errorf("probe target %s: want an address and a port", to)
+	case to.Proto == TCP:
+		p.probeTCP(ctx, &r)
+	case to.Proto == UDP:
+		p.probeUDP(ctx, &r)
+	default:
+		r.Err = fmt.Errorf("probe target %s: protocol must be %s or %s", to, TCP, UDP)
+	}
+	r.Elapsed = time.Since(start)
+	return r
+}
+
+func (p *Prober) probeTCP(ctx context.Context, r *Result) {
+	timeout := p.timeout()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var conn net.Conn
+	var dialErr error
+	// The connect runs on the thread inside the namespace: the socket is
+	// made there, and the thread waits at most the timeout.
+	if err := r.From.Do(func() error {
+		var d net.Dialer
+		conn, dialErr = d.DialContext(ctx, "tcp", r.To.Addr.String())
+		return nil
+	}); err != nil {
+		r.Err = err
+		return
+	}
+	if dialErr != nil {
+		r.Status, r.Err = classify(ctx, dialErr)
+		return
+	}
+	defer conn.Close()
+	r.Status = Open
+	if !p.ReadReply {
+		return
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(timeout))
+	var buf [512]byte
+	n := 0
+	for n < len(buf) {
+		m, err := conn.Read(buf[n:])
+		n += m
+		if bytes.IndexByte(buf[:n], '\n') >= 0 || err != nil {
+			break
+		}
+	}
+	if i := bytes.IndexByte(buf[:n], '\n'); i >= 0 {
+		n = i
+	}
+	r.Reply = bytes.Clone(buf[:n])
+}
+
+// tokenSeq makes UDP probe tokens unique within the process.
+var tokenSeq atomic.Uint64
+
+func (p *Prober) probeUDP(ctx context.Context, r *Result) {
+	timeout := p.timeout()
+	network, wildcard := "udp4", "0.0.0.0:0"
+	level, opt := unix.IPPROTO_IP, unix.IP_RECVERR
+	if r.To.Addr.Addr().Is6() && !r.To.Addr.Addr().Is4In6() {
+		network, wildcard = "udp6", "[::]:0"
+		level, opt = unix.IPPROTO_IPV6, unix.IPV6_RECVERR
+	}
+	// An unconnected socket takes a reply from any source address (a
+	// multi-homed peer or a proxy listening on a wildcard address may
+	// answer from another one); RECVERR still reports ICMP errors on it.
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), level, opt, 1) }); err != nil {
+			return err
+		}
+		return serr
+	}}
+	var pc net.PacketConn
+	var listenErr error
+	if err := r.From.Do(func() error {
+		pc, listenErr = lc.ListenPacket(ctx, network, wildcard)
+		return nil
+	}); err != nil {
+		r.Err = err
+		return
+	}
+	if listenErr != nil {
+		r.Err = fmt.Errorf("udp socket in %s: %w", r.From, listenErr)
+		return
+	}
+	defer pc.Close()
+
+	payload := p.Payload
+	token := []byte(nil)
+	if len(payload) == 0 {
+		token = []byte("zwprobe-" + strconv.FormatUint(tokenSeq.Add(1), 36) + "-" + strconv.Itoa(os.Getpid()))
+		payload = token
+	}
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = pc.SetDeadline(deadline)
+	dst := net.UDPAddrFromAddrPort(r.To.Addr)
+	if _, err := pc.WriteTo(payload, dst); err != nil {
+		r.Status, r.Err = classify(ctx, err)
+		return
+	}
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			r.Status, r.Err = classify(ctx, err)
+			return
+		}
+		ua, _ := from.(*net.UDPAddr)
+		fromTarget := ua != nil && ua.AddrPort().Addr().Unmap() == r.To.Addr.Addr().Unmap() && ua.AddrPort().Port() == r.To.Addr.Port()
+		if fromTarget || token != nil && bytes.Contains(buf[:n], token) {
+			r.Status, r.Reply = Open, bytes.Clone(buf[:n])
+			return
+		}
+		// A stray datagram: keep waiting until the deadline.
+	}
+}
+
+// classify maps a socket error to a status.
+func classify(ctx context.Context, err error) (Status, error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
+		return Refused, err
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
+		errors.Is(err, syscall.EADDRNOTAVAIL):
+		return Unreachable, err
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
+		return Filtered, err
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return Failed, ctx.Err()
+		}
+		return Filtered, err
+	case ctx.Err() != nil:
+		return Failed, ctx.Err()
+	}
+	return Failed, err
+}
