@@ -27,6 +27,7 @@ const (
 	docsIsolation   = "https://docs.docker.com/engine/network/#published-ports"
 	docsInternal    = "https://docs.docker.com/reference/cli/docker/network/create/#internal"
 	docsBridgeNf    = "https://docs.docker.com/engine/network/packet-filtering-firewalls/"
+	docsIPv6        = "https://docs.docker.com/engine/daemon/ipv6/"
 	maxNamesInProof = 10
 )
 
@@ -155,6 +156,14 @@ var catalog = []*Rule{
 		Fix:        "modprobe br_netfilter; sysctl -w net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1 (and persist it in /etc/sysctl.d).",
 		References: []string{docsBridgeNf},
 		check:      checkBridgeNf,
+	},
+	{
+		ID: "ipv6-unfiltered", Severity: High,
+		Title:      "IPv6 networks while Docker does not filter IPv6",
+		Why:        "Before Docker 27 the daemon installs no ip6tables rules unless \"ip6tables\": true is set: over IPv6 the host routes between every network, --internal and enable_icc=false are not enforced, and other machines that route to a container's IPv6 subnet reach all of its ports (checked with real packets on Docker 20.10).",
+		Fix:        "Set \"ip6tables\": true (with \"experimental\": true before Docker 27) in /etc/docker/daemon.json and restart dockerd, or disable IPv6 on the networks; zonewarden apply filters IPv6 like IPv4.",
+		References: []string{docsIPv6},
+		check:      checkIPv6Unfiltered,
 	},
 	{
 		ID: "capabilities-not-dropped", Severity: Low,
@@ -632,6 +641,37 @@ func checkBridgeNf(h *host, r *Rule) []Finding {
 	}
 	return []Finding{r.finding(KindHost, "docker", ev,
 		"modprobe br_netfilter && sysctl -w net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1; persist both in /etc/sysctl.d/99-bridge-nf.conf.")}
+}
+
+func checkIPv6Unfiltered(h *host, r *Rule) []Finding {
+	d := h.snap.Daemon
+	if d.IP6Tables == nil || *d.IP6Tables {
+		return nil
+	}
+	var out []Finding
+	for _, n := range h.userNetworks() {
+		if !n.HasIPv6() {
+			continue
+		}
+		members := containerNames(h.ix.Members(n.Name))
+		var v6 []string
+		for _, sn := range n.Subnets {
+			if sn.Prefix.Addr().Is6() {
+				v6 = append(v6, sn.Prefix.String())
+			}
+		}
+		ev := []string{fmt.Sprintf("network %s has IPv6 (%s)", n.Name, strings.Join(v6, ", ")),
+			fmt.Sprintf("the Docker daemon (%s) does not filter IPv6: ip6tables is off", d.Version)}
+		if len(members) > 0 {
+			ev = append(ev, fmt.Sprintf("over IPv6, every other network reaches all ports of: %s", strings.Join(members, ", ")))
+		}
+		if n.Internal {
+			ev = append(ev, "the network is internal, but over IPv6 its members reach the internet and are reached from it")
+		}
+		out = append(out, r.finding(KindNetwork, n.Name, ev,
+			fmt.Sprintf("Turn on ip6tables in /etc/docker/daemon.json (\"ip6tables\": true, \"experimental\": true before Docker 27) and restart dockerd, or re-create %s without --ipv6.", n.Name)))
+	}
+	return out
 }
 
 func checkCapsNotDropped(h *host, r *Rule) []Finding {

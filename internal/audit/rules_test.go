@@ -203,6 +203,24 @@ func TestRules(t *testing.T) {
 		}(), []string{"medium host docker"}},
 		{"bridge-nf-disabled", "unknown", hostOf(nil), nil},
 
+		{"ipv6-unfiltered", "fires", func() *inventory.Snapshot {
+			s := hostOf([]inventory.Network{{Name: "app", Driver: "bridge", ICC: true, EnableIPv6: true,
+				Subnets: []inventory.Subnet{{Prefix: netip.MustParsePrefix("fd00:1::/64")}}}}, box("api", "app"))
+			s.Daemon.IP6Tables = &no
+			return s
+		}(), []string{"high network app"}},
+		{"ipv6-unfiltered", "ip6tables on", func() *inventory.Snapshot {
+			s := hostOf([]inventory.Network{{Name: "app", Driver: "bridge", ICC: true, EnableIPv6: true}}, box("api", "app"))
+			yes := true
+			s.Daemon.IP6Tables = &yes
+			return s
+		}(), nil},
+		{"ipv6-unfiltered", "no ipv6", func() *inventory.Snapshot {
+			s := hostOf(nil, box("api", "app"))
+			s.Daemon.IP6Tables = &no
+			return s
+		}(), nil},
+
 		{"capabilities-not-dropped", "fires", hostOf(nil, with(box("app", "app"), func(c *inventory.Container) { c.CapDrop = nil })),
 			[]string{"low container app"}},
 		{"capabilities-not-dropped", "dropped", hostOf(nil, with(box("app", "app"), func(c *inventory.Container) { c.CapDrop = []string{"all"} })), nil},
