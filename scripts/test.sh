@@ -51,7 +51,7 @@ step() {
 }
 
 step "prerequisites"
-zw_install_packages docker.io nftables busybox-static iptables ca-certificates gcc libc6-dev
+zw_install_packages docker.io nftables busybox-static iptables ca-certificates gcc libc6-dev chromium
 zw_require_go
 zw_ensure_dockerd
 # A daemon this script started is its own: clear what a killed run left.

@@ -16,6 +16,7 @@ var pure = []string{
 	"github.com/zonewarden/zonewarden/internal/inventory/synthetic",
 	"github.com/zonewarden/zonewarden/internal/audit",
 	"github.com/zonewarden/zonewarden/internal/reach",
+	"github.com/zonewarden/zonewarden/internal/graph",
 	"github.com/zonewarden/zonewarden/internal/plan",
 	"github.com/zonewarden/zonewarden/internal/report",
 }
