@@ -8,9 +8,26 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zonewarden/zonewarden/internal/graph"
+	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/reach"
 	"github.com/zonewarden/zonewarden/internal/report"
 )
+
+// reachTitle names a drawing of reach's edges after its filter.
+func reachTitle(f reach.Filter) string {
+	title := "zonewarden reach"
+	if f.From != "" {
+		title += " --from " + f.From
+	}
+	if f.To != "" {
+		title += " --to " + f.To
+	}
+	if f.Port != nil {
+		title += " --port " + f.Port.String()
+	}
+	return title
+}
 
 var reachFormats = []string{"text", "json", "csv", "dot", "mermaid", "svg"}
 
@@ -91,7 +108,7 @@ With --eval A B [PORT], reach answers one question: yes (exit 0) or no
 			if eval {
 				return evalReach(a.stdout, an, from, to, filter)
 			}
-			return a.writeReach(an, format, output, reach.Filter{From: from, To: to, Port: filter})
+			return a.writeReach(snap, an, format, output, reach.Filter{From: from, To: to, Port: filter})
 		},
 	}
 	f := cmd.Flags()
@@ -105,14 +122,14 @@ With --eval A B [PORT], reach answers one question: yes (exit 0) or no
 }
 
 // writeReach streams the edges that pass the filter in format.
-func (a *app) writeReach(an *reach.Analysis, format, output string, filter reach.Filter) error {
+func (a *app) writeReach(snap *inventory.Snapshot, an *reach.Analysis, format, output string, filter reach.Filter) error {
 	w, closeOut, err := openOutput(a.stdout, output)
 	if err != nil {
 		return &exitErr{Code: exitError, Err: err}
 	}
 	switch format {
 	case "dot", "mermaid", "svg":
-		err = writeEdgeGraph(w, an, format, an.Filtered(filter))
+		err = graph.WriteEdges(w, graph.Format(format), snap, an.Filtered(filter), graph.Options{Title: reachTitle(filter)})
 	default:
 		err = streamEdges(w, an, format, filter)
 	}

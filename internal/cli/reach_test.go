@@ -42,6 +42,8 @@ func TestReachGoldens(t *testing.T) {
 		{"reach.txt", []string{"reach"}},
 		{"reach.json", []string{"reach", "--format", "json"}},
 		{"reach-to-db.csv", []string{"reach", "--to", "customer-db", "--port", "5432/tcp", "--format", "csv"}},
+		{"reach-from-dev-box.dot", []string{"reach", "--from", "dev-box", "--format", "dot"}},
+		{"reach-from-dev-box.mmd", []string{"reach", "--from", "dev-box", "--format", "mermaid"}},
 		{"blast-radius-dev-box.txt", []string{"blast-radius", "dev-box"}},
 		{"blast-radius-dev-box.json", []string{"blast-radius", "dev-box", "--format", "json"}},
 		{"blast-radius-all.txt", []string{"blast-radius", "--all"}},
@@ -53,6 +55,13 @@ func TestReachGoldens(t *testing.T) {
 			}
 			golden(t, tt.golden, out)
 		})
+	}
+}
+
+func TestReachSVG(t *testing.T) {
+	code, out, stderr := run(t, "reach", "--snapshot", demoSnapshot(t), "--to", "customer-db", "--format", "svg")
+	if code != 0 || !strings.Contains(out, "<svg xmlns") || !strings.Contains(out, "customer-db") || !strings.Contains(out, "dev-box") {
+		t.Errorf("reach --format svg: exit %d, %s, output starts %.80q", code, stderr, out)
 	}
 }
 
