@@ -18,6 +18,8 @@ var pure = []string{
 	"github.com/zonewarden/zonewarden/internal/reach",
 	"github.com/zonewarden/zonewarden/internal/graph",
 	"github.com/zonewarden/zonewarden/internal/plan",
+	"github.com/zonewarden/zonewarden/internal/policy",
+	"github.com/zonewarden/zonewarden/internal/policy/synthetic",
 	"github.com/zonewarden/zonewarden/internal/report",
 }
 

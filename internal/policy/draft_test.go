@@ -1,0 +1,140 @@
+package policy_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/zonewarden/zonewarden/internal/demo"
+	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/inventory/synthetic"
+	"github.com/zonewarden/zonewarden/internal/policy"
+	"github.com/zonewarden/zonewarden/internal/reach"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (go test -update rewrites it); got:\n%s", path, got)
+	}
+}
+
+// checkDraft asserts what init promises: the draft passes check, formats
+// back to itself, binds every container that can join a zone to exactly
+// one workload, and keeps what works today — every two containers that
+// share a network reach each other on the destination's known ports.
+func checkDraft(t *testing.T, snap *inventory.Snapshot) *policy.Policy {
+	t.Helper()
+	d := policy.Draft(snap)
+	out := policy.Format(d)
+	p, err := policy.Parse("draft.yaml", out, policy.Options{})
+	if err != nil {
+		t.Fatalf("the draft does not pass check:\n%v\n%s", err, out)
+	}
+	for _, r := range policy.Failed(policy.Compile(p).RunTests()) {
+		t.Errorf("draft test at %v fails: %s", r.Test.Pos, r.Decision.Reason)
+	}
+	if again := policy.Format(p); !bytes.Equal(again, out) {
+		t.Errorf("Format(Parse(Format(draft))) differs:\n%s\n---\n%s", out, again)
+	}
+	b, err := policy.Bind(p, snap)
+	if err != nil {
+		t.Fatalf("Bind(draft): %v", err)
+	}
+	ix := inventory.NewIndex(snap)
+	for i := range snap.Containers {
+		c := &snap.Containers[i]
+		m := b.Member(c.Name)
+		canJoin := !c.UsesHostNetwork() && !c.NoNetwork() && c.SharedNamespaceWith() == ""
+		if canJoin != (m.Workload != nil) {
+			t.Errorf("%s: workload %v, but it can join a zone: %v", c.Name, m.Workload, canJoin)
+		}
+	}
+	for _, n := range snap.Networks {
+		if n.IsBuiltin() || n.Driver != "bridge" {
+			continue
+		}
+		members := ix.Members(n.Name)
+		for _, a := range members {
+			for _, c := range members {
+				if a == c || b.Member(a.Name).Workload == b.Member(c.Name).Workload {
+					continue
+				}
+				for _, pt := range append(c.ExposedPorts, portsOf(c.Ports)...) {
+					rp := reach.Port{Proto: pt.Protocol, Number: pt.Number}
+					if d := b.Decide(a.Name, c.Name, rp); !d.Allow {
+						t.Errorf("%s no longer reaches %s on %s (network %s): %s", a.Name, c.Name, rp, n.Name, d.Reason)
+					}
+				}
+			}
+		}
+	}
+	return p
+}
+
+func portsOf(bs []inventory.PortBinding) []inventory.Port {
+	out := make([]inventory.Port, len(bs))
+	for i, b := range bs {
+		out[i] = b.ContainerPort
+	}
+	return out
+}
+
+func TestDraftDemoHost(t *testing.T) {
+	snap := demo.Level0().Snapshot()
+	p := checkDraft(t, snap)
+	golden(t, "draft-demo.yaml.golden", policy.Format(policy.Draft(snap)))
+	for _, want := range []struct {
+		zone    string
+		def     policy.Action
+		intern  bool
+		members int
+	}{
+		{"shop-prod", policy.Deny, false, 4}, // holds customer-db
+		{"shop-sessions", policy.Deny, true, 2},
+		{"dev", policy.Allow, false, 2},
+		{policy.LegacyBridgeZone, policy.Allow, false, 2},
+	} {
+		z := p.Zone(want.zone)
+		if z == nil || z.Default != want.def || z.Internal != want.intern || len(policy.Compile(p).Members(policy.ZoneRef(want.zone))) != want.members {
+			t.Errorf("zone %s = %+v, want default %s, internal %v, %d members", want.zone, z, want.def, want.intern, want.members)
+		}
+	}
+	if w := p.Workload("customer-db"); w == nil || w.Match.Compose != (policy.ComposeMatch{Project: "shop", Service: "db"}) {
+		t.Errorf("customer-db = %+v", w)
+	}
+	if p.Workload("metrics-agent") != nil {
+		t.Error("the host-network agent became a workload")
+	}
+	if len(p.Tests) == 0 {
+		t.Error("no tests drafted for the data services")
+	}
+}
+
+func TestDraftSyntheticHost(t *testing.T) {
+	for _, size := range []struct{ containers, networks int }{{1, 1}, {60, 7}, {400, 40}} {
+		checkDraft(t, synthetic.Host(size.containers, size.networks, 7))
+	}
+}
+
+func TestDraftEmptyHost(t *testing.T) {
+	p := checkDraft(t, &inventory.Snapshot{Version: 1})
+	if len(p.Zones)+len(p.Workloads)+len(p.Flows) != 0 {
+		t.Errorf("an empty host drafted %+v", p)
+	}
+}

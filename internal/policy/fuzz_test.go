@@ -1,0 +1,231 @@
+package policy
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	yaml "go.yaml.in/yaml/v4"
+
+	"github.com/zonewarden/zonewarden/internal/reach"
+)
+
+// seeds are policies for the fuzz corpus besides testdata/*.yaml: every
+// field, odd but valid spellings, and a few broken files.
+var seeds = []string{
+	"version: 1\n",
+	"version: 1\nzones: {a: {}}\nworkloads: {w: {match: {name: w}, zones: [a]}}\n",
+	`version: 1
+zones:
+  "z.1": {internal: true, default: deny}
+  z-2: {default: ALLOW}
+workloads:
+  w: {match: {name: "w-*", image: "ghcr.io/x/y@sha256:*", label: {"a.b/c": "v*", k: ""}, compose: {project: p, service: "s?"}},
+      zones: [z.1, z-2], publish: ["[::1]:8443:443/tcp", "127.0.0.1::80/udp", "9000-9001:9000-9001/sctp", 53/udp],
+      ingress: [10.0.0.0/8, "2001:db8::/32"], egress: [{to: 0.0.0.0/0, ports: [all]}]}
+  v: &v {match: {name: v}, zones: [z-2]}
+flows:
+  - {from: w, to: zone:z-2, ports: [1-65535/tcp, icmp]}
+  - {from: zone:z.1, to: w, ports: ["8080"]}
+tests:
+  - {from: w, to: v, port: 80/tcp, expect: allow}
+  - {from: 192.0.2.1, to: w, port: 8443/tcp, expect: deny}
+  - {from: w, to: "2001:db8::1", expect: allow}
+unmanaged: deny
+`,
+	"# comment\nversion: 1 # trailing\n\n# zones\nzones:\n  # z\n  z: {}\nflows: []\ntests: ~\n",
+	"version: 1\nzones:\n  a: {}\n  a: {}\n",
+	"version: 1\nflows:\n  - {from: x, to: y, ports: [80-70/tcp]}\n",
+	"version: [1]\nzones: 3\nworkloads: [a]\n",
+	"version: 1\nworkloads: {w: {match: {name: '[x'}, zones: [q]}}\n",
+	"{version: 1, zones: {a: {}}, workloads: {w: {match: {name: w}, zones: [a]}}}",
+	"version: 1\n---\n",
+	"version: !!str 1\n",
+	"version: 1\nzones: {a: {}}\nworkloads:\n  w: &x {match: {name: w}, zones: [a]}\n  v: *x\n",
+}
+
+func addSeeds(f *testing.F) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	files, _ := filepath.Glob("testdata/*.yaml")
+	golden, _ := filepath.Glob("testdata/*.golden")
+	for _, name := range append(files, golden...) {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+}
+
+// FuzzParse: Parse never panics; a policy it accepts formats to a file it
+// accepts again, with the same content, and formatting that file changes
+// nothing; questions on the model never panic.
+func FuzzParse(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := Parse("f.yaml", data, Options{})
+		if err != nil {
+			var perr *Error
+			if !asError(err, &perr) || len(perr.Problems) == 0 {
+				t.Fatalf("Parse error is %T %v, want *Error with problems", err, err)
+			}
+			for _, pr := range perr.Problems {
+				if pr.Msg == "" || strings.Contains(pr.Msg, "\n") {
+					t.Fatalf("problem %q is not one line", pr.Msg)
+				}
+			}
+			return
+		}
+		out := Format(p)
+		p2, err := Parse("f.yaml", out, Options{})
+		if err != nil {
+			t.Fatalf("Format output does not parse: %v\ninput:\n%s\nformatted:\n%s", err, data, out)
+		}
+		if a, b := comparable(p), comparable(p2); !reflect.DeepEqual(a, b) {
+			t.Fatalf("round trip changed the policy:\n%+v\n%+v\nformatted:\n%s", a, b, out)
+		}
+		if again := Format(p2); !bytes.Equal(again, out) {
+			t.Fatalf("Format is not idempotent:\n%s\n---\n%s", out, again)
+		}
+		m := Compile(p)
+		m.RunTests()
+		m.WorkloadFlows()
+		refs := []Ref{ParseRef("192.0.2.1")}
+		for _, z := range p.Zones {
+			refs = append(refs, ZoneRef(z.Name))
+		}
+		for _, w := range p.Workloads {
+			refs = append(refs, WorkloadRef(w.Name))
+		}
+		for _, a := range refs[:min(len(refs), 6)] {
+			for _, b := range refs[:min(len(refs), 6)] {
+				m.Eval(a, b, reach.Port{Proto: "tcp", Number: 80})
+				m.Eval(a, b, reach.Port{})
+				m.AllowedPorts(a, b)
+			}
+		}
+	})
+}
+
+func asError(err error, target **Error) bool {
+	e, ok := err.(*Error)
+	if ok {
+		*target = e
+	}
+	return ok
+}
+
+// comparable strips what a round trip does not keep: positions, comments,
+// the file name.
+func comparable(p *Policy) Policy {
+	c := *p
+	c.File = ""
+	c.Comments = Comments{}
+	c.Zones = append([]Zone(nil), p.Zones...)
+	for i := range c.Zones {
+		c.Zones[i].Pos, c.Zones[i].Comment = Pos{}, ""
+	}
+	c.Workloads = append([]Workload(nil), p.Workloads...)
+	for i := range c.Workloads {
+		w := &c.Workloads[i]
+		w.Pos, w.Comment, w.zonePos, w.publishPos, w.ingressPos, w.matchPos, w.bad = Pos{}, "", nil, nil, nil, Pos{}, 0
+		w.Egress = append([]Egress(nil), w.Egress...)
+		for j := range w.Egress {
+			w.Egress[j].Pos = Pos{}
+		}
+	}
+	c.Flows = append([]Flow(nil), p.Flows...)
+	for i := range c.Flows {
+		f := &c.Flows[i]
+		f.Pos, f.Comment, f.fromPos, f.toPos, f.portsPos = Pos{}, "", Pos{}, Pos{}, Pos{}
+	}
+	c.Tests = append([]Test(nil), p.Tests...)
+	for i := range c.Tests {
+		t := &c.Tests[i]
+		t.Pos, t.Comment, t.fromPos, t.toPos = Pos{}, "", Pos{}, Pos{}
+	}
+	return c
+}
+
+// FuzzChunked: cutting a file into pieces parsed on several CPUs gives the
+// same tree as parsing it whole, or gives up.
+func FuzzChunked(f *testing.F) {
+	addSeeds(f)
+	big := Format(benchPolicy(40, 8, 120, 30))
+	f.Add(big)
+	f.Add(bytes.ReplaceAll(big, []byte("\n  - {from"), []byte("\n  - {\nfrom")))
+	f.Add([]byte("version: 1\nflows:\n  - |\n    x\n  - y\ntests:\n- a\n- b\n# c\n- c\nunmanaged: warn\n"))
+	f.Add([]byte("version: 1\nflows:\n  - \"a\n  - b\"\n  - c\n"))
+	f.Add([]byte("version: 1\nworkloads:\n  ? [a]\n  : b\n  c: d\n"))
+	old := chunkMin
+	chunkMin = 0
+	defer func() { chunkMin = old }()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, workers := range []int{2, 3} {
+			chunked, ok := loadChunked(data, workers)
+			if !ok {
+				continue
+			}
+			ps := &problems{}
+			whole, ok := loadWhole(data, ps)
+			if !ok {
+				t.Fatalf("the pieces parse, the whole does not (%v):\n%s", ps.list, data)
+			}
+			if diff := sameTree(chunked, whole, 0); diff != "" {
+				t.Fatalf("%d pieces differ from the whole: %s\n%s", workers, diff, data)
+			}
+		}
+	})
+}
+
+// sameTree compares YAML trees by kind, tag, value and position.
+func sameTree(a, b *yaml.Node, depth int) string {
+	if depth > 50 {
+		return ""
+	}
+	if a.Kind != b.Kind || a.ShortTag() != b.ShortTag() || a.Value != b.Value || a.Line != b.Line || a.Column != b.Column || len(a.Content) != len(b.Content) {
+		return fmt.Sprintf("node %d:%d kind %v %q %q (%d children) vs %d:%d kind %v %q %q (%d children)",
+			a.Line, a.Column, a.Kind, a.Tag, a.Value, len(a.Content), b.Line, b.Column, b.Kind, b.Tag, b.Value, len(b.Content))
+	}
+	if (a.Alias == nil) != (b.Alias == nil) {
+		return fmt.Sprintf("alias at %d:%d", a.Line, a.Column)
+	}
+	for i := range a.Content {
+		if d := sameTree(a.Content[i], b.Content[i], depth+1); d != "" {
+			return d
+		}
+	}
+	return ""
+}
+
+// benchPolicy builds a valid policy of the given size without the
+// synthetic package (which imports this one).
+func benchPolicy(workloads, zones, flows, tests int) *Policy {
+	p := &Policy{Version: Version, Unmanaged: UnmanagedWarn}
+	for i := range zones {
+		p.Zones = append(p.Zones, Zone{Name: fmt.Sprintf("z%d", i), Default: []Action{Allow, Deny}[i%2], Comment: fmt.Sprintf("zone %d", i)})
+	}
+	for i := range workloads {
+		p.Workloads = append(p.Workloads, Workload{Name: fmt.Sprintf("w%d", i), Match: Match{Name: fmt.Sprintf("w%d", i)},
+			Zones: []string{fmt.Sprintf("z%d", i%zones)}, Comment: fmt.Sprintf("workload %d", i)})
+	}
+	for i := range flows {
+		a := i % workloads
+		b := (a + zones) % workloads
+		p.Flows = append(p.Flows, Flow{From: WorkloadRef(fmt.Sprintf("w%d", a)), To: WorkloadRef(fmt.Sprintf("w%d", b)),
+			Ports: PortList{{Proto: ProtoTCP, First: uint16(1000 + i), Last: uint16(1000 + i)}}})
+		if i%7 == 0 {
+			p.Flows[i].Comment = "every seventh"
+		}
+	}
+	for i := range tests {
+		p.Tests = append(p.Tests, Test{From: WorkloadRef(fmt.Sprintf("w%d", i%workloads)), To: WorkloadRef("w0"), Expect: Allow})
+	}
+	return p
+}

@@ -1,0 +1,370 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/zonewarden/zonewarden/internal/reach"
+)
+
+// Model is a policy compiled for questions: which flows connect which
+// workloads, and may A open a connection to B on a port. Build it with
+// Compile from a valid policy; it does not follow later changes.
+type Model struct {
+	p  *Policy
+	ix *index
+	// flows maps a (from, to) pair of endpoint ids to the flows between
+	// them, in policy order. A workload's id is its index, a zone's is
+	// len(Workloads) plus its index.
+	flows map[uint64][]int32
+}
+
+// Compile indexes a policy. References that name nothing (in a policy
+// that did not pass Validate) match nothing.
+func Compile(p *Policy) *Model {
+	m := &Model{p: p, ix: newIndex(p), flows: make(map[uint64][]int32, len(p.Flows))}
+	for i := range p.Flows {
+		f := &p.Flows[i]
+		from, ok1 := m.endpoint(f.From)
+		to, ok2 := m.endpoint(f.To)
+		if ok1 && ok2 {
+			k := pairKey(from, to)
+			m.flows[k] = append(m.flows[k], int32(i))
+		}
+	}
+	return m
+}
+
+// Policy returns the policy the model was compiled from.
+func (m *Model) Policy() *Policy { return m.p }
+
+func pairKey(from, to int32) uint64 { return uint64(uint32(from))<<32 | uint64(uint32(to)) }
+
+// endpoint returns the id of a workload or zone reference.
+func (m *Model) endpoint(r Ref) (int32, bool) {
+	switch r.Kind {
+	case RefWorkload:
+		w, ok := m.ix.workload[r.Name]
+		return w, ok
+	case RefZone:
+		z, ok := m.ix.zone[r.Name]
+		return int32(len(m.p.Workloads)) + z, ok
+	}
+	return 0, false
+}
+
+// ids returns the endpoint ids a reference is reached by: a workload's own
+// and its zones', or the zone's.
+func (m *Model) ids(r Ref) []int32 {
+	id, ok := m.endpoint(r)
+	if !ok {
+		return nil
+	}
+	if r.Kind == RefZone {
+		return []int32{id}
+	}
+	zs := m.ix.wzones[id]
+	out := make([]int32, 0, 1+len(zs))
+	out = append(out, id)
+	for _, z := range zs {
+		out = append(out, int32(len(m.p.Workloads))+z)
+	}
+	return out
+}
+
+// zonesOf returns the zones of a workload or zone reference.
+func (m *Model) zonesOf(r Ref) []int32 {
+	switch r.Kind {
+	case RefWorkload:
+		if w, ok := m.ix.workload[r.Name]; ok {
+			return m.ix.wzones[w]
+		}
+	case RefZone:
+		if z, ok := m.ix.zone[r.Name]; ok {
+			return []int32{z}
+		}
+	}
+	return nil
+}
+
+// Members returns the workloads a reference stands for: the workload
+// itself, or every workload that joins the zone.
+func (m *Model) Members(r Ref) []*Workload {
+	var idx []int32
+	switch r.Kind {
+	case RefWorkload:
+		if w, ok := m.ix.workload[r.Name]; ok {
+			idx = []int32{w}
+		}
+	case RefZone:
+		if z, ok := m.ix.zone[r.Name]; ok {
+			idx = m.ix.members[z]
+		}
+	}
+	out := make([]*Workload, len(idx))
+	for i, w := range idx {
+		out[i] = &m.p.Workloads[w]
+	}
+	return out
+}
+
+// Decision is the policy's answer to "may A open a connection to B".
+type Decision struct {
+	Allow bool
+	// Flow is the index in Policy.Flows of the flow that allows the
+	// connection, or -1.
+	Flow int
+	// Zone names the default: allow zone both ends join when that allows
+	// the connection, or the zone whose default: deny applies; "" else.
+	Zone string
+	// Reason explains the decision in one line for people.
+	Reason string
+}
+
+// Eval decides whether from may open a connection to to on port. from and
+// to are workloads or zones (zone:NAME stands for any member of the zone
+// that has no other zone); an address stands for a client beyond the host
+// (to a workload's published host port) or a destination beyond it (of a
+// workload's egress). The zero port asks about any port.
+//
+// Between workloads and zones: a flow that covers the port allows; else
+// sharing a zone whose default is allow allows; else deny.
+func (m *Model) Eval(from, to Ref, port reach.Port) Decision {
+	for _, r := range []Ref{from, to} {
+		if r.Kind != RefAddress {
+			if _, ok := m.endpoint(r); !ok {
+				return Decision{Flow: -1, Reason: fmt.Sprintf("%s is not in the policy", r)}
+			}
+		}
+	}
+	switch {
+	case from.Kind == RefAddress && to.Kind == RefWorkload:
+		return m.ingress(from.Addr, to.Name, port)
+	case to.Kind == RefAddress && from.Kind != RefAddress:
+		return m.egress(from, to.Addr, port)
+	case from.Kind == RefAddress || to.Kind == RefAddress:
+		return Decision{Flow: -1, Reason: "only a workload can be tested against an address"}
+	}
+	return m.between(from, to, port)
+}
+
+func (m *Model) between(from, to Ref, port reach.Port) Decision {
+	any := port == (reach.Port{})
+	on := " on " + port.String()
+	if any {
+		on = ""
+	}
+	best, near := -1, -1
+	for _, f := range m.ids(from) {
+		for _, t := range m.ids(to) {
+			for _, i := range m.flows[pairKey(f, t)] {
+				if any || m.p.Flows[i].Ports.Contains(port) {
+					if best < 0 || int(i) < best {
+						best = int(i)
+					}
+				} else if near < 0 || int(i) < near {
+					near = int(i)
+				}
+			}
+		}
+	}
+	if best >= 0 {
+		f := &m.p.Flows[best]
+		return Decision{Allow: true, Flow: best, Reason: fmt.Sprintf("flow at %s allows %s -> %s on %s", m.p.position(f.Pos), f.From, f.To, f.Ports)}
+	}
+	var denying []string
+	for _, z := range intersect(m.zonesOf(from), m.zonesOf(to)) {
+		zone := &m.p.Zones[z]
+		if zone.Default != Deny {
+			return Decision{Allow: true, Flow: -1, Zone: zone.Name, Reason: fmt.Sprintf("%s and %s both join zone %s, which is default: allow", from, to, zone.Name)}
+		}
+		denying = append(denying, zone.Name)
+	}
+	d := Decision{Flow: -1}
+	var b strings.Builder
+	fmt.Fprintf(&b, "no flow from %s to %s%s", from, to, on)
+	switch len(denying) {
+	case 0:
+		b.WriteString(", and they share no zone")
+	case 1:
+		d.Zone = denying[0]
+		fmt.Fprintf(&b, "; zone %s is default: deny", denying[0])
+	default:
+		d.Zone = denying[0]
+		fmt.Fprintf(&b, "; zones %s are default: deny", strings.Join(denying, ", "))
+	}
+	if near >= 0 {
+		f := &m.p.Flows[near]
+		fmt.Fprintf(&b, " (flow at %s allows %s -> %s on %s only)", m.p.position(f.Pos), f.From, f.To, f.Ports)
+	}
+	d.Reason = b.String()
+	return d
+}
+
+// AllowedPorts returns every port from may open to to, merged.
+func (m *Model) AllowedPorts(from, to Ref) PortList {
+	for _, z := range intersect(m.zonesOf(from), m.zonesOf(to)) {
+		if m.p.Zones[z].Default != Deny {
+			return AllPorts()
+		}
+	}
+	var out PortList
+	for _, f := range m.ids(from) {
+		for _, t := range m.ids(to) {
+			for _, i := range m.flows[pairKey(f, t)] {
+				out = out.Union(m.p.Flows[i].Ports)
+			}
+		}
+	}
+	return out
+}
+
+func intersect(a, b []int32) []int32 {
+	var out []int32
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch {
+		case a[i] == b[j]:
+			out = append(out, a[i])
+			i++
+			j++
+		case a[i] < b[j]:
+			i++
+		default:
+			j++
+		}
+	}
+	return out
+}
+
+// ingress decides whether a client at addr beyond the host reaches
+// workload w on host port port (any published port when zero).
+func (m *Model) ingress(addr netip.Addr, name string, port reach.Port) Decision {
+	w := &m.p.Workloads[m.ix.workload[name]]
+	var pub *Publish
+	for i := range w.Publish {
+		p := &w.Publish[i]
+		if port == (reach.Port{}) || p.HostPort(port.Proto, port.Number) {
+			pub = p
+			break
+		}
+	}
+	if pub == nil {
+		what := "no port"
+		if port != (reach.Port{}) {
+			what = "no host port " + port.String()
+		}
+		return Decision{Flow: -1, Reason: fmt.Sprintf("%s publishes %s", name, what)}
+	}
+	if len(w.Ingress) == 0 {
+		return Decision{Allow: true, Flow: -1, Reason: fmt.Sprintf("%s publishes %s to anyone (it lists no ingress)", name, pub)}
+	}
+	for _, pfx := range w.Ingress {
+		if pfx.Contains(addr) {
+			return Decision{Allow: true, Flow: -1, Reason: fmt.Sprintf("%s publishes %s and its ingress %s admits %s", name, pub, pfx, addr)}
+		}
+	}
+	return Decision{Flow: -1, Reason: fmt.Sprintf("%s publishes %s, but its ingress does not admit %s", name, pub, addr)}
+}
+
+// egress decides whether a workload (or a member of a zone with no other
+// zone) reaches addr beyond the host on port.
+func (m *Model) egress(from Ref, addr netip.Addr, port reach.Port) Decision {
+	on := " on " + port.String()
+	if port == (reach.Port{}) {
+		on = ""
+	}
+	var internal string
+	for _, z := range m.zonesOf(from) {
+		if m.p.Zones[z].Internal {
+			internal = m.p.Zones[z].Name
+			break
+		}
+	}
+	if from.Kind == RefWorkload {
+		w := &m.p.Workloads[m.ix.workload[from.Name]]
+		if len(w.Egress) > 0 {
+			for _, e := range w.Egress {
+				if e.To.Contains(addr) && (port == (reach.Port{}) || e.Ports.Contains(port)) {
+					return Decision{Allow: true, Flow: -1, Reason: fmt.Sprintf("egress of %s at %s allows %s on %s", w.Name, m.p.position(e.Pos), e.To, e.Ports)}
+				}
+			}
+			return Decision{Flow: -1, Reason: fmt.Sprintf("the egress of %s does not list %s%s", w.Name, addr, on)}
+		}
+	}
+	if internal != "" {
+		return Decision{Flow: -1, Zone: internal, Reason: fmt.Sprintf("%s joins internal zone %s and lists no egress: it reaches nothing beyond the host", from, internal)}
+	}
+	return Decision{Allow: true, Flow: -1, Reason: fmt.Sprintf("%s joins no internal zone and lists no egress: it may reach anything beyond the host", from)}
+}
+
+// TestResult is the outcome of one policy test.
+type TestResult struct {
+	Test     *Test
+	Decision Decision
+	Pass     bool
+}
+
+// Run evaluates one test.
+func (m *Model) Run(t *Test) TestResult {
+	d := m.Eval(t.From, t.To, t.Port)
+	if t.Port == (reach.Port{}) && t.From.Kind != RefAddress && t.To.Kind != RefAddress && !d.Allow {
+		d.Reason = strings.Replace(d.Reason, "no flow from", "no flow on any port from", 1)
+	}
+	return TestResult{Test: t, Decision: d, Pass: d.Allow == (t.Expect == Allow)}
+}
+
+// RunTests evaluates every test of the policy, in order.
+func (m *Model) RunTests() []TestResult {
+	out := make([]TestResult, len(m.p.Tests))
+	for i := range m.p.Tests {
+		out[i] = m.Run(&m.p.Tests[i])
+	}
+	return out
+}
+
+// Failed returns the results that did not pass.
+func Failed(results []TestResult) []TestResult {
+	var out []TestResult
+	for _, r := range results {
+		if !r.Pass {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// WorkloadFlow is the ports one workload may open to another, with the
+// flows that allow them: the policy's flows with zone:NAME expanded to
+// the zone's members.
+type WorkloadFlow struct {
+	From, To *Workload
+	Ports    PortList
+	Flows    []int // indexes in Policy.Flows
+}
+
+// WorkloadFlows expands the flows to workload pairs, merged per pair, in
+// the order pairs first appear. Traffic that a default: allow zone lets
+// through is not listed (see Zone.Default); a compiler adds it per zone.
+// A flow between two large zones expands to the product of their members.
+func (m *Model) WorkloadFlows() []WorkloadFlow {
+	var out []WorkloadFlow
+	at := map[uint64]int{}
+	for i := range m.p.Flows {
+		f := &m.p.Flows[i]
+		for _, a := range m.Members(f.From) {
+			for _, b := range m.Members(f.To) {
+				k := pairKey(m.ix.workload[a.Name], m.ix.workload[b.Name])
+				j, ok := at[k]
+				if !ok {
+					j = len(out)
+					at[k] = j
+					out = append(out, WorkloadFlow{From: a, To: b})
+				}
+				out[j].Ports = out[j].Ports.Union(f.Ports)
+				out[j].Flows = append(out[j].Flows, i)
+			}
+		}
+	}
+	return out
+}
