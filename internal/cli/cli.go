@@ -106,6 +106,8 @@ Start with:
 		a.graphCommand(),
 		a.checkCommand(),
 		a.initCommand(),
+		a.planCommand(),
+		a.applyCommand(),
 		idleCommand(),
 	)
 	return root

@@ -517,3 +517,35 @@ func split(ps []reach.Port) (tcp, udp []uint16) {
 	}
 	return tcp, udp
 }
+
+// Refresh takes the snapshot again after the test changed the host (apply
+// connected containers to new networks, say), so that Observe probes the
+// addresses containers have now. Networks the test created must carry the
+// run's label (testenv.Label=RunID) to be seen; their gateways become
+// probe paths. The host's listeners stay on the addresses they bound at
+// Build.
+func (e *Env) Refresh(t *testing.T) {
+	t.Helper()
+	e.takeSnapshot(t)
+	for _, n := range e.snap.Networks {
+		if _, known := e.gw4[n.Name]; known || n.IsBuiltin() {
+			continue
+		}
+		for _, s := range n.Subnets {
+			gw := s.Gateway
+			if !gw.IsValid() {
+				gw = s.Prefix.Masked().Addr().Next()
+			}
+			if gw.Is4() {
+				e.gw4[n.Name] = gw
+			} else {
+				e.gw6[n.Name] = gw
+			}
+		}
+	}
+}
+
+// InternetAddrs returns the addresses of the namespace that plays both
+// "internet" (the destination of egress) and "outside" (the client of
+// published ports): IPv4 and IPv6.
+func (e *Env) InternetAddrs() (netip.Addr, netip.Addr) { return e.plumb.ext4, e.plumb.ext6 }

@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/plan"
+)
+
+// executor carries out the Docker side of a plan.
+type executor struct {
+	dc  *dockerapi.Client
+	out io.Writer
+	// labels go on every network zonewarden creates, with plan.LabelManaged.
+	labels map[string]string
+	// recreateForeign allows re-creating networks zonewarden did not create.
+	recreateForeign bool
+}
+
+// check refuses a plan that cannot be applied, before anything changes.
+func (x *executor) check(p *plan.Plan) error {
+	if len(p.Blockers) > 0 {
+		return fmt.Errorf("the host cannot satisfy the policy, nothing was changed: %s", strings.Join(p.Blockers, "; "))
+	}
+	for _, r := range p.Recreate {
+		if !r.Ours && !x.recreateForeign {
+			return fmt.Errorf("network %s must be re-created to make it %s, but zonewarden did not create it; nothing was changed. Re-run with --recreate-networks to allow it (%s lose connectivity on it meanwhile)",
+				r.Network, internalWord(r.Internal), membersText(r.Members))
+		}
+	}
+	return nil
+}
+
+// apply executes p: create networks, re-create those whose internal flag
+// is wrong, connect the new memberships, then disconnect the old ones (so
+// that a container moving between zones is never without its network
+// longer than needed). It stops at the first error and says what was done.
+func (x *executor) apply(ctx context.Context, p *plan.Plan) error {
+	if err := x.check(p); err != nil {
+		return err
+	}
+	done := 0
+	fail := func(err error) error {
+		if done == 0 {
+			return fmt.Errorf("%w (nothing was changed)", err)
+		}
+		return fmt.Errorf("%w (after %d of the plan's changes; run 'zonewarden plan' to see what is left)", err, done)
+	}
+	for _, z := range p.Create {
+		if _, err := x.dc.CreateNetwork(ctx, x.spec(z.Name, z.Internal)); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(x.out, "created network %s%s\n", z.Name, internalNote(z.Internal))
+		done++
+	}
+	leaving := map[plan.Membership]bool{}
+	for _, m := range p.Disconnect {
+		leaving[m] = true
+	}
+	for _, r := range p.Recreate {
+		for _, c := range r.Members {
+			if err := x.dc.DisconnectNetwork(ctx, r.Network, c); err != nil {
+				return fail(err)
+			}
+		}
+		if err := x.dc.RemoveNetwork(ctx, r.Network); err != nil {
+			return fail(err)
+		}
+		if _, err := x.dc.CreateNetwork(ctx, x.spec(r.Network, r.Internal)); err != nil {
+			return fail(err)
+		}
+		for _, c := range r.Members {
+			if leaving[plan.Membership{Container: c, Network: r.Network}] {
+				continue
+			}
+			if err := x.dc.ConnectNetwork(ctx, r.Network, c); err != nil {
+				return fail(err)
+			}
+		}
+		fmt.Fprintf(x.out, "re-created network %s%s\n", r.Network, internalNote(r.Internal))
+		done++
+	}
+	for _, m := range p.Connect {
+		if err := x.dc.ConnectNetwork(ctx, m.Network, m.Container); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(x.out, "connected %s to %s\n", m.Container, m.Network)
+		done++
+	}
+	var errs []error
+	for _, m := range p.Disconnect {
+		if slices.ContainsFunc(p.Recreate, func(r plan.Recreate) bool { return r.Network == m.Network }) {
+			continue // not reconnected above
+		}
+		if err := x.dc.DisconnectNetwork(ctx, m.Network, m.Container); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(x.out, "disconnected %s from %s\n", m.Container, m.Network)
+		done++
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+func (x *executor) spec(name string, internal bool) dockerapi.NetworkSpec {
+	labels := maps.Clone(x.labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[plan.LabelManaged] = name
+	return dockerapi.NetworkSpec{Name: name, Internal: internal, Labels: labels}
+}
+
+func internalWord(internal bool) string {
+	if internal {
+		return "internal"
+	}
+	return "not internal"
+}
+
+func internalNote(internal bool) string {
+	if internal {
+		return " (internal)"
+	}
+	return ""
+}
+
+func membersText(ms []string) string {
+	if len(ms) == 0 {
+		return "no container"
+	}
+	return strings.Join(ms, ", ")
+}

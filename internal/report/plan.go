@@ -1,0 +1,94 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/zonewarden/zonewarden/internal/plan"
+)
+
+// PlanText writes a plan for review, Terraform-style: + adds, - removes,
+// ~ re-creates, ! is reported but not changed, x blocks the apply.
+//
+//	Networks to create:
+//	  + public-dmz
+//	  + database-tier (internal)
+//	Memberships to add:
+//	  + frontend -> application-tier
+func PlanText(w io.Writer, p *plan.Plan) error {
+	var b strings.Builder
+	section := func(title string, lines []string) {
+		if len(lines) == 0 {
+			return
+		}
+		fmt.Fprintf(&b, "%s:\n", title)
+		for _, l := range lines {
+			fmt.Fprintf(&b, "  %s\n", clean(l))
+		}
+		b.WriteByte('\n')
+	}
+	var lines []string
+	for _, z := range p.Create {
+		lines = append(lines, "+ "+z.Name+internalTag(z.Internal))
+	}
+	section("Networks to create", lines)
+	lines = nil
+	for _, r := range p.Recreate {
+		l := fmt.Sprintf("~ %s: internal %v -> %v", r.Network, !r.Internal, r.Internal)
+		if len(r.Members) > 0 {
+			l += fmt.Sprintf("; %s lose connectivity on it while it is re-created", strings.Join(r.Members, ", "))
+		}
+		if !r.Ours {
+			l += " (not created by zonewarden: needs --recreate-networks)"
+		}
+		lines = append(lines, l)
+	}
+	section("Networks to re-create (Docker cannot change the internal flag in place)", lines)
+	lines = nil
+	for _, m := range p.Connect {
+		lines = append(lines, "+ "+m.Container+" -> "+m.Network)
+	}
+	section("Memberships to add", lines)
+	lines = nil
+	for _, m := range p.Disconnect {
+		lines = append(lines, "- "+m.Container+" from "+m.Network)
+	}
+	section("Memberships to remove", lines)
+	lines = nil
+	if len(p.Unmatched) > 0 {
+		lines = append(lines, "! no workload matches: "+strings.Join(p.Unmatched, ", "))
+	}
+	for _, x := range p.Published {
+		lines = append(lines, "! "+x.Container+" publishes "+x.Binding+", which the policy does not allow (re-create it without the mapping)")
+	}
+	section("Reported, not changed by apply", lines)
+	lines = nil
+	for _, x := range p.Blockers {
+		lines = append(lines, "x "+x)
+	}
+	section("Blockers (apply changes nothing until they are fixed)", lines)
+	if !p.Changes() {
+		b.WriteString("Nothing to change: the host's networks and memberships match the policy.\n")
+	} else {
+		fmt.Fprintf(&b, "Plan: %s to create, %s to re-create, %s to add, %s to remove.\n",
+			plural(len(p.Create), "network"), plural(len(p.Recreate), "network"),
+			plural(len(p.Connect), "membership"), plural(len(p.Disconnect), "membership"))
+	}
+	return write(w, b.String())
+}
+
+// PlanJSON writes the plan as JSON; every list is present, [] when empty.
+func PlanJSON(w io.Writer, p *plan.Plan) error {
+	return writeJSON(w, struct {
+		Changes bool `json:"changes"`
+		*plan.Plan
+	}{p.Changes(), p})
+}
+
+func internalTag(internal bool) string {
+	if internal {
+		return " (internal)"
+	}
+	return ""
+}
