@@ -18,6 +18,7 @@ var pure = []string{
 	"github.com/zonewarden/zonewarden/internal/reach",
 	"github.com/zonewarden/zonewarden/internal/graph",
 	"github.com/zonewarden/zonewarden/internal/plan",
+	"github.com/zonewarden/zonewarden/internal/enforce",
 	"github.com/zonewarden/zonewarden/internal/policy",
 	"github.com/zonewarden/zonewarden/internal/policy/synthetic",
 	"github.com/zonewarden/zonewarden/internal/report",
@@ -37,6 +38,7 @@ var forbidden = []string{
 	"github.com/zonewarden/zonewarden/internal/cli",
 	"github.com/zonewarden/zonewarden/internal/demo",
 	"github.com/zonewarden/zonewarden/internal/testenv",
+	"github.com/zonewarden/zonewarden/internal/nft",
 }
 
 func TestPurePackagesHaveNoSideEffectImports(t *testing.T) {

@@ -1,0 +1,233 @@
+// Package enforce compiles a policy bound to a host into an nftables
+// ruleset that zonewarden alone owns, and renders it as one nft script
+// (a full sync) or as the set elements that changed (an incremental
+// update). See README.md for the hooks, chains and sets.
+//
+// It is pure: it reads a policy.Binding and writes text; the applier in
+// the CLI loads that text with one `nft -f` transaction.
+package enforce
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/policy"
+)
+
+// Table is the name of zonewarden's table (family inet).
+const Table = "zonewarden"
+
+// Options tune the compiled ruleset.
+type Options struct {
+	// Table names the table; the default is Table. Tests use their own.
+	Table string
+	// Priority of zonewarden's base chains on their hooks; lower runs
+	// earlier. The default, -5, runs before Docker's filter chains (0):
+	// a drop there is final, an accept is not.
+	Priority int
+}
+
+// family is one IP family's names and types.
+type family struct {
+	suffix   string // "4" or "6"
+	ip       string // nft payload keyword: "ip" or "ip6"
+	addr     string // set type: "ipv4_addr" or "ipv6_addr"
+	icmp     string // ICMP protocol name
+	anywhere netip.Prefix
+	is       func(netip.Addr) bool
+}
+
+var families = []family{
+	{"4", "ip", "ipv4_addr", "icmp", netip.MustParsePrefix("0.0.0.0/0"), netip.Addr.Is4},
+	{"6", "ip6", "ipv6_addr", "ipv6-icmp", netip.MustParsePrefix("::/0"), func(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }},
+}
+
+// Compile turns a binding into a ruleset. The binding's problems (several
+// workloads selecting one container) do not stop it: such a container is
+// not admitted, so its traffic in managed zones is dropped.
+func Compile(b *policy.Binding, opts Options) *Ruleset {
+	if opts.Priority == 0 {
+		opts.Priority = -5
+	}
+	if opts.Table == "" {
+		opts.Table = Table
+	}
+	p := b.Model.Policy()
+	r := newRuleset(opts)
+	ix := inventory.NewIndex(b.Snapshot)
+	unmanagedFree := p.UnmanagedMode() != policy.UnmanagedDeny
+
+	zoneNames := map[string]*policy.Zone{}
+	for i := range p.Zones {
+		zoneNames[p.Zones[i].Name] = &p.Zones[i]
+	}
+	// Subnets: every bridge network's (local), the zones' (zones), and
+	// the default: allow zones' pairs.
+	for _, n := range b.Snapshot.Networks {
+		if n.Driver != "bridge" {
+			continue
+		}
+		z := zoneNames[n.Name]
+		for _, s := range n.Subnets {
+			f := familyOf(s.Prefix.Addr())
+			r.add("local"+f.suffix, s.Prefix.String(), n.Name)
+			if z == nil {
+				continue
+			}
+			r.add("zones"+f.suffix, s.Prefix.String(), z.Name)
+			if z.Default != policy.Deny {
+				r.add("allowzone"+f.suffix, s.Prefix.String()+" . "+s.Prefix.String(), "zone "+z.Name+" default: allow")
+			}
+		}
+	}
+
+	// Admission: the addresses of the containers one workload selects,
+	// and of those none selects when the policy leaves them to Docker.
+	for i := range b.Containers {
+		m := &b.Containers[i]
+		addrs := addresses(ix, m.Container)
+		switch {
+		case m.Workload != nil:
+			for _, a := range addrs {
+				r.add("admitted"+familyOf(a).suffix, a.String(), m.Container.Name)
+			}
+		case len(m.Matches) == 0 && unmanagedFree:
+			for _, a := range addrs {
+				f := familyOf(a)
+				r.add("admitted"+f.suffix, a.String(), m.Container.Name)
+				r.add("free"+f.suffix, a.String(), m.Container.Name+" (unmanaged)")
+			}
+		}
+		if m.Workload == nil {
+			continue
+		}
+		w := m.Workload
+		// Egress beyond the host.
+		egress := w.Egress
+		if len(egress) == 0 && !inInternalZone(p, w) {
+			egress = []policy.Egress{{Ports: policy.AllPorts()}}
+		}
+		for _, a := range addrs {
+			f := familyOf(a)
+			for _, e := range egress {
+				to := e.To
+				if !to.IsValid() {
+					to = f.anywhere
+				}
+				if familyOf(to.Addr()).suffix != f.suffix {
+					continue
+				}
+				for _, pr := range e.Ports {
+					r.add("egress"+f.suffix, fmt.Sprintf("%s . %s . %s", a, to, portKey(pr, f)), w.Name+" egress")
+				}
+			}
+		}
+		// Ingress to the ports it publishes, from outside the host.
+		for _, pb := range ix.PublishedPorts(m.Container) {
+			if !b.PublishAllowed(m.Container.Name, pb) {
+				continue
+			}
+			r.add("pubports", pb.ContainerPort.Protocol+" . "+fmt.Sprint(pb.HostPort), m.Container.Name+" "+pb.String())
+			sources := w.Ingress
+			if len(sources) == 0 {
+				sources = []netip.Prefix{families[0].anywhere, families[1].anywhere}
+			}
+			for _, a := range addrs {
+				f := familyOf(a)
+				for _, src := range sources {
+					if familyOf(src.Addr()).suffix == f.suffix {
+						r.add("ingress"+f.suffix, fmt.Sprintf("%s . %s . %s . %d", src, a, pb.ContainerPort.Protocol, pb.ContainerPort.Number), w.Name+" ingress "+pb.String())
+					}
+				}
+			}
+		}
+	}
+
+	// Flows: every address of every member of the source workload, to
+	// every address of every member of the destination, on the ports; and
+	// to the destination's published host ports that map to those ports
+	// (reached through the userland proxy on the input hook).
+	for _, wf := range b.Model.WorkloadFlows() {
+		from, to := b.Members(wf.From.Name), b.Members(wf.To.Name)
+		note := wf.From.Name + " -> " + wf.To.Name
+		for _, src := range from {
+			srcAddrs := addresses(ix, src)
+			for _, dst := range to {
+				if dst == src {
+					continue
+				}
+				for _, sa := range srcAddrs {
+					f := familyOf(sa)
+					for _, da := range addresses(ix, dst) {
+						if familyOf(da).suffix != f.suffix {
+							continue
+						}
+						for _, pr := range wf.Ports {
+							r.add("allow"+f.suffix, fmt.Sprintf("%s . %s . %s", sa, da, portKey(pr, f)), note)
+						}
+					}
+					for _, pb := range ix.PublishedPorts(dst) {
+						if wf.Ports.Contains(reachPort(pb)) {
+							r.add("pubin"+f.suffix, fmt.Sprintf("%s . %s . %d", sa, pb.ContainerPort.Protocol, pb.HostPort), note+" via "+pb.String())
+						}
+					}
+				}
+			}
+		}
+	}
+	r.unmanagedFree = unmanagedFree
+	return r
+}
+
+// addresses returns the container's addresses on bridge networks, of its
+// namespace's owner for --network container:X.
+func addresses(ix *inventory.Index, c *inventory.Container) []netip.Addr {
+	for range 8 {
+		x := c.SharedNamespaceWith()
+		if x == "" || ix.Container(x) == nil {
+			break
+		}
+		c = ix.Container(x)
+	}
+	var out []netip.Addr
+	for _, e := range c.Endpoints {
+		for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
+			if a.IsValid() && !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+func familyOf(a netip.Addr) family {
+	if a.Is4() || a.Is4In6() {
+		return families[0]
+	}
+	return families[1]
+}
+
+// portKey renders a port range as the "proto . port" part of a key.
+func portKey(pr policy.PortRange, f family) string {
+	switch pr.Proto {
+	case policy.ProtoAll:
+		return "0-255 . 0-65535"
+	case policy.ProtoICMP:
+		return f.icmp + " . 0-65535"
+	}
+	if pr.First == pr.Last {
+		return fmt.Sprintf("%s . %d", pr.Proto, pr.First)
+	}
+	return fmt.Sprintf("%s . %d-%d", pr.Proto, pr.First, pr.Last)
+}
+
+func inInternalZone(p *policy.Policy, w *policy.Workload) bool {
+	for _, z := range w.Zones {
+		if zz := p.Zone(z); zz != nil && zz.Internal {
+			return true
+		}
+	}
+	return false
+}

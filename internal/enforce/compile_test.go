@@ -1,0 +1,223 @@
+package enforce
+
+import (
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/policy"
+	"github.com/zonewarden/zonewarden/internal/reach"
+)
+
+// threeTier is the seed's Level-3 host after apply: addresses
+// 10.20.N.x (IPv6 fd20:N::x on the dmz), lb publishing 443.
+func threeTier() *inventory.Snapshot {
+	nets := []inventory.Network{{Name: "bridge", Driver: "bridge", ICC: true}}
+	for i, n := range []string{"public-dmz", "application-tier", "database-tier"} {
+		nw := inventory.Network{Name: n, Driver: "bridge", ICC: true, Internal: n == "database-tier",
+			Subnets: []inventory.Subnet{{Prefix: netip.MustParsePrefix(fmt.Sprintf("10.20.%d.0/24", i+1))}}}
+		if n == "public-dmz" {
+			nw.EnableIPv6 = true
+			nw.Subnets = append(nw.Subnets, inventory.Subnet{Prefix: netip.MustParsePrefix("fd20:1::/64")})
+		}
+		nets = append(nets, nw)
+	}
+	host := 10
+	c := func(name string, networks ...string) inventory.Container {
+		host++
+		ct := inventory.Container{Name: name, State: "running", NetworkMode: networks[0]}
+		for _, n := range networks {
+			i := map[string]int{"public-dmz": 1, "application-tier": 2, "database-tier": 3}[n]
+			e := inventory.Endpoint{Network: n, IPv4: netip.MustParseAddr(fmt.Sprintf("10.20.%d.%d", i, host))}
+			if i == 1 {
+				e.IPv6 = netip.MustParseAddr(fmt.Sprintf("fd20:1::%d", host))
+			}
+			ct.Endpoints = append(ct.Endpoints, e)
+		}
+		return ct
+	}
+	lb := c("lb", "public-dmz")
+	lb.Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 443, Protocol: "tcp"}, HostPort: 443}}
+	return &inventory.Snapshot{Version: 1, Networks: nets, Containers: []inventory.Container{
+		lb, c("frontend", "public-dmz", "application-tier"), c("api", "application-tier", "database-tier"),
+		c("postgres", "database-tier"), c("cache", "database-tier"), c("stray", "application-tier"),
+	}}
+}
+
+const threeTierPolicy = `version: 1
+zones:
+  public-dmz:       {default: deny}
+  application-tier: {default: deny}
+  database-tier:    {internal: true}
+workloads:
+  lb:       {match: {name: lb}, zones: [public-dmz], publish: ["443:443/tcp"], ingress: ["203.0.113.0/24", "2001:db8::/32"]}
+  frontend: {match: {name: frontend}, zones: [public-dmz, application-tier]}
+  api:      {match: {name: api}, zones: [application-tier, database-tier], egress: [{to: 198.51.100.0/24, ports: [443/tcp]}]}
+  postgres: {match: {name: postgres}, zones: [database-tier]}
+  cache:    {match: {name: cache}, zones: [database-tier]}
+flows:
+  - {from: lb,       to: frontend, ports: [8080/tcp]}
+  - {from: frontend, to: api,      ports: [8080/tcp, 9000-9100/udp]}
+  - {from: api,      to: postgres, ports: [5432/tcp]}
+  - {from: api,      to: cache,    ports: [6379/tcp, icmp]}
+  - {from: frontend, to: lb,       ports: [443/tcp]}
+unmanaged: warn
+`
+
+func bind(t *testing.T, doc string, snap *inventory.Snapshot) *policy.Binding {
+	t.Helper()
+	p, err := policy.Parse("zones.yaml", []byte(doc), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := policy.Bind(p, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestTraceAgreesWithPolicy: on every network two containers share, for
+// every port the policy names and some it does not, the tracer's verdict
+// over the compiled ruleset is the policy's decision. The real-packet test
+// (internal/truth TestEnforcedThreeTier) holds the same ruleset to the
+// kernel.
+func TestTraceAgreesWithPolicy(t *testing.T) {
+	snap := threeTier()
+	b := bind(t, threeTierPolicy, snap)
+	r := Compile(b, Options{})
+	ports := []reach.Port{{Proto: "tcp", Number: 8080}, {Proto: "tcp", Number: 5432}, {Proto: "tcp", Number: 6379},
+		{Proto: "udp", Number: 9050}, {Proto: "udp", Number: 53}, {Proto: "icmp"}, {Proto: "tcp", Number: 443}, {Proto: "tcp", Number: 22}}
+	checked := 0
+	for _, from := range snap.Containers {
+		for _, to := range snap.Containers {
+			if from.Name == to.Name {
+				continue
+			}
+			for _, fe := range from.Endpoints {
+				for _, te := range to.Endpoints {
+					if fe.Network != te.Network {
+						continue
+					}
+					for _, port := range ports {
+						want := b.Decide(from.Name, to.Name, port)
+						for _, pair := range [][2]netip.Addr{{fe.IPv4, te.IPv4}, {fe.IPv6, te.IPv6}} {
+							if !pair[0].IsValid() || !pair[1].IsValid() {
+								continue
+							}
+							proto := port.Proto
+							if proto == "icmp" && pair[0].Is6() {
+								proto = "ipv6-icmp"
+							}
+							v := r.Trace(Packet{Hook: Forward, Src: pair[0], Dst: pair[1], Proto: proto, Port: port.Number})
+							checked++
+							if v.Drop == want.Allow {
+								t.Errorf("%s %s -> %s %s %s: tracer drop=%v (%s), policy allow=%v (%s)",
+									from.Name, pair[0], to.Name, pair[1], port, v.Drop, v.Rule, want.Allow, want.Reason)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	if checked < 100 {
+		t.Fatalf("only %d packets traced", checked)
+	}
+	// Published ports through the userland proxy (input hook): frontend
+	// has a flow to lb on 443, api has none.
+	gw := netip.MustParseAddr("10.20.1.1")
+	if v := r.Trace(Packet{Hook: Input, Src: netip.MustParseAddr("10.20.2.12"), Dst: gw, Proto: "tcp", Port: 443}); v.Drop {
+		t.Errorf("frontend -> lb's published 443: %+v", v)
+	}
+	if v := r.Trace(Packet{Hook: Input, Src: netip.MustParseAddr("10.20.2.13"), Dst: gw, Proto: "tcp", Port: 443}); !v.Drop {
+		t.Errorf("api -> lb's published 443 (no flow): %+v", v)
+	}
+	// Outside: ingress admits 203.0.113.0/24 only; egress of api to
+	// 198.51.100.0/24 on 443 only; a new container's address is dropped.
+	for _, tc := range []struct {
+		p    Packet
+		drop bool
+	}{
+		{Packet{Hook: Forward, Src: netip.MustParseAddr("203.0.113.7"), Dst: netip.MustParseAddr("10.20.1.11"), Proto: "tcp", Port: 443}, false},
+		{Packet{Hook: Forward, Src: netip.MustParseAddr("192.0.2.7"), Dst: netip.MustParseAddr("10.20.1.11"), Proto: "tcp", Port: 443}, true},
+		{Packet{Hook: Forward, Src: netip.MustParseAddr("2001:db8::7"), Dst: netip.MustParseAddr("fd20:1::11"), Proto: "tcp", Port: 443}, false},
+		{Packet{Hook: Forward, Src: netip.MustParseAddr("10.20.2.13"), Dst: netip.MustParseAddr("198.51.100.9"), Proto: "tcp", Port: 443}, false},
+		{Packet{Hook: Forward, Src: netip.MustParseAddr("10.20.2.13"), Dst: netip.MustParseAddr("198.51.100.9"), Proto: "tcp", Port: 80}, true},
+		{Packet{Hook: Forward, Src: netip.MustParseAddr("10.20.1.11"), Dst: netip.MustParseAddr("192.0.2.1"), Proto: "udp", Port: 53}, false},
+		{Packet{Hook: Forward, Src: netip.MustParseAddr("10.20.3.99"), Dst: netip.MustParseAddr("10.20.3.14"), Proto: "tcp", Port: 5432}, true},
+		{Packet{Hook: Forward, Src: netip.MustParseAddr("10.20.2.13"), Dst: netip.MustParseAddr("10.20.3.99"), Proto: "tcp", Port: 5432}, true},
+	} {
+		if v := r.Trace(tc.p); v.Drop != tc.drop {
+			t.Errorf("%+v: %+v, want drop=%v", tc.p, v, tc.drop)
+		}
+	}
+}
+
+func TestUpdateTouchesElementsOnly(t *testing.T) {
+	snap := threeTier()
+	old := Compile(bind(t, threeTierPolicy, snap), Options{})
+	snap.Containers[3].Endpoints[0].IPv4 = netip.MustParseAddr("10.20.3.77") // postgres restarted
+	now := Compile(bind(t, threeTierPolicy, snap), Options{})
+	up := now.Update(old)
+	if strings.Contains(up, "table") && !strings.Contains(up, "element") || strings.Contains(up, "chain") {
+		t.Fatalf("update re-creates the table:\n%s", up)
+	}
+	for _, want := range []string{"delete element inet zonewarden admitted4 { 10.20.3.14 }", "add element inet zonewarden admitted4 { 10.20.3.77 comment \"postgres\" }",
+		"10.20.2.13 . 10.20.3.77 . tcp . 5432"} {
+		if !strings.Contains(up, want) {
+			t.Errorf("update lacks %q:\n%s", want, up)
+		}
+	}
+	if now.Update(now) != "" {
+		t.Errorf("no change should update nothing")
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/*.nft")
+
+// TestGoldenRulesets compares whole generated rulesets, line by line in
+// any order, for combinations of settings: default deny and allow,
+// internal zones, IPv6, ingress CIDRs, egress, unmanaged modes.
+func TestGoldenRulesets(t *testing.T) {
+	for name, doc := range map[string]string{
+		"three-tier":     threeTierPolicy,
+		"allow-zones":    strings.ReplaceAll(threeTierPolicy, "{default: deny}", "{}"),
+		"unmanaged-deny": strings.Replace(threeTierPolicy, "unmanaged: warn", "unmanaged: deny", 1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := Compile(bind(t, doc, threeTier()), Options{}).Script()
+			path := filepath.Join("testdata", name+".nft")
+			if *update {
+				os.MkdirAll("testdata", 0o755)
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (go test ./internal/enforce -update writes it)", err)
+			}
+			g, w := sortedLines(got), sortedLines(string(want))
+			if !slices.Equal(g, w) {
+				t.Errorf("%s differs from %s (order aside); -update rewrites it:\n%s", name, path, got)
+			}
+		})
+	}
+}
+
+func sortedLines(s string) []string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSuffix(strings.TrimSpace(lines[i]), ",")
+	}
+	slices.Sort(lines)
+	return lines
+}

@@ -1,0 +1,231 @@
+package enforce
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/reach"
+)
+
+// Ruleset is zonewarden's table: fixed chains, and sets whose elements
+// carry the policy. Two rulesets with the same chains differ only in set
+// elements, which an update changes one by one.
+type Ruleset struct {
+	opts Options
+	// elems maps a set name to its elements, each with a comment (the
+	// workloads or containers it stands for).
+	elems map[string]map[string]string
+	// unmanagedFree: containers no workload selects are left to Docker.
+	unmanagedFree bool
+}
+
+// setDef is the declaration of one set.
+type setDef struct {
+	name, typ string
+	interval  bool
+	counter   bool
+	comment   string
+}
+
+// setDefs are the sets of the table, per family where the name ends in
+// 4 or 6. Flow sets count their hits per element.
+func setDefs() []setDef {
+	var out []setDef
+	for _, f := range families {
+		a := f.addr
+		out = append(out,
+			setDef{"local" + f.suffix, a, true, false, "subnets of every Docker bridge network"},
+			setDef{"zones" + f.suffix, a, true, false, "subnets of the policy's zones: traffic from or to them is managed"},
+			setDef{"admitted" + f.suffix, a, false, false, "containers zonewarden admitted; others in a zone are dropped (fail closed)"},
+			setDef{"free" + f.suffix, a, false, false, "containers no workload selects, left to Docker (unmanaged: allow or warn)"},
+			setDef{"allow" + f.suffix, a + " . " + a + " . inet_proto . inet_service", true, true, "declared flows: source . destination . protocol . port"},
+			setDef{"allowzone" + f.suffix, a + " . " + a, true, false, "zones with default: allow: members reach each other"},
+			setDef{"egress" + f.suffix, a + " . " + a + " . inet_proto . inet_service", true, true, "egress beyond the host: container . destination . protocol . port"},
+			setDef{"ingress" + f.suffix, a + " . " + a + " . inet_proto . inet_service", true, true, "ingress to published ports: source . container . protocol . port"},
+			setDef{"pubin" + f.suffix, a + " . inet_proto . inet_service", true, true, "flows to published host ports through the userland proxy: source . protocol . host port"},
+		)
+	}
+	out = append(out, setDef{"pubports", "inet_proto . inet_service", false, false, "host ports published by managed containers"})
+	return out
+}
+
+func newRuleset(opts Options) *Ruleset {
+	r := &Ruleset{opts: opts, elems: map[string]map[string]string{}}
+	for _, d := range setDefs() {
+		r.elems[d.name] = map[string]string{}
+	}
+	return r
+}
+
+func (r *Ruleset) add(set, elem, comment string) {
+	m := r.elems[set]
+	if m == nil {
+		panic("enforce: no set " + set)
+	}
+	if old, ok := m[elem]; ok && old != comment && !strings.Contains(old, comment) {
+		comment = old + "; " + comment
+	}
+	m[elem] = comment
+}
+
+// Elements returns a set's elements, sorted.
+func (r *Ruleset) Elements(set string) []string {
+	return slices.Sorted(maps.Keys(r.elems[set]))
+}
+
+// Size counts the elements of every set.
+func (r *Ruleset) Size() int {
+	n := 0
+	for _, m := range r.elems {
+		n += len(m)
+	}
+	return n
+}
+
+// chains renders the fixed chains. See README.md for the decision order.
+func (r *Ruleset) chains() string {
+	var b strings.Builder
+	prio := fmt.Sprintf("filter %+d", r.opts.Priority)
+	prio = strings.Replace(prio, "+", "+ ", 1)
+	prio = strings.Replace(prio, "-", "- ", 1)
+	fmt.Fprintf(&b, `	chain forward {
+		type filter hook forward priority %s; policy accept;
+		ct state established,related accept
+		meta nfproto ipv4 jump forward4
+		meta nfproto ipv6 jump forward6
+	}
+	chain input {
+		type filter hook input priority %s; policy accept;
+		ct state established,related accept
+		meta nfproto ipv4 ip saddr @zones4 meta l4proto . th dport @pubports jump published4
+		meta nfproto ipv6 ip6 saddr @zones6 meta l4proto . th dport @pubports jump published6
+	}
+`, prio, prio)
+	for _, f := range families {
+		s, ip := f.suffix, f.ip
+		fmt.Fprintf(&b, "\tchain forward%s {\n", s)
+		fmt.Fprintf(&b, "\t\t%s saddr @zones%s %s saddr != @admitted%s counter drop comment \"source in a zone, not admitted (fail closed)\"\n", ip, s, ip, s)
+		fmt.Fprintf(&b, "\t\t%s daddr @zones%s %s daddr != @admitted%s counter drop comment \"destination in a zone, not admitted (fail closed)\"\n", ip, s, ip, s)
+		if r.unmanagedFree {
+			fmt.Fprintf(&b, "\t\t%s saddr @free%s accept comment \"unmanaged container: Docker decides\"\n", ip, s)
+			fmt.Fprintf(&b, "\t\t%s daddr @free%s accept comment \"unmanaged container: Docker decides\"\n", ip, s)
+			fmt.Fprintf(&b, "\t\t%s saddr @local%s %s saddr != @zones%s accept comment \"from a network outside the policy: Docker decides\"\n", ip, s, ip, s)
+			fmt.Fprintf(&b, "\t\t%s daddr @local%s %s daddr != @zones%s accept comment \"to a network outside the policy: Docker decides\"\n", ip, s, ip, s)
+		}
+		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr . meta l4proto . th dport @allow%s accept comment \"declared flows\"\n", ip, ip, s)
+		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr @allowzone%s accept comment \"zones with default: allow\"\n", ip, ip, s)
+		fmt.Fprintf(&b, "\t\t%s daddr != @local%s %s saddr . %s daddr . meta l4proto . th dport @egress%s accept comment \"egress\"\n", ip, s, ip, ip, s)
+		fmt.Fprintf(&b, "\t\t%s saddr != @local%s %s saddr . %s daddr . meta l4proto . th dport @ingress%s accept comment \"ingress to published ports\"\n", ip, s, ip, ip, s)
+		fmt.Fprintf(&b, "\t\t%s saddr @zones%s counter drop comment \"from a zone: no flow allows it\"\n", ip, s)
+		fmt.Fprintf(&b, "\t\t%s daddr @zones%s counter drop comment \"to a zone: no flow allows it\"\n", ip, s)
+		b.WriteString("\t}\n")
+		fmt.Fprintf(&b, "\tchain published%s {\n", s)
+		if r.unmanagedFree {
+			fmt.Fprintf(&b, "\t\t%s saddr @free%s accept comment \"unmanaged container: Docker decides\"\n", ip, s)
+		}
+		fmt.Fprintf(&b, "\t\t%s saddr . meta l4proto . th dport @pubin%s accept comment \"declared flows to published ports\"\n", ip, s)
+		fmt.Fprintf(&b, "\t\tcounter drop comment \"published port: no flow allows it\"\n")
+		b.WriteString("\t}\n")
+	}
+	return b.String()
+}
+
+// TableName is the name of the ruleset's table.
+func (r *Ruleset) TableName() string { return r.opts.Table }
+
+// Script renders a full sync: one nft transaction that replaces
+// zonewarden's table with this ruleset (creating it the first time).
+// Nothing else on the host is touched.
+func (r *Ruleset) Script() string {
+	var b strings.Builder
+	t := r.opts.Table
+	fmt.Fprintf(&b, "add table inet %s\ndelete table inet %s\n", t, t)
+	fmt.Fprintf(&b, "table inet %s {\n\tcomment \"zonewarden: security zones; do not edit, run zonewarden apply\"\n", t)
+	for _, d := range setDefs() {
+		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n", d.name, d.typ)
+		if d.interval {
+			b.WriteString("\t\tflags interval\n")
+		}
+		if d.counter {
+			b.WriteString("\t\tcounter\n")
+		}
+		fmt.Fprintf(&b, "\t\tcomment %q\n", d.comment)
+		if els := r.Elements(d.name); len(els) > 0 {
+			b.WriteString("\t\telements = {\n")
+			for i, e := range els {
+				sep := ","
+				if i == len(els)-1 {
+					sep = ""
+				}
+				fmt.Fprintf(&b, "\t\t\t%s comment %s%s\n", e, quote(r.elems[d.name][e]), sep)
+			}
+			b.WriteString("\t\t}\n")
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString(r.chains())
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// Update renders the change from old to r as one nft transaction. When the
+// chains are the same, only set elements change; otherwise it is a full
+// sync. An empty string means nothing changes.
+func (r *Ruleset) Update(old *Ruleset) string {
+	if old == nil || old.chains() != r.chains() {
+		return r.Script()
+	}
+	var b strings.Builder
+	for _, d := range setDefs() {
+		was, now := old.elems[d.name], r.elems[d.name]
+		var del, add []string
+		for e := range was {
+			if _, ok := now[e]; !ok {
+				del = append(del, e)
+			}
+		}
+		for e, c := range now {
+			if oc, ok := was[e]; !ok || oc != c {
+				if ok {
+					del = append(del, e) // re-added with its new comment
+				}
+				add = append(add, e)
+			}
+		}
+		slices.Sort(del)
+		slices.Sort(add)
+		if len(del) > 0 {
+			fmt.Fprintf(&b, "delete element inet %s %s { %s }\n", r.opts.Table, d.name, strings.Join(del, ", "))
+		}
+		if len(add) > 0 {
+			items := make([]string, len(add))
+			for i, e := range add {
+				items[i] = e + " comment " + quote(now[e])
+			}
+			fmt.Fprintf(&b, "add element inet %s %s { %s }\n", r.opts.Table, d.name, strings.Join(items, ", "))
+		}
+	}
+	return b.String()
+}
+
+// quote renders a comment for nft: double-quoted, at most 128 bytes, no
+// quotes or newlines inside.
+func quote(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < ' ' {
+			return '_'
+		}
+		return r
+	}, s)
+	if len(s) > 120 {
+		s = s[:117] + "..."
+	}
+	return `"` + s + `"`
+}
+
+func reachPort(b inventory.PortBinding) reach.Port {
+	return reach.Port{Proto: b.ContainerPort.Protocol, Number: b.ContainerPort.Number}
+}

@@ -1,0 +1,130 @@
+package truth
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/zonewarden/zonewarden/internal/enforce"
+	"github.com/zonewarden/zonewarden/internal/nft"
+	"github.com/zonewarden/zonewarden/internal/policy"
+	"github.com/zonewarden/zonewarden/internal/reach"
+)
+
+// enforcedThreeTier is the three-tier host with a dev box on a zone of
+// its own, for the policy below; the dmz, app and dev networks have IPv6.
+func enforcedThreeTier() Scenario {
+	sc := ThreeTier().WithHostPorts(29100)
+	for i := range sc.Networks {
+		if sc.Networks[i].Name == "public-dmz" || sc.Networks[i].Name == "app" {
+			sc.Networks[i].IPv6 = true // Docker 20.10 does not filter IPv6: zonewarden must
+		}
+	}
+	sc.Networks = append(sc.Networks, Network{Name: "dev", IPv6: true})
+	sc.Containers = append(sc.Containers, Container{Name: "devbox", Networks: []string{"dev"}})
+	return sc
+}
+
+const enforcedPolicy = `version: 1
+zones:
+  public-dmz: {default: deny}
+  app:        {default: deny}
+  db:         {internal: true, default: deny}
+  dev:        {}
+workloads:
+  lb:       {match: {name: lb}, zones: [public-dmz], publish: ["29100:443/tcp"]}
+  frontend: {match: {name: frontend}, zones: [public-dmz, app]}
+  api:      {match: {name: api}, zones: [app, db], egress: [{to: %s/32, ports: [80/tcp]}]}
+  postgres: {match: {name: postgres}, zones: [db]}
+  cache:    {match: {name: cache}, zones: [db]}
+  devbox:   {match: {name: devbox}, zones: [dev], egress: [{to: %s/32, ports: [53/udp]}]}
+flows:
+  - {from: lb,       to: frontend, ports: [80/tcp]}
+  - {from: frontend, to: api,      ports: [80/tcp]}
+  - {from: api,      to: postgres, ports: [5432/tcp]}
+  - {from: api,      to: cache,    ports: [53/udp]}
+unmanaged: deny
+`
+
+func indexOf(env *Env, name string) int {
+	for i, c := range env.Snapshot().Containers {
+		if c.Name == name {
+			return i
+		}
+	}
+	panic("no container " + name)
+}
+
+// TestEnforcedThreeTier loads the compiled ruleset of the seed's Level-3
+// policy on a real host and holds every pair and port to the model: the
+// engine's reachability narrowed by the policy's decisions. Traffic of the
+// host's own namespace is not filtered (zonewarden filters forwarded
+// traffic and published ports).
+func TestEnforcedThreeTier(t *testing.T) {
+	env := Build(t, enforcedThreeTier())
+	ext4, _ := env.InternetAddrs()
+	doc := fmt.Sprintf(enforcedPolicy, ext4, ext4)
+	p, err := policy.Parse("zones.yaml", []byte(doc), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := policy.Bind(p, env.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := "zwtest_" + env.RunID
+	rs := enforce.Compile(b, enforce.Options{Table: table})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t.Cleanup(func() {
+		if err := nft.Delete(context.Background(), "inet", table); err != nil {
+			t.Errorf("removing table %s: %v", table, err)
+		}
+	})
+	if err := nft.Apply(ctx, rs.Script()); err != nil {
+		t.Fatalf("loading the ruleset: %v", err)
+	}
+
+	an := env.Model()
+	model := ModelFunc(func(from, to string, port reach.Port) (bool, reach.Edge) {
+		ok, e := an.Eval(from, to, port)
+		if !ok || from == reach.Host || to == reach.Host {
+			return ok, e
+		}
+		if from == reach.Outside {
+			// The policy admits clients by host port; the packets reach
+			// the container port behind it.
+			for _, pb := range env.Snapshot().Containers[indexOf(env, to)].Ports {
+				if pb.ContainerPort.Number == port.Number && pb.ContainerPort.Protocol == port.Proto &&
+					b.Decide(ext4.String(), to, reach.Port{Proto: port.Proto, Number: pb.HostPort}).Allow {
+					return true, e
+				}
+			}
+			return false, e
+		}
+		dst := to
+		if to == reach.Internet {
+			dst = ext4.String()
+		}
+		return b.Decide(from, dst, port).Allow, e
+	})
+	m := env.Check(t, model)
+	expect(t, m,
+		"lb -> frontend:80/tcp yes",
+		"lb -> frontend:5432/tcp no",
+		"frontend -> api:80/tcp yes",
+		"frontend -> postgres:5432/tcp no",
+		"api -> postgres:5432/tcp yes",
+		"api -> postgres:80/tcp no",
+		"api -> cache:53/udp yes",
+		"api -> cache:5432/tcp no",
+		"postgres -> api:80/tcp no",
+		"devbox -> lb:443/tcp no",
+		"frontend -> lb:443/tcp no",
+		"outside -> lb:443/tcp yes",
+		"api -> internet:80/tcp yes",
+		"devbox -> internet:80/tcp no",
+		"devbox -> internet:53/udp yes",
+	)
+}
