@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 	"github.com/zonewarden/zonewarden/internal/testenv"
 	"github.com/zonewarden/zonewarden/internal/truth"
@@ -14,9 +15,10 @@ import (
 
 // TestApplySegmentsAFlatHost builds the seed's "bad" host on the real
 // engine — every tier on one network — and applies the seed's three-tier
-// policy: plan shows the segmentation, apply makes it, a second plan and a
-// second apply change nothing, and real packets show that frontend no
-// longer reaches the database tier while api does.
+// policy: plan shows the segmentation, apply makes it and loads the
+// firewall, a second plan and a second apply change nothing, real packets
+// show that frontend no longer reaches the database tier while api does —
+// on its declared port only — and after reset Docker's behaviour is back.
 func TestApplySegmentsAFlatHost(t *testing.T) {
 	env := truth.Build(t, truth.Scenario{
 		Networks: []truth.Network{{Name: "flat"}},
@@ -32,8 +34,8 @@ func TestApplySegmentsAFlatHost(t *testing.T) {
 	assertReach(t, before, "frontend -> postgres:5432/tcp yes", "api -> postgres:5432/tcp yes")
 
 	pre := testenv.Prefixed(env.RunID, "")
-	policy := filepath.Join(t.TempDir(), "zones.yaml")
-	os.WriteFile(policy, []byte(strings.ReplaceAll(`version: 1
+	policyPath := filepath.Join(t.TempDir(), "zones.yaml")
+	os.WriteFile(policyPath, []byte(strings.ReplaceAll(`version: 1
 zones:
   P-public-dmz:       {default: deny}
   P-application-tier: {default: deny}
@@ -45,13 +47,19 @@ workloads:
   postgres: {match: {name: P-postgres}, zones: [P-database-tier]}
   cache:    {match: {name: P-cache}, zones: [P-database-tier]}
 flows:
-  - {from: lb,       to: frontend, ports: [8080/tcp]}
-  - {from: frontend, to: api,      ports: [8080/tcp]}
+  - {from: lb,       to: frontend, ports: [80/tcp]}
+  - {from: frontend, to: api,      ports: [80/tcp]}
   - {from: api,      to: postgres, ports: [5432/tcp]}
-  - {from: api,      to: cache,    ports: [6379/tcp]}
+  - {from: api,      to: cache,    ports: [53/udp]}
+unmanaged: warn
 `, "P-", pre)), 0o644)
+	t.Cleanup(func() {
+		if code, out, stderr := run(t, "reset"); code != 0 {
+			t.Errorf("reset: exit %d: %s%s", code, out, stderr)
+		}
+	})
 
-	code, out, stderr := run(t, "plan", policy)
+	code, out, stderr := run(t, "plan", policyPath)
 	if code != 1 {
 		t.Fatalf("plan exit %d, want 1: %s\n%s", code, stderr, out)
 	}
@@ -61,13 +69,13 @@ flows:
 		}
 	}
 	label := "--label=" + testenv.Label + "=" + env.RunID
-	if code, out, stderr := run(t, "apply", policy, label); code != 0 {
+	if code, out, stderr := run(t, "apply", policyPath, label); code != 0 {
 		t.Fatalf("apply exit %d: %s\n%s", code, stderr, out)
 	}
-	if code, out, stderr := run(t, "plan", policy); code != 0 || !strings.Contains(out, "Nothing to change") {
+	if code, out, stderr := run(t, "plan", policyPath); code != 0 || !strings.Contains(out, "Nothing to change") {
 		t.Errorf("plan after apply: exit %d, %s%s", code, out, stderr)
 	}
-	if code, out, _ := run(t, "apply", policy, label); code != 0 || !strings.Contains(out, "Nothing to change") {
+	if code, out, _ := run(t, "apply", policyPath, label); code != 0 || !strings.Contains(out, "Docker: nothing to change") {
 		t.Errorf("second apply: exit %d, %s", code, out)
 	}
 
@@ -77,20 +85,49 @@ flows:
 		"frontend -> postgres:5432/tcp no",
 		"frontend -> cache:5432/tcp no",
 		"api -> postgres:5432/tcp yes",
-		"api -> cache:80/tcp yes",
+		"api -> postgres:80/tcp no", // the firewall: port level inside the zone
+		"api -> cache:53/udp yes",
+		"api -> cache:80/tcp no",
 		"frontend -> api:80/tcp yes",
+		"frontend -> api:5432/tcp no",
 		"lb -> frontend:80/tcp yes",
 		"lb -> api:80/tcp no",
 		"postgres -> internet:80/tcp no",
 	)
-	// The model of the segmented host agrees with the packets too.
-	// (The host's own listeners stay on the gateways of Build, so paths
-	// to the host through the new zones' gateways are not compared.)
-	for _, m := range truth.Compare(after, reach.Analyze(env.Snapshot(), reach.Options{})) {
+	// The model of the enforced host agrees with the packets on every
+	// pair and port. (The host's own listeners stay on the gateways of
+	// Build, so paths to the host through the new zones' gateways are not
+	// compared.)
+	// The scenario's snapshot names things without the run prefix.
+	p, err := policy.Parse(policyPath, []byte(strings.ReplaceAll(string(mustRead(t, policyPath)), pre, "")), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := policy.Bind(p, env.Snapshot())
+	for _, m := range truth.Compare(after, env.EnforcedModel(b)) {
 		if m.To != reach.Host {
 			t.Errorf("%s", m)
 		}
 	}
+
+	code, out, _ = run(t, "status")
+	if code != 0 || !strings.Contains(out, "Admitted containers (5)") || !strings.Contains(out, "no flow allows it") {
+		t.Errorf("status: exit %d:\n%s", code, out)
+	}
+	if code, out, _ := run(t, "reset"); code != 0 || !strings.Contains(out, "Removed table inet zonewarden") {
+		t.Errorf("reset: exit %d: %s", code, out)
+	}
+	env.Refresh(t)
+	assertReach(t, env.Observe(t), "api -> postgres:80/tcp yes", "frontend -> api:5432/tcp yes")
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // assertReach checks "a -> b:port yes|no" lines against an observation.

@@ -108,6 +108,8 @@ Start with:
 		a.initCommand(),
 		a.planCommand(),
 		a.applyCommand(),
+		a.statusCommand(),
+		a.resetCommand(),
 		idleCommand(),
 	)
 	return root

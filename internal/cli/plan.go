@@ -9,8 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/plan"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/report"
@@ -116,49 +118,72 @@ change, 1 when something would, 2 on error.`,
 	return cmd
 }
 
+// applyOptions are apply's flags.
+type applyOptions struct {
+	recreate   bool
+	labels     map[string]string
+	dryRun     bool
+	noFirewall bool
+}
+
 func (a *app) applyCommand() *cobra.Command {
 	var (
-		recreate bool
-		labels   []string
+		o      applyOptions
+		labels []string
 	)
 	cmd := &cobra.Command{
 		Use:   "apply POLICY",
-		Short: "Make the host's networks and memberships match the policy",
-		Long: `apply carries out what 'zonewarden plan POLICY' shows, on the live Docker host:
-it creates the zones' networks (labelled zonewarden.zone), re-creates those
-whose internal flag is wrong, connects each container to its workload's
-zones and disconnects it from every other network. New memberships are
-added before old ones are removed.
+		Short: "Make the host match the policy: zones' networks, memberships and the firewall",
+		Long: `apply carries out what 'zonewarden plan POLICY' shows, on the live Docker host.
+
+Docker side: it creates the zones' networks (labelled zonewarden.zone),
+re-creates those whose internal flag is wrong, connects each container to its
+workload's zones and disconnects it from every other network. New memberships
+are added before old ones are removed.
+
+Firewall: it then loads the policy as one nftables table of its own,
+inet zonewarden, in one transaction (see 'zonewarden status', and
+'zonewarden reset' to remove it): only the declared flows pass between
+containers of the zones, port by port, inside a zone too; published ports
+are reachable from other containers only where a flow allows it, and from
+outside by the workload's ingress; egress beyond the host per workload;
+IPv4 and IPv6 alike. A container that starts in a zone after apply is
+dropped until it is admitted (run apply again, or the agent): fail closed.
 
 apply is idempotent: a second run changes nothing. It never removes a
 container, and never removes a network it did not create unless
 --recreate-networks is given. When the policy is invalid or the host cannot
 satisfy it, apply stops before changing anything. There is no prompt: plan
-is the preview.`,
+(or apply --dry-run) is the preview.`,
 		Example: `  zonewarden plan zones.yaml && zonewarden apply zones.yaml
-  zonewarden apply zones.yaml --recreate-networks   # also re-create networks zonewarden did not create`,
+  zonewarden apply zones.yaml --dry-run        # the plan and the nftables ruleset, nothing changed
+  zonewarden apply zones.yaml --no-firewall    # networks and memberships only
+  zonewarden apply zones.yaml --recreate-networks`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(a.src.composeFiles) > 0 || a.src.snapshotFile != "" {
 				return usageErr(cmd, "apply changes a live Docker host: -f and --snapshot are for plan")
 			}
-			extra, err := parseLabels(labels)
-			if err != nil {
+			var err error
+			if o.labels, err = parseLabels(labels); err != nil {
 				return usageErr(cmd, "--label: %v", err)
 			}
 			p, err := a.readPolicy(args[0])
 			if err != nil {
 				return err
 			}
-			return a.runApply(cmd.Context(), p, extra, recreate)
+			return a.runApply(cmd.Context(), p, o)
 		},
 	}
-	cmd.Flags().BoolVar(&recreate, "recreate-networks", false, "allow re-creating networks zonewarden did not create (their members lose connectivity on them meanwhile)")
-	cmd.Flags().StringArrayVar(&labels, "label", nil, "add `KEY=VALUE` to the networks apply creates (repeatable)")
+	f := cmd.Flags()
+	f.BoolVar(&o.recreate, "recreate-networks", false, "allow re-creating networks zonewarden did not create (their members lose connectivity on them meanwhile)")
+	f.StringArrayVar(&labels, "label", nil, "add `KEY=VALUE` to the networks apply creates (repeatable)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan and the nftables ruleset apply would load; change nothing")
+	f.BoolVar(&o.noFirewall, "no-firewall", false, "apply networks and memberships only; leave the firewall as it is")
 	return cmd
 }
 
-func (a *app) runApply(ctx context.Context, p *policy.Policy, labels map[string]string, recreate bool) error {
+func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) error {
 	dc, err := dockerapi.New(a.src.dockerHost)
 	if err != nil {
 		return &exitErr{Code: exitError, Err: err}
@@ -169,20 +194,48 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, labels map[string]
 		return &exitErr{Code: exitError, Err: err}
 	}
 	pl := computePlan(p, snap)
-	x := &executor{dc: dc, out: a.stdout, labels: labels, recreateForeign: recreate}
-	if !pl.Changes() {
-		if err := x.check(pl); err != nil {
-			return &exitErr{Code: exitError, Err: err}
-		}
-		fmt.Fprintln(a.stdout, "Nothing to change: the host's networks and memberships match the policy.")
-		return nil
-	}
-	if err := x.apply(ctx, pl); err != nil {
+	x := &executor{dc: dc, out: a.stdout, labels: o.labels, recreateForeign: o.recreate}
+	if err := x.check(pl); err != nil {
 		return &exitErr{Code: exitError, Err: err}
 	}
-	fmt.Fprintf(a.stdout, "Applied: %s created, %s re-created, %s added, %s removed.\n",
-		count(len(pl.Create), "network"), count(len(pl.Recreate), "network"),
-		count(len(pl.Connect), "membership"), count(len(pl.Disconnect), "membership"))
+	if o.dryRun {
+		if err := report.PlanText(a.stdout, pl); err != nil {
+			return &exitErr{Code: exitError, Err: err}
+		}
+		if !o.noFirewall {
+			b, _ := policy.Bind(p, snap)
+			fmt.Fprintf(a.stdout, "\nFirewall: the ruleset apply would load with nft -f (addresses of new memberships are assigned by Docker during apply):\n\n%s", enforce.Compile(b, enforce.Options{}).Script())
+		}
+		return nil
+	}
+	if !o.noFirewall {
+		if err := nft.Check(ctx, "add table inet zonewarden_preflight\n"); err != nil {
+			return &exitErr{Code: exitError, Err: fmt.Errorf("nftables is not usable here, nothing was changed: %w (apply --no-firewall does the Docker side alone)", err)}
+		}
+	}
+	if pl.Changes() {
+		if err := x.apply(ctx, pl); err != nil {
+			return &exitErr{Code: exitError, Err: err}
+		}
+		fmt.Fprintf(a.stdout, "Docker: %s created, %s re-created, %s added, %s removed.\n",
+			count(len(pl.Create), "network"), count(len(pl.Recreate), "network"),
+			count(len(pl.Connect), "membership"), count(len(pl.Disconnect), "membership"))
+		if snap, err = dc.Snapshot(ctx); err != nil {
+			return &exitErr{Code: exitError, Err: err}
+		}
+	} else {
+		fmt.Fprintln(a.stdout, "Docker: nothing to change, the host's networks and memberships match the policy.")
+	}
+	if o.noFirewall {
+		return nil
+	}
+	b, _ := policy.Bind(p, snap) // conflicts are blockers of the plan, checked above
+	rs := enforce.Compile(b, enforce.Options{})
+	if err := nft.Apply(ctx, rs.Script()); err != nil {
+		return &exitErr{Code: exitError, Err: fmt.Errorf("loading the firewall: %w; the previous ruleset stays in force", err)}
+	}
+	fmt.Fprintf(a.stdout, "Firewall: table inet %s loaded in one transaction (%s, %s admitted).\n",
+		enforce.Table, count(rs.Size(), "set element"), count(len(rs.Elements("admitted4"))+len(rs.Elements("admitted6")), "address"))
 	return nil
 }
 
@@ -199,8 +252,11 @@ func parseLabels(kvs []string) (map[string]string, error) {
 }
 
 func count(n int, noun string) string {
-	if n == 1 {
+	switch {
+	case n == 1:
 		return "1 " + noun
+	case strings.HasSuffix(noun, "s"):
+		return fmt.Sprintf("%d %ses", n, noun)
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }

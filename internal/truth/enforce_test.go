@@ -9,7 +9,6 @@ import (
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 // enforcedThreeTier is the three-tier host with a dev box on a zone of
@@ -47,15 +46,6 @@ flows:
 unmanaged: deny
 `
 
-func indexOf(env *Env, name string) int {
-	for i, c := range env.Snapshot().Containers {
-		if c.Name == name {
-			return i
-		}
-	}
-	panic("no container " + name)
-}
-
 // TestEnforcedThreeTier loads the compiled ruleset of the seed's Level-3
 // policy on a real host and holds every pair and port to the model: the
 // engine's reachability narrowed by the policy's decisions. Traffic of the
@@ -86,29 +76,7 @@ func TestEnforcedThreeTier(t *testing.T) {
 		t.Fatalf("loading the ruleset: %v", err)
 	}
 
-	an := env.Model()
-	model := ModelFunc(func(from, to string, port reach.Port) (bool, reach.Edge) {
-		ok, e := an.Eval(from, to, port)
-		if !ok || from == reach.Host || to == reach.Host {
-			return ok, e
-		}
-		if from == reach.Outside {
-			// The policy admits clients by host port; the packets reach
-			// the container port behind it.
-			for _, pb := range env.Snapshot().Containers[indexOf(env, to)].Ports {
-				if pb.ContainerPort.Number == port.Number && pb.ContainerPort.Protocol == port.Proto &&
-					b.Decide(ext4.String(), to, reach.Port{Proto: port.Proto, Number: pb.HostPort}).Allow {
-					return true, e
-				}
-			}
-			return false, e
-		}
-		dst := to
-		if to == reach.Internet {
-			dst = ext4.String()
-		}
-		return b.Decide(from, dst, port).Allow, e
-	})
+	model := env.EnforcedModel(b)
 	m := env.Check(t, model)
 	expect(t, m,
 		"lb -> frontend:80/tcp yes",

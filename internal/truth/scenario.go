@@ -39,6 +39,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/probe"
 	"github.com/zonewarden/zonewarden/internal/reach"
 	"github.com/zonewarden/zonewarden/internal/testenv"
@@ -549,3 +550,36 @@ func (e *Env) Refresh(t *testing.T) {
 // "internet" (the destination of egress) and "outside" (the client of
 // published ports): IPv4 and IPv6.
 func (e *Env) InternetAddrs() (netip.Addr, netip.Addr) { return e.plumb.ext4, e.plumb.ext6 }
+
+// EnforcedModel is the host's expected reachability once the policy bound
+// in b is enforced: the engine's edges, narrowed by the policy's
+// decisions. The host's own namespace is not filtered (zonewarden filters
+// forwarded traffic and published ports); the internet and outside are the
+// scenario's outside namespace.
+func (e *Env) EnforcedModel(b *policy.Binding) Model {
+	an := e.Model()
+	ext4, _ := e.InternetAddrs()
+	return ModelFunc(func(from, to string, port reach.Port) (bool, reach.Edge) {
+		ok, edge := an.Eval(from, to, port)
+		if !ok || from == reach.Host || to == reach.Host {
+			return ok, edge
+		}
+		if from == reach.Outside {
+			// A client reaches the container port behind a binding the
+			// policy lets the container publish, when the workload's
+			// ingress admits it (any published port: reach.Port{}).
+			for _, pb := range e.ix.Container(to).Ports {
+				if pb.ContainerPort.Number == port.Number && pb.ContainerPort.Protocol == port.Proto &&
+					b.PublishAllowed(to, pb) && b.Decide(ext4.String(), to, reach.Port{}).Allow {
+					return true, edge
+				}
+			}
+			return false, edge
+		}
+		dst := to
+		if to == reach.Internet {
+			dst = ext4.String()
+		}
+		return b.Decide(from, dst, port).Allow, edge
+	})
+}

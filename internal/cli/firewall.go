@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"regexp"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zonewarden/zonewarden/internal/enforce"
+	"github.com/zonewarden/zonewarden/internal/nft"
+)
+
+func (a *app) resetCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "reset",
+		Short: "Remove zonewarden's firewall table, and nothing else",
+		Long: `reset deletes the nftables table inet zonewarden in one transaction. Docker's
+own behaviour is back at once; other tables (Docker's, firewalld's, yours)
+are not touched, and networks and memberships stay as apply left them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			was, err := nft.List(ctx, "inet", enforce.Table)
+			if err != nil {
+				return &exitErr{Code: exitError, Err: err}
+			}
+			if was == "" {
+				fmt.Fprintln(a.stdout, "No zonewarden table is installed: nothing to remove.")
+				return nil
+			}
+			if err := nft.Delete(ctx, "inet", enforce.Table); err != nil {
+				return &exitErr{Code: exitError, Err: err}
+			}
+			fmt.Fprintf(a.stdout, "Removed table inet %s: Docker's own behaviour is back.\n", enforce.Table)
+			return nil
+		},
+	}
+}
+
+// counterLine finds the drop counters of a listed table.
+var counterLine = regexp.MustCompile(`counter packets (\d+) bytes (\d+) drop comment "([^"]*)"`)
+
+func (a *app) statusCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the installed zonewarden firewall: admitted containers and drop counters",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			listing, err := nft.List(cmd.Context(), "inet", enforce.Table)
+			if err != nil {
+				return &exitErr{Code: exitError, Err: err}
+			}
+			if listing == "" {
+				fmt.Fprintln(a.stdout, "No zonewarden table is installed: Docker's own behaviour applies. Run 'zonewarden apply POLICY'.")
+				return nil
+			}
+			admitted := map[string]bool{}
+			for _, set := range []string{"admitted4", "admitted6"} {
+				for _, name := range elementComments(listing, set) {
+					admitted[name] = true
+				}
+			}
+			fmt.Fprintf(a.stdout, "Table inet %s is installed.\n", enforce.Table)
+			fmt.Fprintf(a.stdout, "Admitted containers (%d): %s\n", len(admitted), strings.Join(sortedKeys(admitted), ", "))
+			fmt.Fprintln(a.stdout, "Drops:")
+			for _, m := range counterLine.FindAllStringSubmatch(listing, -1) {
+				fmt.Fprintf(a.stdout, "  %10s packets  %s\n", m[1], m[3])
+			}
+			return nil
+		},
+	}
+}
+
+// elementComments returns the comments of a set's elements in a listing.
+func elementComments(listing, set string) []string {
+	i := strings.Index(listing, "set "+set+" {")
+	if i < 0 {
+		return nil
+	}
+	body := listing[i:]
+	if j := strings.Index(body, "\n\t}"); j >= 0 {
+		body = body[:j]
+	}
+	var out []string
+	for _, m := range regexp.MustCompile(`comment "([^"]*)"`).FindAllStringSubmatch(body, -1)[1:] {
+		out = append(out, strings.TrimSuffix(m[1], " (unmanaged)"))
+	}
+	return out
+}
+
+func sortedKeys(m map[string]bool) []string {
+	return slices.Sorted(maps.Keys(m))
+}
