@@ -3,8 +3,8 @@ package cli
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
