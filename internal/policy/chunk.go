@@ -42,10 +42,11 @@ type section struct {
 // same way and an empty value at the end gets the same position. The
 // stand-in for what follows is parsed and dropped.
 type piece struct {
-	first, end int // item lines [first, end)
-	next       int // the line of what follows (comments between stay in the text)
-	stub       int // 0: the file ends; 1: a next item follows; 2: a top-level key follows
-	sec        int // index in sections; -1 for the skeleton
+	first, end int          // item lines [first, end)
+	next       int          // the line of what follows (comments between stay in the text)
+	stub       int          // 0: the file ends; 1: a next item follows; 2: a top-level key follows
+	sec        int          // index in sections; -1 for the skeleton
+	items      []*yaml.Node // the items, when fastItems could read them
 	doc        yaml.Node
 	err        error
 }
@@ -111,6 +112,12 @@ func loadChunked(data []byte, workers int) (*yaml.Node, bool) {
 	for range min(workers, len(jobs)) {
 		wg.Go(func() {
 			for pc := range next {
+				if pc.sec >= 0 && secs[pc.sec].seq {
+					if items, ok := fastItems(line, pc.first, pc.end, secs[pc.sec].indent); ok {
+						pc.items = items
+						continue
+					}
+				}
 				var text []byte
 				if pc.sec < 0 {
 					text = skel.Bytes()
@@ -158,6 +165,13 @@ func loadChunked(data []byte, workers int) (*yaml.Node, bool) {
 			if pc.sec != si {
 				continue
 			}
+			if pc.items != nil {
+				if joined.Line == 0 && len(pc.items) > 0 {
+					joined.Line, joined.Column, joined.Tag = pc.items[0].Line, s.indent+1, "!!seq"
+				}
+				joined.Content = append(joined.Content, pc.items...)
+				continue
+			}
 			if pc.err != nil || pc.doc.Kind != yaml.DocumentNode || len(pc.doc.Content) != 1 {
 				return nil, false
 			}
@@ -184,7 +198,12 @@ func loadChunked(data []byte, workers int) (*yaml.Node, bool) {
 					return nil, false
 				}
 				stand := root.Content[len(root.Content)-n]
-				if stand.Line != pc.next+1 || stand.Column != s.indent+1 {
+				switch {
+				case stand.Kind != yaml.ScalarNode:
+					return nil, false
+				case s.seq && (stand.ShortTag() != "!!null" || stand.Value != ""):
+					return nil, false // an empty entry ("-") is null where it ends
+				case !s.seq && (stand.Value != "x" || stand.Line != pc.next+1 || stand.Column != s.indent+1):
 					return nil, false
 				}
 				root.Content = root.Content[:len(root.Content)-n]

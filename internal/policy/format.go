@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,42 +43,129 @@ func Format(p *Policy) []byte {
 	}
 	add(top, key("workloads", p.Comments.Workloads), workloads)
 
+	var b bytes.Buffer
+	b.Write(dump(top))
+	// Flows and tests, the bulk of a large policy, are written line by
+	// line: the YAML emitter keeps every event of a document and slows
+	// down on hundreds of thousands of them.
 	if len(p.Flows) > 0 || p.Comments.Flows != "" {
-		flows := sequence(len(p.Flows) == 0)
-		for _, f := range p.Flows {
-			v := mapping(true)
-			add(v, str("from"), str(f.From.String()))
-			add(v, str("to"), str(f.To.String()))
-			add(v, str("ports"), ports(f.Ports))
-			v.HeadComment = comment(f.Comment)
-			flows.Content = append(flows.Content, v)
+		writeComment(&b, "", p.Comments.Flows)
+		if len(p.Flows) == 0 {
+			b.WriteString("flows: []\n")
+		} else {
+			b.WriteString("flows:\n")
 		}
-		add(top, key("flows", p.Comments.Flows), flows)
+		for _, f := range p.Flows {
+			writeComment(&b, "  ", f.Comment)
+			b.WriteString("  - {from: ")
+			writeScalar(&b, f.From.String())
+			b.WriteString(", to: ")
+			writeScalar(&b, f.To.String())
+			b.WriteString(", ports: ")
+			writePorts(&b, f.Ports)
+			b.WriteString("}\n")
+		}
 	}
 	if len(p.Tests) > 0 || p.Comments.Tests != "" {
-		tests := sequence(len(p.Tests) == 0)
-		for _, t := range p.Tests {
-			v := mapping(true)
-			add(v, str("from"), str(t.From.String()))
-			add(v, str("to"), str(t.To.String()))
-			if t.Port.Proto != "" {
-				add(v, str("port"), str(t.Port.String()))
-			}
-			add(v, str("expect"), str(string(t.Expect)))
-			v.HeadComment = comment(t.Comment)
-			tests.Content = append(tests.Content, v)
+		writeComment(&b, "", p.Comments.Tests)
+		if len(p.Tests) == 0 {
+			b.WriteString("tests: []\n")
+		} else {
+			b.WriteString("tests:\n")
 		}
-		add(top, key("tests", p.Comments.Tests), tests)
+		for _, t := range p.Tests {
+			writeComment(&b, "  ", t.Comment)
+			b.WriteString("  - {from: ")
+			writeScalar(&b, t.From.String())
+			b.WriteString(", to: ")
+			writeScalar(&b, t.To.String())
+			if t.Port.Proto != "" {
+				b.WriteString(", port: ")
+				writeScalar(&b, t.Port.String())
+			}
+			b.WriteString(", expect: ")
+			writeScalar(&b, string(t.Expect))
+			b.WriteString("}\n")
+		}
 	}
-	add(top, key("unmanaged", p.Comments.Unmanaged), str(string(p.UnmanagedMode())))
+	tail := mapping(false)
+	add(tail, key("unmanaged", p.Comments.Unmanaged), str(string(p.UnmanagedMode())))
+	b.Write(dump(tail))
+	return spaceSections(b.Bytes())
+}
 
-	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{top}}
+func dump(m *yaml.Node) []byte {
+	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{m}}
 	out, err := yaml.Dump(doc, yaml.WithIndent(2), yaml.WithCompactSeqIndent(false), yaml.WithLineWidth(-1), yaml.WithQuotePreference(yaml.QuoteDouble))
 	if err != nil {
 		// The tree holds only strings, lists and mappings built above.
 		panic("policy: formatting: " + err.Error())
 	}
-	return spaceSections(out)
+	return out
+}
+
+// writeComment writes text as comment lines at indent.
+func writeComment(b *bytes.Buffer, indent, text string) {
+	if text == "" {
+		return
+	}
+	for _, l := range strings.Split(text, "\n") {
+		b.WriteString(indent)
+		if l == "" {
+			b.WriteString("#\n")
+			continue
+		}
+		b.WriteString("# ")
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+}
+
+func writePorts(b *bytes.Buffer, l PortList) {
+	b.WriteByte('[')
+	for i, r := range l {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		writeScalar(b, r.String())
+	}
+	b.WriteByte(']')
+}
+
+// writeScalar writes s plain when the fast reader takes it plain and it
+// has no ':', in double quotes when it needs no escape, and as the YAML
+// emitter writes it otherwise.
+func writeScalar(b *bytes.Buffer, s string) {
+	if tag, style, _, _, end, ok := scanScalar([]byte(s), 0); ok && end == len(s) && tag == "!!str" && style == 0 && !strings.Contains(s, ":") {
+		b.WriteString(s)
+		return
+	}
+	simple := s != ""
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			simple = false
+			break
+		}
+	}
+	if simple {
+		b.WriteByte('"')
+		b.WriteString(s)
+		b.WriteByte('"')
+		return
+	}
+	seq := sequence(true)
+	seq.Content = append(seq.Content, str(s))
+	out := strings.TrimSpace(string(dump2(seq)))
+	b.WriteString(strings.TrimSuffix(strings.TrimPrefix(out, "["), "]"))
+}
+
+func dump2(n *yaml.Node) []byte {
+	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{n}}
+	out, err := yaml.Dump(doc, yaml.WithLineWidth(-1), yaml.WithQuotePreference(yaml.QuoteDouble))
+	if err != nil {
+		panic("policy: formatting: " + err.Error())
+	}
+	return out
 }
 
 func formatWorkload(w *Workload) *yaml.Node {

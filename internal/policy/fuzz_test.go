@@ -229,3 +229,105 @@ func benchPolicy(workloads, zones, flows, tests int) *Policy {
 	}
 	return p
 }
+
+// FuzzFastItems: the lines fastItems reads give the nodes the YAML parser
+// gives for them.
+func FuzzFastItems(f *testing.F) {
+	for _, s := range []string{
+		"  - {from: web, to: api, ports: [8080/tcp]}",
+		"  - {from: \"zone:dmz\", to: 'w', port: 53/udp, expect: deny}",
+		"  - {from: lb,       to: frontend, ports: [8080/tcp, 9000-9100/udp, icmp, all]}",
+		"  - {a: 1, b: [], c: 0}",
+		"  - {}",
+		"  - {from: 192.0.2.1, to: x}",
+		"  - {from: true, to: 1e3, ports: [2001-12-14]}",
+		"  - {from: a:b, to: zone:x.y_z-1}",
+		"  - {from: \"\", to: ''}",
+		"- {from: a, to: b}\n- {from: c, to: d, ports: [1/tcp, 2]}\n\n- {x: y}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		body := string(data)
+		indent := indentOf(data)
+		lines := strings.Split(body, "\n")
+		line := func(i int) []byte { return []byte(lines[i]) }
+		items, ok := fastItems(line, 0, len(lines), indent)
+		if !ok {
+			return
+		}
+		var doc yaml.Node
+		if err := yaml.Load([]byte("flows:\n"+body), &doc, yaml.WithUniqueKeys(false)); err != nil {
+			t.Fatalf("fastItems read what YAML rejects (%v):\n%s", err, body)
+		}
+		seq := doc.Content[0].Content[1]
+		if len(items) == 0 {
+			return
+		}
+		if seq.Kind != yaml.SequenceNode || len(seq.Content) != len(items) {
+			t.Fatalf("YAML reads %d items, fastItems %d:\n%s", len(seq.Content), len(items), body)
+		}
+		for i, it := range items {
+			shiftLines(it, 1)
+			if d := sameTree(it, seq.Content[i], 0); d != "" {
+				t.Fatalf("item %d differs: %s\n%s", i, d, body)
+			}
+		}
+	})
+}
+
+// TestChunkedCanonical: what Format writes is cut and read fast, and the
+// pieces join into the tree a whole parse gives.
+func TestChunkedCanonical(t *testing.T) {
+	old := chunkMin
+	chunkMin = 0
+	defer func() { chunkMin = old }()
+	p := benchPolicy(200, 20, 3000, 500)
+	p.Flows[5].From = ZoneRef("z1")
+	data := Format(p)
+	chunked, ok := loadChunked(data, 4)
+	if !ok {
+		t.Fatal("loadChunked gave up on Format's output")
+	}
+	whole, ok := loadWhole(data, &problems{})
+	if !ok {
+		t.Fatal("loadWhole failed")
+	}
+	if d := sameTree(chunked, whole, 0); d != "" {
+		t.Fatal(d)
+	}
+	lines := lineStarts(data)
+	line := func(i int) []byte {
+		end := len(data)
+		if i+1 < len(lines) {
+			end = lines[i+1] - 1
+		}
+		return data[lines[i]:end]
+	}
+	var fast int
+	for _, s := range sections(len(lines), line) {
+		if _, ok := fastItems(line, s.start, s.end, s.indent); ok && s.seq {
+			fast++
+		}
+	}
+	if fast != 1 {
+		t.Errorf("%d sections read fast, want 1: tests (every seventh flow has a comment)", fast)
+	}
+	for i := range p.Flows {
+		p.Flows[i].Comment = ""
+	}
+	for i := range p.Tests {
+		p.Tests[i].Comment = ""
+	}
+	data = Format(p)
+	lines = lineStarts(data)
+	fast = 0
+	for _, s := range sections(len(lines), line) {
+		if _, ok := fastItems(line, s.start, s.end, s.indent); ok && s.seq {
+			fast++
+		}
+	}
+	if fast != 2 {
+		t.Errorf("%d sections read fast, want flows and tests", fast)
+	}
+}
