@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/policy"
@@ -145,33 +146,52 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 		}
 	}
 
-	// Flows: every address of every member of the source workload, to
-	// every address of every member of the destination, on the ports; and
-	// to the destination's published host ports that map to those ports
-	// (reached through the userland proxy on the input hook).
+	// Flows: between members of the source and destination workloads,
+	// address to address on each network they share (Docker routes
+	// nothing else between containers), on the ports; and from every
+	// address of the source to the destination's published host ports
+	// that map to those ports (reached through the userland proxy on the
+	// input hook).
 	for _, wf := range b.Model.WorkloadFlows() {
 		from, to := b.Members(wf.From.Name), b.Members(wf.To.Name)
 		note := wf.From.Name + " -> " + wf.To.Name
+		keys := make([]string, len(wf.Ports))
 		for _, src := range from {
-			srcAddrs := addresses(ix, src)
+			srcEps := endpoints(ix, src)
 			for _, dst := range to {
 				if dst == src {
 					continue
 				}
-				for _, sa := range srcAddrs {
-					f := familyOf(sa)
-					for _, da := range addresses(ix, dst) {
-						if familyOf(da).suffix != f.suffix {
+				dstEps := endpoints(ix, dst)
+				for _, se := range srcEps {
+					for _, de := range dstEps {
+						if se.Network != de.Network {
 							continue
 						}
-						for _, pr := range wf.Ports {
-							r.add("allow"+f.suffix, fmt.Sprintf("%s . %s . %s", sa, da, portKey(pr, f)), note)
+						for _, pair := range [2][2]netip.Addr{{se.IPv4, de.IPv4}, {se.IPv6, de.IPv6}} {
+							if !pair[0].IsValid() || !pair[1].IsValid() {
+								continue
+							}
+							f := familyOf(pair[0])
+							prefix := pair[0].String() + " . " + pair[1].String() + " . "
+							for i, pr := range wf.Ports {
+								keys[i] = prefix + portKey(pr, f)
+								set := "allow" // one port: a hash lookup
+								if pr.Proto == policy.ProtoAll || pr.Proto == policy.ProtoICMP || pr.First != pr.Last {
+									set = "allowrange" // ranges: an interval lookup
+								}
+								r.add(set+f.suffix, keys[i], note)
+							}
 						}
 					}
-					for _, pb := range ix.PublishedPorts(dst) {
-						if wf.Ports.Contains(reachPort(pb)) {
-							r.add("pubin"+f.suffix, fmt.Sprintf("%s . %s . %d", sa, pb.ContainerPort.Protocol, pb.HostPort), note+" via "+pb.String())
-						}
+				}
+				for _, pb := range ix.PublishedPorts(dst) {
+					if !wf.Ports.Contains(reachPort(pb)) {
+						continue
+					}
+					suffix := " . " + pb.ContainerPort.Protocol + " . " + strconv.Itoa(int(pb.HostPort))
+					for _, sa := range addresses(ix, src) {
+						r.add("pubin"+familyOf(sa).suffix, sa.String()+suffix, note+" via "+pb.String())
 					}
 				}
 			}
@@ -181,9 +201,9 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 	return r
 }
 
-// addresses returns the container's addresses on bridge networks, of its
-// namespace's owner for --network container:X.
-func addresses(ix *inventory.Index, c *inventory.Container) []netip.Addr {
+// endpoints returns the container's endpoints, those of its namespace's
+// owner for --network container:X.
+func endpoints(ix *inventory.Index, c *inventory.Container) []inventory.Endpoint {
 	for range 8 {
 		x := c.SharedNamespaceWith()
 		if x == "" || ix.Container(x) == nil {
@@ -191,8 +211,14 @@ func addresses(ix *inventory.Index, c *inventory.Container) []netip.Addr {
 		}
 		c = ix.Container(x)
 	}
+	return c.Endpoints
+}
+
+// addresses returns the container's addresses (of its namespace's owner
+// for --network container:X).
+func addresses(ix *inventory.Index, c *inventory.Container) []netip.Addr {
 	var out []netip.Addr
-	for _, e := range c.Endpoints {
+	for _, e := range endpoints(ix, c) {
 		for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
 			if a.IsValid() && !slices.Contains(out, a) {
 				out = append(out, a)
@@ -218,9 +244,9 @@ func portKey(pr policy.PortRange, f family) string {
 		return f.icmp + " . 0-65535"
 	}
 	if pr.First == pr.Last {
-		return fmt.Sprintf("%s . %d", pr.Proto, pr.First)
+		return pr.Proto + " . " + strconv.Itoa(int(pr.First))
 	}
-	return fmt.Sprintf("%s . %d-%d", pr.Proto, pr.First, pr.Last)
+	return pr.Proto + " . " + strconv.Itoa(int(pr.First)) + "-" + strconv.Itoa(int(pr.Last))
 }
 
 func inInternalZone(p *policy.Policy, w *policy.Workload) bool {

@@ -170,7 +170,7 @@ func TestUpdateTouchesElementsOnly(t *testing.T) {
 		t.Fatalf("update re-creates the table:\n%s", up)
 	}
 	for _, want := range []string{"delete element inet zonewarden admitted4 { 10.20.3.14 }", "add element inet zonewarden admitted4 { 10.20.3.77 comment \"postgres\" }",
-		"10.20.2.13 . 10.20.3.77 . tcp . 5432"} {
+		"10.20.3.13 . 10.20.3.77 . tcp . 5432"} {
 		if !strings.Contains(up, want) {
 			t.Errorf("update lacks %q:\n%s", want, up)
 		}

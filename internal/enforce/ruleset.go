@@ -41,7 +41,8 @@ func setDefs() []setDef {
 			setDef{"zones" + f.suffix, a, true, false, "subnets of the policy's zones: traffic from or to them is managed"},
 			setDef{"admitted" + f.suffix, a, false, false, "containers zonewarden admitted; others in a zone are dropped (fail closed)"},
 			setDef{"free" + f.suffix, a, false, false, "containers no workload selects, left to Docker (unmanaged: allow or warn)"},
-			setDef{"allow" + f.suffix, a + " . " + a + " . inet_proto . inet_service", true, true, "declared flows: source . destination . protocol . port"},
+			setDef{"allow" + f.suffix, a + " . " + a + " . inet_proto . inet_service", false, true, "declared flows on one port: source . destination . protocol . port"},
+			setDef{"allowrange" + f.suffix, a + " . " + a + " . inet_proto . inet_service", true, true, "declared flows on port ranges, icmp or all: source . destination . protocol . ports"},
 			setDef{"allowzone" + f.suffix, a + " . " + a, true, false, "zones with default: allow: members reach each other"},
 			setDef{"egress" + f.suffix, a + " . " + a + " . inet_proto . inet_service", true, true, "egress beyond the host: container . destination . protocol . port"},
 			setDef{"ingress" + f.suffix, a + " . " + a + " . inet_proto . inet_service", true, true, "ingress to published ports: source . container . protocol . port"},
@@ -65,10 +66,14 @@ func (r *Ruleset) add(set, elem, comment string) {
 	if m == nil {
 		panic("enforce: no set " + set)
 	}
-	if old, ok := m[elem]; ok && old != comment && !strings.Contains(old, comment) {
-		comment = old + "; " + comment
+	old, ok := m[elem]
+	switch {
+	case !ok:
+		m[elem] = comment
+	case old == comment || len(old) > 120 || strings.Contains(old, comment):
+	default:
+		m[elem] = old + "; " + comment
 	}
-	m[elem] = comment
 }
 
 // Elements returns a set's elements, sorted.
@@ -116,6 +121,7 @@ func (r *Ruleset) chains() string {
 			fmt.Fprintf(&b, "\t\t%s daddr @local%s %s daddr != @zones%s accept comment \"to a network outside the policy: Docker decides\"\n", ip, s, ip, s)
 		}
 		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr . meta l4proto . th dport @allow%s accept comment \"declared flows\"\n", ip, ip, s)
+		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr . meta l4proto . th dport @allowrange%s accept comment \"declared flows on port ranges\"\n", ip, ip, s)
 		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr @allowzone%s accept comment \"zones with default: allow\"\n", ip, ip, s)
 		fmt.Fprintf(&b, "\t\t%s daddr != @local%s %s saddr . %s daddr . meta l4proto . th dport @egress%s accept comment \"egress\"\n", ip, s, ip, ip, s)
 		fmt.Fprintf(&b, "\t\t%s saddr != @local%s %s saddr . %s daddr . meta l4proto . th dport @ingress%s accept comment \"ingress to published ports\"\n", ip, s, ip, ip, s)

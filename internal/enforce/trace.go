@@ -68,6 +68,8 @@ func (r *Ruleset) Trace(p Packet) Verdict {
 		return Verdict{Rule: "to a network outside the policy: Docker decides"}
 	case key("allow"+s, src, dst, proto, port):
 		return Verdict{Rule: "declared flows"}
+	case key("allowrange"+s, src, dst, proto, port):
+		return Verdict{Rule: "declared flows on port ranges"}
 	case key("allowzone"+s, src, dst):
 		return Verdict{Rule: "zones with default: allow"}
 	case !in("local", p.Dst) && key("egress"+s, src, dst, proto, port):

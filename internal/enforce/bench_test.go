@@ -1,0 +1,32 @@
+package enforce
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/zonewarden/zonewarden/internal/policy"
+	"github.com/zonewarden/zonewarden/internal/policy/synthetic"
+)
+
+// BenchmarkCompile compiles a policy of 10,000 workloads, 1,000 zones and
+// 100,000 flows bound to a host with a container per workload (the bar:
+// under 1 s), and renders the full-sync script.
+func BenchmarkCompile(b *testing.B) {
+	for _, size := range []struct{ workloads, zones, flows int }{{100, 10, 1_000}, {10_000, 1_000, 100_000}} {
+		p := synthetic.Policy(size.workloads, size.zones, size.flows, 0, 1)
+		snap := synthetic.Host(p)
+		bind, err := policy.Bind(p, snap)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("workloads=%d/flows=%d", size.workloads, size.flows), func(b *testing.B) {
+			var elements, bytes int
+			for b.Loop() {
+				r := Compile(bind, Options{})
+				elements, bytes = r.Size(), len(r.Script())
+			}
+			b.ReportMetric(float64(elements), "elements")
+			b.ReportMetric(float64(bytes), "script-bytes")
+		})
+	}
+}
