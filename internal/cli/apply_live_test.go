@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
@@ -32,6 +33,9 @@ func TestApplySegmentsAFlatHost(t *testing.T) {
 	})
 	before := env.Observe(t)
 	assertReach(t, before, "frontend -> postgres:5432/tcp yes", "api -> postgres:5432/tcp yes")
+	// An attacker's session from frontend to the database, open before
+	// apply: the policy forbids it, so apply must end it.
+	session := env.Hold(t, "frontend", "postgres", 7777)
 
 	pre := testenv.Prefixed(env.RunID, "")
 	policyPath := filepath.Join(t.TempDir(), "zones.yaml")
@@ -77,6 +81,10 @@ unmanaged: warn
 	}
 	if code, out, _ := run(t, "apply", policyPath, label); code != 0 || !strings.Contains(out, "Docker: nothing to change") {
 		t.Errorf("second apply: exit %d, %s", code, out)
+	}
+
+	if session.Alive(time.Second) {
+		t.Error("a connection frontend -> postgres opened before apply survives it")
 	}
 
 	env.Refresh(t)

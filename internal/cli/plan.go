@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
+	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
 	"github.com/zonewarden/zonewarden/internal/nft"
@@ -231,11 +232,18 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 	}
 	b, _ := policy.Bind(p, snap) // conflicts are blockers of the plan, checked above
 	rs := enforce.Compile(b, enforce.Options{})
-	if err := nft.Apply(ctx, rs.Script()); err != nil {
+	res, err := firewall.Load(ctx, rs, rs.Script())
+	if err != nil {
 		return &exitErr{Code: exitError, Err: fmt.Errorf("loading the firewall: %w; the previous ruleset stays in force", err)}
 	}
 	fmt.Fprintf(a.stdout, "Firewall: table inet %s loaded in one transaction (%s, %s admitted).\n",
 		enforce.Table, count(rs.Size(), "set element"), count(len(rs.Elements("admitted4"))+len(rs.Elements("admitted6")), "address"))
+	switch {
+	case res.ConntrackErr != nil:
+		fmt.Fprintf(a.stderr, "zonewarden: warning: %s; connections opened before apply that the policy forbids stay open until they close\n", oneLine(res.ConntrackErr))
+	case res.Killed > 0:
+		fmt.Fprintf(a.stdout, "Firewall: ended %s the policy no longer allows.\n", count(res.Killed, "tracked connection"))
+	}
 	return nil
 }
 

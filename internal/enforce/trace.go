@@ -150,3 +150,20 @@ func number(s string) (int, bool) {
 	n, err := strconv.Atoi(s)
 	return n, err == nil
 }
+
+// Forbids tells whether the ruleset would have dropped the first packet of
+// a connection the kernel tracks, so that tightening a policy can end the
+// connections it no longer allows. dst and port are the destination after
+// DNAT, dialled and dialledPort before. A connection to an address of a
+// Docker network that is no container's (a gateway: Docker's userland
+// proxy serves published ports there) met the input hook; any other, the
+// forward hook.
+func (r *Ruleset) Forbids(src, dst, dialled netip.Addr, proto string, port, dialledPort uint16) (bool, string) {
+	s := familyOf(src).suffix
+	if dst == dialled && r.containsAddr("local"+s, dst) && !r.containsAddr("admitted"+s, dst) {
+		v := r.Trace(Packet{Hook: Input, Src: src, Dst: dst, Proto: proto, Port: dialledPort})
+		return v.Drop, v.Rule
+	}
+	v := r.Trace(Packet{Hook: Forward, Src: src, Dst: dst, Proto: proto, Port: port})
+	return v.Drop, v.Rule
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
+	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
@@ -41,7 +42,7 @@ workloads:
 flows:
   - {from: lb,       to: frontend, ports: [80/tcp]}
   - {from: frontend, to: api,      ports: [80/tcp]}
-  - {from: api,      to: postgres, ports: [5432/tcp]}
+  - {from: api,      to: postgres, ports: [5432/tcp, 7777/tcp]}
   - {from: api,      to: cache,    ports: [53/udp]}
 unmanaged: deny
 `
@@ -72,8 +73,22 @@ func TestEnforcedThreeTier(t *testing.T) {
 			t.Errorf("removing table %s: %v", table, err)
 		}
 	})
-	if err := nft.Apply(ctx, rs.Script()); err != nil {
+	// Sessions open before the policy: the one it forbids must end, the
+	// one it allows must live on.
+	forbidden := env.Hold(t, "frontend", "api", 7777)
+	allowed := env.Hold(t, "api", "postgres", 7777)
+	res, err := firewall.Load(ctx, rs, rs.Script())
+	if err != nil {
 		t.Fatalf("loading the ruleset: %v", err)
+	}
+	if res.ConntrackErr != nil || res.Killed == 0 {
+		t.Errorf("conntrack: %d killed, %v", res.Killed, res.ConntrackErr)
+	}
+	if forbidden.Alive(time.Second) {
+		t.Error("frontend -> api:7777, open before the policy that forbids it, survives it")
+	}
+	if !allowed.Alive(time.Second) {
+		t.Error("api -> postgres:7777, which the policy allows, was cut")
 	}
 
 	model := env.EnforcedModel(b)
