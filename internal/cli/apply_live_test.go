@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 	"github.com/zonewarden/zonewarden/internal/testenv"
@@ -72,6 +74,15 @@ unmanaged: warn
 			t.Errorf("plan lacks %q:\n%s", want, out)
 		}
 	}
+	// Another tool's table, which apply and reset must leave as it is.
+	ctx := context.Background()
+	foreign := "zwforeign_" + env.RunID
+	if err := nft.Apply(ctx, "table inet "+foreign+" {\n\tset keep { type ipv4_addr; elements = { 198.18.0.9 } }\n\tchain input { type filter hook input priority 10; policy accept; ip saddr @keep counter accept; }\n}\n"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nft.Delete(ctx, "inet", foreign) })
+	foreignBefore, _ := nft.List(ctx, "inet", foreign)
+
 	label := "--label=" + testenv.Label + "=" + env.RunID
 	if code, out, stderr := run(t, "apply", policyPath, label); code != 0 {
 		t.Fatalf("apply exit %d: %s\n%s", code, stderr, out)
@@ -127,6 +138,9 @@ unmanaged: warn
 	}
 	env.Refresh(t)
 	assertReach(t, env.Observe(t), "api -> postgres:80/tcp yes", "frontend -> api:5432/tcp yes")
+	if after, _ := nft.List(ctx, "inet", foreign); after != foreignBefore {
+		t.Errorf("another tool's table changed:\nbefore:\n%s\nafter:\n%s", foreignBefore, after)
+	}
 }
 
 func mustRead(t *testing.T, path string) []byte {
