@@ -65,11 +65,12 @@ unmanaged: warn
 		}
 	})
 
+	t.Setenv("ZONEWARDEN_STATE_DIR", t.TempDir())
 	code, out, stderr := run(t, "plan", policyPath)
 	if code != 1 {
 		t.Fatalf("plan exit %d, want 1: %s\n%s", code, stderr, out)
 	}
-	for _, want := range []string{"+ " + pre + "database-tier (internal)", "+ " + pre + "api -> " + pre + "database-tier", "- " + pre + "frontend from " + pre + "flat"} {
+	for _, want := range []string{"+ table inet zonewarden", "+ " + pre + "database-tier (internal)", "+ " + pre + "api -> " + pre + "database-tier", "- " + pre + "frontend from " + pre + "flat"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan lacks %q:\n%s", want, out)
 		}
@@ -87,7 +88,7 @@ unmanaged: warn
 	if code, out, stderr := run(t, "apply", policyPath, label); code != 0 {
 		t.Fatalf("apply exit %d: %s\n%s", code, stderr, out)
 	}
-	if code, out, stderr := run(t, "plan", policyPath); code != 0 || !strings.Contains(out, "Nothing to change") {
+	if code, out, stderr := run(t, "plan", policyPath); code != 0 || !strings.Contains(out, "Nothing to change") || !strings.Contains(out, "= table inet zonewarden matches the policy") {
 		t.Errorf("plan after apply: exit %d, %s%s", code, out, stderr)
 	}
 	if code, out, _ := run(t, "apply", policyPath, label); code != 0 || !strings.Contains(out, "Docker: nothing to change") {

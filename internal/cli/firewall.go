@@ -6,11 +6,13 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/nft"
+	"github.com/zonewarden/zonewarden/internal/state"
 )
 
 func (a *app) resetCommand() *cobra.Command {
@@ -33,6 +35,9 @@ are not touched, and networks and memberships stay as apply left them.`,
 			}
 			if err := nft.Delete(ctx, "inet", enforce.Table); err != nil {
 				return &exitErr{Code: exitError, Err: err}
+			}
+			if err := state.Clear(); err != nil {
+				fmt.Fprintf(a.stderr, "zonewarden: warning: %s\n", oneLine(err))
 			}
 			fmt.Fprintf(a.stdout, "Removed table inet %s: Docker's own behaviour is back.\n", enforce.Table)
 			return nil
@@ -64,6 +69,11 @@ func (a *app) statusCommand() *cobra.Command {
 				}
 			}
 			fmt.Fprintf(a.stdout, "Table inet %s is installed.\n", enforce.Table)
+			if applied, err := state.Load(); err == nil && applied != nil {
+				fmt.Fprintf(a.stdout, "Applied from %s at %s; 'zonewarden plan %[1]s' shows what changed since.\n", applied.PolicyPath, applied.Time.Format(time.RFC3339))
+			} else {
+				fmt.Fprintln(a.stdout, "No record of the apply that installed it (state in "+state.Dir()+").")
+			}
 			fmt.Fprintf(a.stdout, "Admitted containers (%d): %s\n", len(admitted), strings.Join(sortedKeys(admitted), ", "))
 			fmt.Fprintln(a.stdout, "Drops:")
 			for _, m := range counterLine.FindAllStringSubmatch(listing, -1) {

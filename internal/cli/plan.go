@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/plan"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/report"
+	"github.com/zonewarden/zonewarden/internal/state"
 )
 
 // readPolicy reads and validates a policy file. An invalid one is exit 2,
@@ -57,6 +61,42 @@ func computePlan(p *policy.Policy, snap *inventory.Snapshot) *plan.Plan {
 	return pl
 }
 
+// firewallPlan compares the ruleset the policy compiles to on this host
+// with the one the last apply loaded, if its table is still installed.
+func firewallPlan(ctx context.Context, p *policy.Policy, snap *inventory.Snapshot) *plan.Firewall {
+	b, _ := policy.Bind(p, snap)
+	rs := enforce.Compile(b, enforce.Options{})
+	fw := &plan.Firewall{Elements: rs.Size(), Sample: []string{}}
+	listing, err := nft.List(ctx, "inet", enforce.Table)
+	if err != nil || listing == "" {
+		return fw
+	}
+	fw.Installed = true
+	applied, err := state.Load()
+	if err != nil || applied == nil {
+		fw.Chains = true // installed by someone or something else: apply replaces it
+		return fw
+	}
+	c := rs.Diff(applied.Script)
+	fw.Added, fw.Removed = c.Count()
+	fw.Chains = c.Chains
+	for _, set := range slices.Sorted(maps.Keys(c.Added)) {
+		for _, e := range c.Added[set] {
+			if len(fw.Sample) < 10 {
+				fw.Sample = append(fw.Sample, "+ "+set+": "+e)
+			}
+		}
+	}
+	for _, set := range slices.Sorted(maps.Keys(c.Removed)) {
+		for _, e := range c.Removed[set] {
+			if len(fw.Sample) < 20 {
+				fw.Sample = append(fw.Sample, "- "+set+": "+e)
+			}
+		}
+	}
+	return fw
+}
+
 func (a *app) planCommand() *cobra.Command {
 	var format, output string
 	cmd := &cobra.Command{
@@ -93,6 +133,9 @@ change, 1 when something would, 2 on error.`,
 				return &exitErr{Code: exitError, Err: err}
 			}
 			pl := computePlan(p, snap)
+			if snap.Source.Kind == "docker" {
+				pl.Firewall = firewallPlan(cmd.Context(), p, snap)
+			}
 			w, closeOut, err := openOutput(a.stdout, output)
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
@@ -232,12 +275,16 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 	}
 	b, _ := policy.Bind(p, snap) // conflicts are blockers of the plan, checked above
 	rs := enforce.Compile(b, enforce.Options{})
-	res, err := firewall.Load(ctx, rs, rs.Script())
+	script := rs.Script()
+	res, err := firewall.Load(ctx, rs, script)
 	if err != nil {
 		return &exitErr{Code: exitError, Err: fmt.Errorf("loading the firewall: %w; the previous ruleset stays in force", err)}
 	}
 	fmt.Fprintf(a.stdout, "Firewall: table inet %s loaded in one transaction (%s, %s admitted).\n",
 		enforce.Table, count(rs.Size(), "set element"), count(len(rs.Elements("admitted4"))+len(rs.Elements("admitted6")), "address"))
+	if err := state.Save(state.Applied{PolicyPath: p.File, Policy: policy.Format(p), Script: script, Time: time.Now()}); err != nil {
+		fmt.Fprintf(a.stderr, "zonewarden: warning: %s; plan will not show firewall changes until the next apply\n", oneLine(err))
+	}
 	switch {
 	case res.ConntrackErr != nil:
 		fmt.Fprintf(a.stderr, "zonewarden: warning: %s; connections opened before apply that the policy forbids stay open until they close\n", oneLine(res.ConntrackErr))

@@ -221,3 +221,22 @@ func sortedLines(s string) []string {
 	slices.Sort(lines)
 	return lines
 }
+
+func TestDiffAgainstAnInstalledScript(t *testing.T) {
+	snap := threeTier()
+	old := Compile(bind(t, threeTierPolicy, snap), Options{})
+	if c := old.Diff(old.Script()); !c.Empty() {
+		t.Fatalf("a ruleset differs from its own script: %+v", c)
+	}
+	snap.Containers[3].Endpoints[0].IPv4 = netip.MustParseAddr("10.20.3.77")
+	now := Compile(bind(t, threeTierPolicy, snap), Options{})
+	c := now.Diff(old.Script())
+	added, removed := c.Count()
+	if c.Chains || added != 2 || removed != 2 || c.Added["admitted4"][0] != "10.20.3.77" {
+		t.Errorf("diff = %+v (added %d, removed %d)", c, added, removed)
+	}
+	deny := Compile(bind(t, strings.Replace(threeTierPolicy, "unmanaged: warn", "unmanaged: deny", 1), snap), Options{})
+	if !deny.Diff(old.Script()).Chains {
+		t.Error("unmanaged: deny changes the chains")
+	}
+}

@@ -77,11 +77,34 @@ type Plan struct {
 	// Blockers are reasons the host cannot satisfy the policy; apply
 	// changes nothing while there is one.
 	Blockers []string `json:"blockers"`
+	// Firewall is the change to zonewarden's nftables table, when the
+	// plan was made against a live host.
+	Firewall *Firewall `json:"firewall,omitempty"`
+}
+
+// Firewall is what apply would change in zonewarden's nftables table.
+type Firewall struct {
+	// Installed tells whether the table is there now; when it is not,
+	// apply creates it with Elements set elements.
+	Installed bool `json:"installed"`
+	Elements  int  `json:"elements"`
+	// Added and Removed count set elements (admitted addresses, flows);
+	// Chains tells that the rules themselves change.
+	Added   int  `json:"added"`
+	Removed int  `json:"removed"`
+	Chains  bool `json:"chains"`
+	// Sample shows a few of the changed elements, "+ set: element".
+	Sample []string `json:"sample"`
+}
+
+// Changes reports whether the firewall would change.
+func (f *Firewall) Changes() bool {
+	return f != nil && (!f.Installed || f.Added+f.Removed > 0 || f.Chains)
 }
 
 // Changes reports whether applying the plan would change the host.
 func (p *Plan) Changes() bool {
-	return len(p.Create)+len(p.Recreate)+len(p.Connect)+len(p.Disconnect) > 0
+	return len(p.Create)+len(p.Recreate)+len(p.Connect)+len(p.Disconnect) > 0 || p.Firewall.Changes()
 }
 
 // Compute compares the host with the desired state.

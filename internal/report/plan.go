@@ -68,12 +68,33 @@ func PlanText(w io.Writer, p *plan.Plan) error {
 		lines = append(lines, "x "+x)
 	}
 	section("Blockers (apply changes nothing until they are fixed)", lines)
+	if f := p.Firewall; f != nil {
+		lines = nil
+		switch {
+		case !f.Installed:
+			lines = append(lines, fmt.Sprintf("+ table inet zonewarden, %s (it is not installed)", plural(f.Elements, "set element")))
+		case f.Changes():
+			l := fmt.Sprintf("~ table inet zonewarden: %d set elements to add, %d to remove", f.Added, f.Removed)
+			if f.Chains {
+				l += "; its rules change too (replaced in one transaction)"
+			}
+			lines = append(lines, l)
+			lines = append(lines, f.Sample...)
+		default:
+			lines = append(lines, "= table inet zonewarden matches the policy")
+		}
+		section("Firewall", lines)
+	}
 	if !p.Changes() {
-		b.WriteString("Nothing to change: the host's networks and memberships match the policy.\n")
+		b.WriteString("Nothing to change: the host matches the policy.\n")
 	} else {
-		fmt.Fprintf(&b, "Plan: %s to create, %s to re-create, %s to add, %s to remove.\n",
+		fmt.Fprintf(&b, "Plan: %s to create, %s to re-create, %s to add, %s to remove",
 			plural(len(p.Create), "network"), plural(len(p.Recreate), "network"),
 			plural(len(p.Connect), "membership"), plural(len(p.Disconnect), "membership"))
+		if p.Firewall.Changes() {
+			b.WriteString("; the firewall changes")
+		}
+		b.WriteString(".\n")
 	}
 	return write(w, b.String())
 }
