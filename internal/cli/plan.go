@@ -273,6 +273,9 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 	if o.noFirewall {
 		return nil
 	}
+	for _, w := range firewall.Preflight() {
+		fmt.Fprintf(a.stderr, "zonewarden: warning: %s\n", w)
+	}
 	b, _ := policy.Bind(p, snap) // conflicts are blockers of the plan, checked above
 	rs := enforce.Compile(b, enforce.Options{})
 	script := rs.Script()

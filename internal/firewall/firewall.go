@@ -5,6 +5,9 @@ package firewall
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/conntrack"
 	"github.com/zonewarden/zonewarden/internal/enforce"
@@ -33,4 +36,23 @@ func Load(ctx context.Context, rs *enforce.Ruleset, script string) (Result, erro
 		return drop
 	})
 	return Result{Killed: killed, ConntrackErr: err}, nil
+}
+
+// Preflight lists what would keep the ruleset from filtering everything
+// it should, each with what to do. An empty list means all is in place.
+func Preflight() []string {
+	var out []string
+	for _, v := range []struct{ key, what string }{
+		{"net/bridge/bridge-nf-call-iptables", "IPv4"},
+		{"net/bridge/bridge-nf-call-ip6tables", "IPv6"},
+	} {
+		val, err := os.ReadFile("/proc/sys/" + v.key)
+		switch {
+		case err != nil:
+			out = append(out, fmt.Sprintf("br_netfilter is not loaded: %s traffic between containers of one zone is bridged past the firewall, so flows inside a zone are not enforced (modprobe br_netfilter)", v.what))
+		case strings.TrimSpace(string(val)) != "1":
+			out = append(out, fmt.Sprintf("%s=0: %s traffic between containers of one zone is bridged past the firewall, so flows inside a zone are not enforced (sysctl -w %s=1)", strings.ReplaceAll(v.key, "/", "."), v.what, strings.ReplaceAll(v.key, "/", ".")))
+		}
+	}
+	return out
 }
