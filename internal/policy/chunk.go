@@ -8,18 +8,20 @@ import (
 )
 
 // A large policy spends most of its parse time in the YAML parser, which
-// is sequential. loadChunked cuts such a file into pieces that are YAML
-// documents of their own — the items of its big block sections (flows,
-// tests, workloads) in runs, and the rest with those runs blanked out —
-// parses them on all CPUs and joins the trees, with lines as in the file.
+// is sequential. loadChunked cuts such a file into pieces — the items of
+// its big block sections (flows, tests, workloads) in runs, and a skeleton
+// with those runs blanked out — parses them on all CPUs and joins the
+// trees, with lines as in the file. The items of flows and tests are also
+// decoded in their piece, so that their nodes never pile up.
 //
-// It cuts only where the cut cannot change the meaning: between two items
-// of a block collection, at a line indented exactly as the items and
-// starting one (a "- " entry or a plain key). A cut inside a multi-line
-// scalar or flow collection leaves a piece unterminated, which fails to
-// parse; any failure, an alias to another piece included, makes
-// loadChunked give up, and load parses the file whole (which also places
-// syntax errors exactly). FuzzChunked checks that both ways agree.
+// It cuts only between two items of a block collection, at a line indented
+// exactly as the items and starting one (a "- " entry or a plain key), and
+// parses each piece in the context it has in the file (see piece). A cut
+// inside a multi-line scalar or flow collection leaves a piece
+// unterminated, which fails to parse; any failure, an alias to another
+// piece included, makes loadChunked give up, and load parses the file
+// whole (which also places syntax errors exactly). FuzzChunked checks that
+// both ways give the same policy and the same problems.
 
 // chunkMin is the size below which a file is parsed whole (a variable for
 // FuzzChunked).
@@ -27,10 +29,11 @@ var chunkMin = 256 << 10
 
 // section is the block value of a top-level key, by line index.
 type section struct {
-	key        int  // line of "key:"
-	start, end int  // body lines [start, end)
-	tail       int  // the line after the body's trailing blank and comment lines
-	seq        bool // items are "- " entries (else mapping keys)
+	key        int    // line of "key:"
+	name       string // the key
+	start, end int    // body lines [start, end)
+	tail       int    // the line after the body's trailing blank and comment lines
+	seq        bool   // items are "- " entries (else mapping keys)
 	indent     int
 }
 
@@ -42,18 +45,29 @@ type section struct {
 // same way and an empty value at the end gets the same position. The
 // stand-in for what follows is parsed and dropped.
 type piece struct {
-	first, end int          // item lines [first, end)
-	next       int          // the line of what follows (comments between stay in the text)
-	stub       int          // 0: the file ends; 1: a next item follows; 2: a top-level key follows
-	sec        int          // index in sections; -1 for the skeleton
-	items      []*yaml.Node // the items, when fastItems could read them
-	doc        yaml.Node
-	err        error
+	first, end int // item lines [first, end)
+	next       int // the line of what follows (comments between stay in the text)
+	stub       int // what follows: stubEOF, stubItem or stubKey
+	sec        int // index in sections; -1 for the skeleton
+	root       *yaml.Node
+	dec        *decoded // the decoded items of a flows or tests piece
+	ok         bool
 }
 
-func loadChunked(data []byte, workers int) (*yaml.Node, bool) {
+// decoded are the items of a flows or tests section, decoded piece by
+// piece, with the problems found in them.
+type decoded struct {
+	flows []Flow
+	tests []Test
+	probs []Problem
+}
+
+// loadChunked returns the document, with the flows and tests sections it
+// decoded itself left empty and their items in pre (by the 1-based line of
+// their key), or false when the file does not cut cleanly.
+func loadChunked(data []byte, workers int) (doc *yaml.Node, pre map[int]*decoded, ok bool) {
 	if workers < 2 || len(data) < chunkMin || !chunkable(data) {
-		return nil, false
+		return nil, nil, false
 	}
 	lines := lineStarts(data)
 	line := func(i int) []byte {
@@ -65,7 +79,7 @@ func loadChunked(data []byte, workers int) (*yaml.Node, bool) {
 	}
 	secs := sections(len(lines), line)
 	if len(secs) == 0 {
-		return nil, false
+		return nil, nil, false
 	}
 	target := len(data) / (2 * workers)
 	var pieces []*piece
@@ -108,42 +122,35 @@ func loadChunked(data []byte, workers int) (*yaml.Node, bool) {
 	jobs := append([]*piece{skeleton}, pieces...)
 
 	var wg sync.WaitGroup
-	next := make(chan *piece)
+	work := make(chan *piece)
 	for range min(workers, len(jobs)) {
 		wg.Go(func() {
-			for pc := range next {
-				if pc.sec >= 0 && secs[pc.sec].seq {
-					if items, ok := fastItems(line, pc.first, pc.end, secs[pc.sec].indent); ok {
-						pc.items = items
-						continue
-					}
-				}
-				var text []byte
+			for pc := range work {
 				if pc.sec < 0 {
-					text = skel.Bytes()
-				} else {
-					text = pieceText(data, lines, line, secs[pc.sec], pc)
+					var d yaml.Node
+					if yaml.Load(skel.Bytes(), &d, yaml.WithUniqueKeys(false)) == nil && d.Kind == yaml.DocumentNode && len(d.Content) == 1 {
+						pc.root, pc.ok = &d, true
+					}
+					continue
 				}
-				pc.err = yaml.Load(text, &pc.doc, yaml.WithUniqueKeys(false))
-				if pc.err == nil && pc.sec >= 0 {
-					shiftLines(&pc.doc, pc.first-1)
-				}
+				pc.load(data, lines, line, secs[pc.sec])
 			}
 		})
 	}
 	for _, j := range jobs {
-		next <- j
+		work <- j
 	}
-	close(next)
+	close(work)
 	wg.Wait()
 
-	if skeleton.err != nil || skeleton.doc.Kind != yaml.DocumentNode || len(skeleton.doc.Content) != 1 {
-		return nil, false
+	if !skeleton.ok {
+		return nil, nil, false
 	}
-	top := skeleton.doc.Content[0]
+	top := skeleton.root.Content[0]
 	if top.Kind != yaml.MappingNode {
-		return nil, false
+		return nil, nil, false
 	}
+	pre = map[int]*decoded{}
 	for si, s := range secs {
 		// The skeleton's value for the key must be the empty value the
 		// blanked body left.
@@ -154,73 +161,129 @@ func loadChunked(data []byte, workers int) (*yaml.Node, bool) {
 			}
 		}
 		if slot == nil || slot.Kind != yaml.ScalarNode || slot.ShortTag() != "!!null" || slot.Value != "" {
-			return nil, false
+			return nil, nil, false
 		}
-		kind := yaml.MappingNode
+		kind, tag := yaml.MappingNode, "!!map"
 		if s.seq {
-			kind = yaml.SequenceNode
+			kind, tag = yaml.SequenceNode, "!!seq"
 		}
-		joined := &yaml.Node{Kind: kind}
+		joined := &yaml.Node{Kind: kind, Tag: tag, Line: s.start + 1, Column: s.indent + 1}
+		var dec *decoded
 		for _, pc := range pieces {
 			if pc.sec != si {
 				continue
 			}
-			if pc.items != nil {
-				if joined.Line == 0 && len(pc.items) > 0 {
-					joined.Line, joined.Column, joined.Tag = pc.items[0].Line, s.indent+1, "!!seq"
+			if !pc.ok {
+				return nil, nil, false
+			}
+			if pc.dec != nil {
+				if dec == nil {
+					dec = &decoded{}
 				}
-				joined.Content = append(joined.Content, pc.items...)
+				dec.flows = append(dec.flows, pc.dec.flows...)
+				dec.tests = append(dec.tests, pc.dec.tests...)
+				dec.probs = append(dec.probs, pc.dec.probs...)
 				continue
 			}
-			if pc.err != nil || pc.doc.Kind != yaml.DocumentNode || len(pc.doc.Content) != 1 {
-				return nil, false
+			joined.Content = append(joined.Content, pc.root.Content...)
+		}
+		for i := s.start; i < s.end; i++ {
+			if l := line(i); !isBlank(l) && !isComment(l) {
+				joined.Line = i + 1 // the first item
+				break
 			}
-			wrap := pc.doc.Content[0]
-			wantKeys := 2
-			if pc.stub == stubKey {
-				wantKeys = 4
-			}
-			if wrap.Kind != yaml.MappingNode || len(wrap.Content) != wantKeys {
-				return nil, false
-			}
-			root := wrap.Content[1]
-			if root.Kind != kind || root.Column != s.indent+1 || root.Style != 0 {
-				return nil, false
-			}
-			if pc.stub == stubItem {
-				// Drop the stand-in for the next item: the last entry,
-				// where the next item starts in the file.
-				n := 1
-				if !s.seq {
-					n = 2
-				}
-				if len(root.Content) < n+1 {
-					return nil, false
-				}
-				stand := root.Content[len(root.Content)-n]
-				switch {
-				case stand.Kind != yaml.ScalarNode:
-					return nil, false
-				case s.seq && (stand.ShortTag() != "!!null" || stand.Value != ""):
-					return nil, false // an empty entry ("-") is null where it ends
-				case !s.seq && (stand.Value != "x" || stand.Line != pc.next+1 || stand.Column != s.indent+1):
-					return nil, false
-				}
-				root.Content = root.Content[:len(root.Content)-n]
-			}
-			if joined.Line == 0 {
-				joined.Line, joined.Column, joined.Tag = root.Line, root.Column, root.Tag
-			}
-			if c := wrap.Content[0].FootComment; c != "" && len(root.Content) > 0 {
-				// A comment right under the key line is the first item's.
-				first := root.Content[0]
-				first.HeadComment = joinLines(c, first.HeadComment)
-			}
-			joined.Content = append(joined.Content, root.Content...)
+		}
+		if dec != nil {
+			pre[s.key+1] = dec
 		}
 		*slot = *joined
 	}
-	return &skeleton.doc, true
+	return skeleton.root, pre, true
+}
+
+// load parses piece pc of section s, and decodes its items when s is flows
+// or tests: fast when every line is a one-line item, else by the YAML
+// parser. pc.ok reports success.
+func (pc *piece) load(data []byte, lines []int, line func(int) []byte, s section) {
+	predecode := s.seq && (s.name == "flows" || s.name == "tests")
+	var d *decoder
+	take := func(item *yaml.Node) {
+		switch s.name {
+		case "flows":
+			if f, ok := d.flow(item); ok {
+				pc.dec.flows = append(pc.dec.flows, f)
+			}
+		case "tests":
+			if t, ok := d.test(item); ok {
+				pc.dec.tests = append(pc.dec.tests, t)
+			}
+		}
+	}
+	budget := 4*(lines[min(pc.end, len(lines)-1)]-lines[pc.first]) + 1024
+	if predecode {
+		pc.dec, d = &decoded{}, &decoder{ps: &problems{}, budget: budget}
+		fs := &fastScanner{intern: map[string]string{}, reuse: true}
+		if fastEach(fs, line, pc.first, pc.end, s.indent, take) {
+			pc.dec.probs, pc.ok = d.ps.list, true
+			return
+		}
+		pc.dec, d = &decoded{}, &decoder{ps: &problems{}, budget: budget}
+	}
+	var doc yaml.Node
+	if yaml.Load(pieceText(data, lines, line, s, pc), &doc, yaml.WithUniqueKeys(false)) != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
+		return
+	}
+	shiftLines(&doc, pc.first-1)
+	wrap := doc.Content[0]
+	wantKeys := 2
+	if pc.stub == stubKey {
+		wantKeys = 4
+	}
+	if wrap.Kind != yaml.MappingNode || len(wrap.Content) != wantKeys {
+		return
+	}
+	root := wrap.Content[1]
+	kind := yaml.MappingNode
+	if s.seq {
+		kind = yaml.SequenceNode
+	}
+	if root.Kind != kind || root.Column != s.indent+1 || root.Style != 0 {
+		return
+	}
+	if pc.stub == stubItem {
+		// Drop the stand-in for the next item: the last entry.
+		n := 1
+		if !s.seq {
+			n = 2
+		}
+		if len(root.Content) < n+1 {
+			return
+		}
+		stand := root.Content[len(root.Content)-n]
+		switch {
+		case stand.Kind != yaml.ScalarNode:
+			return
+		case s.seq && (stand.ShortTag() != "!!null" || stand.Value != ""):
+			return // an empty entry ("-") is null where it ends
+		case !s.seq && (stand.Value != "x" || stand.Line != pc.next+1 || stand.Column != s.indent+1):
+			return
+		}
+		root.Content = root.Content[:len(root.Content)-n]
+	}
+	if c := wrap.Content[0].FootComment; c != "" && len(root.Content) > 0 {
+		// A comment right under the key line is the first item's.
+		first := root.Content[0]
+		first.HeadComment = joinLines(c, first.HeadComment)
+	}
+	if predecode {
+		for _, item := range root.Content {
+			take(item)
+		}
+		pc.dec.probs = d.ps.list
+	} else {
+		pc.root = root
+	}
+	pc.ok = true
 }
 
 // What follows a piece.
@@ -282,7 +345,8 @@ func sections(n int, line func(int) []byte) []section {
 		if !isBareKey(line(i)) {
 			continue
 		}
-		s := section{key: i, start: i + 1, indent: -1}
+		name, _, _ := bytes.Cut(line(i), []byte(":"))
+		s := section{key: i, name: string(name), start: i + 1, indent: -1}
 		irregular := false
 		j := i + 1
 		for ; j < n; j++ {

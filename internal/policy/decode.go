@@ -15,6 +15,7 @@ import (
 	yaml "go.yaml.in/yaml/v4"
 
 	"github.com/zonewarden/zonewarden/internal/reach"
+	"github.com/zonewarden/zonewarden/internal/suggest"
 )
 
 // Options tune Parse and Validate.
@@ -72,7 +73,7 @@ type decoder struct {
 }
 
 func decode(file string, data []byte, ps *problems) *Policy {
-	root, ok := load(data, ps)
+	root, pre, ok := load(data, ps)
 	if !ok {
 		return nil
 	}
@@ -107,10 +108,20 @@ func decode(file string, data []byte, ps *problems) *Policy {
 			d.workloads(v, p)
 		case "flows":
 			p.Comments.Flows = comment
-			d.flows(v, p)
+			if r := pre[k.Line]; r != nil {
+				p.Flows = append(p.Flows, r.flows...)
+				d.addProblems(r.probs)
+			} else {
+				d.flows(v, p)
+			}
 		case "tests":
 			p.Comments.Tests = comment
-			d.tests(v, p)
+			if r := pre[k.Line]; r != nil {
+				p.Tests = append(p.Tests, r.tests...)
+				d.addProblems(r.probs)
+			} else {
+				d.tests(v, p)
+			}
 		case "unmanaged":
 			p.Comments.Unmanaged = comment
 			if s, ok := d.scalar(v, "unmanaged"); ok {
@@ -129,12 +140,25 @@ func decode(file string, data []byte, ps *problems) *Policy {
 	return p
 }
 
-// load parses data into one YAML document node.
-func load(data []byte, ps *problems) (*yaml.Node, bool) {
-	if doc, ok := loadChunked(data, runtime.GOMAXPROCS(0)); ok {
-		return doc, true
+// workers is how many pieces of a large file are parsed at once (a
+// variable for tests).
+var workers = func() int { return runtime.GOMAXPROCS(0) }
+
+// load parses data into one YAML document node. The flows and tests of a
+// large file may come decoded already, in pre by the line of their key.
+func load(data []byte, ps *problems) (*yaml.Node, map[int]*decoded, bool) {
+	if doc, pre, ok := loadChunked(data, workers()); ok {
+		return doc, pre, true
 	}
-	return loadWhole(data, ps)
+	doc, ok := loadWhole(data, ps)
+	return doc, nil, ok
+}
+
+// addProblems adds the problems a piece's decoder found.
+func (d *decoder) addProblems(list []Problem) {
+	for _, pr := range list {
+		d.ps.add(Pos{Line: pr.Line, Col: pr.Col}, pr.Msg)
+	}
 }
 
 // loadWhole parses data as one YAML stream of one document.
@@ -269,7 +293,7 @@ func (d *decoder) fields(n *yaml.Node, what string, known []string, fn func(i in
 		idx := slices.Index(known, key)
 		switch {
 		case idx < 0:
-			d.errf(k, "unknown field %q in %s (known: %s)%s", key, what, strings.Join(known, ", "), suggest(key, known))
+			d.errf(k, "unknown field %q in %s (known: %s)%s", key, what, strings.Join(known, ", "), didYouMean(key, known))
 		case seen[idx] != nil:
 			d.errf(k, "duplicate key %q in %s (first at %d:%d)", key, what, seen[idx].Line, seen[idx].Column)
 		default:
@@ -669,114 +693,124 @@ func (d *decoder) ref(n *yaml.Node, what string) (Ref, Pos, bool) {
 
 func (d *decoder) flows(n *yaml.Node, p *Policy) {
 	d.seq(n, "flows", "[{from: frontend, to: api, ports: [8080/tcp]}]", func(item *yaml.Node) {
-		it := d.node(item)
-		if it == nil {
-			return
-		}
-		f := Flow{Pos: at(it), Comment: uncomment(it.HeadComment)}
-		ok := true
-		d.fields(it, "a flow", flowKeys, func(i int, _, v *yaml.Node) {
-			switch flowKeys[i] {
-			case "from":
-				var good bool
-				f.From, f.fromPos, good = d.ref(v, "from")
-				ok = ok && good
-			case "to":
-				var good bool
-				f.To, f.toPos, good = d.ref(v, "to")
-				ok = ok && good
-			case "ports":
-				if vv := d.node(v); vv != nil {
-					f.portsPos = at(vv)
-				}
-				f.Ports = d.ports(v, "ports")
-				ok = ok && len(f.Ports) > 0
-			}
-		})
-		if it.Kind != yaml.MappingNode {
-			return
-		}
-		for _, key := range flowKeys {
-			if !hasKey(it, key) {
-				ok = false
-				d.errf(it, "a flow needs %s", map[string]string{
-					"from":  "from: a workload, or zone:NAME",
-					"to":    "to: a workload, or zone:NAME",
-					"ports": "ports: a list, like [8080/tcp], or [all]"}[key])
-			}
-		}
-		if ok {
+		if f, ok := d.flow(item); ok {
 			p.Flows = append(p.Flows, f)
 		}
 	})
 }
 
+// flow decodes one item of flows; it keeps no node.
+func (d *decoder) flow(item *yaml.Node) (Flow, bool) {
+	it := d.node(item)
+	if it == nil {
+		return Flow{}, false
+	}
+	f := Flow{Pos: at(it), Comment: uncomment(it.HeadComment)}
+	ok := true
+	d.fields(it, "a flow", flowKeys, func(i int, _, v *yaml.Node) {
+		switch flowKeys[i] {
+		case "from":
+			var good bool
+			f.From, f.fromPos, good = d.ref(v, "from")
+			ok = ok && good
+		case "to":
+			var good bool
+			f.To, f.toPos, good = d.ref(v, "to")
+			ok = ok && good
+		case "ports":
+			if vv := d.node(v); vv != nil {
+				f.portsPos = at(vv)
+			}
+			f.Ports = d.ports(v, "ports")
+			ok = ok && len(f.Ports) > 0
+		}
+	})
+	if it.Kind != yaml.MappingNode {
+		return Flow{}, false
+	}
+	for _, key := range flowKeys {
+		if !hasKey(it, key) {
+			ok = false
+			d.errf(it, "a flow needs %s", map[string]string{
+				"from":  "from: a workload, or zone:NAME",
+				"to":    "to: a workload, or zone:NAME",
+				"ports": "ports: a list, like [8080/tcp], or [all]"}[key])
+		}
+	}
+	return f, ok
+}
+
 func (d *decoder) tests(n *yaml.Node, p *Policy) {
 	d.seq(n, "tests", "[{from: frontend, to: postgres, port: 5432/tcp, expect: deny}]", func(item *yaml.Node) {
-		it := d.node(item)
-		if it == nil {
-			return
-		}
-		t := Test{Pos: at(it), Comment: uncomment(it.HeadComment)}
-		ok := true
-		d.fields(it, "a test", testKeys, func(i int, _, v *yaml.Node) {
-			switch testKeys[i] {
-			case "from":
-				var good bool
-				t.From, t.fromPos, good = d.ref(v, "from")
-				ok = ok && good
-			case "to":
-				var good bool
-				t.To, t.toPos, good = d.ref(v, "to")
-				ok = ok && good
-			case "port":
-				s, good := d.scalar(v, "port")
-				if !good {
-					ok = false
-					return
-				}
-				port, err := reach.ParsePort(s)
-				if err != nil {
-					if r, rerr := ParsePortRange(s); rerr == nil && r.Proto != ProtoAll {
-						d.errf(d.node(v), "a test checks one port, not the range %s: write one port, like %d/%s", s, r.First, r.Proto)
-					} else {
-						d.errf(d.node(v), "port %q: want one port, like 5432/tcp, 53/udp or icmp (leave port out to test every port)", s)
-					}
-					ok = false
-					return
-				}
-				t.Port = port
-			case "expect":
-				s, good := d.scalar(v, "expect")
-				if !good {
-					ok = false
-					return
-				}
-				switch a := Action(strings.ToLower(s)); a {
-				case Allow, Deny:
-					t.Expect = a
-				default:
-					d.errf(d.node(v), "expect must be allow or deny, not %q", s)
-					ok = false
-				}
-			}
-		})
-		if it.Kind != yaml.MappingNode {
-			return
-		}
-		for _, key := range []string{"from", "to", "expect"} {
-			if !hasKey(it, key) {
-				ok = false
-				d.errf(it, "a test needs %s", map[string]string{
-					"from":   "from: a workload, zone:NAME or an address",
-					"to":     "to: a workload, zone:NAME or an address",
-					"expect": "expect: allow or deny"}[key])
-			}
-		}
-		if ok {
+		if t, ok := d.test(item); ok {
 			p.Tests = append(p.Tests, t)
 		}
 	})
+}
+
+// test decodes one item of tests; it keeps no node.
+func (d *decoder) test(item *yaml.Node) (Test, bool) {
+	it := d.node(item)
+	if it == nil {
+		return Test{}, false
+	}
+	t := Test{Pos: at(it), Comment: uncomment(it.HeadComment)}
+	ok := true
+	d.fields(it, "a test", testKeys, func(i int, _, v *yaml.Node) {
+		switch testKeys[i] {
+		case "from":
+			var good bool
+			t.From, t.fromPos, good = d.ref(v, "from")
+			ok = ok && good
+		case "to":
+			var good bool
+			t.To, t.toPos, good = d.ref(v, "to")
+			ok = ok && good
+		case "port":
+			s, good := d.scalar(v, "port")
+			if !good {
+				ok = false
+				return
+			}
+			port, err := reach.ParsePort(s)
+			if err != nil {
+				if r, rerr := ParsePortRange(s); rerr == nil && r.Proto != ProtoAll {
+					d.errf(d.node(v), "a test checks one port, not the range %s: write one port, like %d/%s", s, r.First, r.Proto)
+				} else {
+					d.errf(d.node(v), "port %q: want one port, like 5432/tcp, 53/udp or icmp (leave port out to test every port)", s)
+				}
+				ok = false
+				return
+			}
+			t.Port = port
+		case "expect":
+			s, good := d.scalar(v, "expect")
+			if !good {
+				ok = false
+				return
+			}
+			switch a := Action(strings.ToLower(s)); a {
+			case Allow, Deny:
+				t.Expect = a
+			default:
+				d.errf(d.node(v), "expect must be allow or deny, not %q", s)
+				ok = false
+			}
+		}
+	})
+	if it.Kind != yaml.MappingNode {
+		return Test{}, false
+	}
+	for _, key := range []string{"from", "to", "expect"} {
+		if !hasKey(it, key) {
+			ok = false
+			d.errf(it, "a test needs %s", map[string]string{
+				"from":   "from: a workload, zone:NAME or an address",
+				"to":     "to: a workload, zone:NAME or an address",
+				"expect": "expect: allow or deny"}[key])
+		}
+	}
+	return t, ok
 }
 
 // uncomment strips the "# " of each line of a YAML comment.
@@ -803,8 +837,8 @@ func joinComments(a, b string) string {
 	return a + "\n\n" + b
 }
 
-// suggest proposes the known key closest to a misspelt one.
-func suggest(key string, known []string) string {
+// didYouMean proposes the known key closest to a misspelt one.
+func didYouMean(key string, known []string) string {
 	best, dist := "", 3
 	for _, k := range known {
 		if d := editDistance(strings.ToLower(key), k); d < dist {
@@ -821,21 +855,5 @@ func editDistance(a, b string) int {
 	if len(a) > 32 || len(b) > 32 {
 		return 99
 	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return suggest.Distance(a, b)
 }

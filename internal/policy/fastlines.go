@@ -18,11 +18,21 @@ import (
 // the piece. FuzzFastItems checks that both give the same nodes.
 
 // fastScanner hands out nodes from slabs, which is cheaper than one
-// allocation per node, and interns values.
+// allocation per node, and interns values. With reuse, each item's nodes
+// overwrite the last item's: for a caller that keeps no node.
 type fastScanner struct {
 	nodes  []yaml.Node
 	ptrs   []*yaml.Node
 	intern map[string]string
+	reuse  bool
+	slab   [256]yaml.Node
+	pslab  [256]*yaml.Node
+}
+
+func (fs *fastScanner) startItem() {
+	if fs.reuse {
+		fs.nodes, fs.ptrs = fs.slab[:], fs.pslab[:]
+	}
 }
 
 func (fs *fastScanner) node(kind yaml.Kind, tag, value string, line, col int) *yaml.Node {
@@ -31,7 +41,7 @@ func (fs *fastScanner) node(kind yaml.Kind, tag, value string, line, col int) *y
 	}
 	n := &fs.nodes[0]
 	fs.nodes = fs.nodes[1:]
-	n.Kind, n.Tag, n.Value, n.Line, n.Column = kind, tag, value, line, col
+	*n = yaml.Node{Kind: kind, Tag: tag, Value: value, Line: line, Column: col}
 	return n
 }
 
@@ -58,20 +68,30 @@ func (fs *fastScanner) str(b []byte) string {
 // indent, or reports false. Blank lines are skipped; anything else must be
 // a one-line flow mapping.
 func fastItems(line func(int) []byte, first, end, indent int) ([]*yaml.Node, bool) {
-	fs := &fastScanner{intern: map[string]string{}}
 	items := make([]*yaml.Node, 0, end-first)
+	ok := fastEach(&fastScanner{intern: map[string]string{}}, line, first, end, indent, func(n *yaml.Node) {
+		items = append(items, n)
+	})
+	return items, ok
+}
+
+// fastEach hands each item of lines [first, end) to fn, or reports false
+// as soon as a line is not a one-line flow mapping (fn may have seen some
+// items by then).
+func fastEach(fs *fastScanner, line func(int) []byte, first, end, indent int, fn func(*yaml.Node)) bool {
 	for i := first; i < end; i++ {
 		l := line(i)
 		if isBlank(l) {
 			continue
 		}
+		fs.startItem()
 		n, ok := fs.item(l, i+1, indent)
 		if !ok {
-			return nil, false
+			return false
 		}
-		items = append(items, n)
+		fn(n)
 	}
-	return items, true
+	return true
 }
 
 // item reads "<indent>- {k: v, k: [v, v]}".
