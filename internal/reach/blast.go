@@ -108,55 +108,21 @@ type Summary struct {
 // (containers in the same position have the same neighbours): simple, and
 // the reference the hub search is tested against.
 func (a *Analysis) blastRadiiBFS() []Summary {
-	groups := map[string][]int{}
-	var keys []string
-	for i := range a.cs {
-		k := a.position(a.owner[i])
-		if _, ok := groups[k]; !ok {
-			keys = append(keys, k)
-		}
-		groups[k] = append(groups[k], i)
-	}
-	out := make([]Summary, 0, len(a.cs))
 	b := newSearch(a)
-	for _, k := range keys {
-		members := groups[k]
-		b.run(a.owner[members[0]])
-		direct, data, deepest := 0, 0, 0
+	return a.radiiByPosition(func(o int) (Summary, func(int) int) {
+		b.run(o)
+		sum := Summary{Reached: len(b.queue)}
 		for _, t := range b.queue {
 			if b.hop[t] == 1 {
-				direct++
+				sum.Direct++
 			}
 			if a.data[t] != "" {
-				data++
+				sum.Data++
 			}
-			deepest = max(deepest, int(b.hop[t]))
+			sum.MaxHops = max(sum.MaxHops, int(b.hop[t]))
 		}
-		for _, i := range members {
-			s := Summary{Source: a.cs[i].Name, Reached: len(b.queue), Direct: direct, Data: data,
-				MaxHops: deepest, Host: b.host, Internet: b.inet}
-			if b.hop[i] >= 0 { // a container is not in its own blast radius
-				s.Reached--
-				if b.hop[i] == 1 {
-					s.Direct--
-				}
-				if a.data[i] != "" {
-					s.Data--
-				}
-				if s.Reached == 0 {
-					s.MaxHops = 0
-				}
-			}
-			out = append(out, s)
-		}
-	}
-	slices.SortFunc(out, func(x, y Summary) int {
-		if x.Reached != y.Reached {
-			return y.Reached - x.Reached
-		}
-		return strings.Compare(x.Source, y.Source)
+		return sum, func(i int) int { return max(int(b.hop[i]), 0) }
 	})
-	return out
 }
 
 // position identifies what an owner's namespace is connected to: owners

@@ -22,7 +22,19 @@ import (
 // close to linear in containers plus endpoints, instead of one full search
 // per position.
 func (a *Analysis) BlastRadii() []Summary {
-	h := a.hubs()
+	s := newHubSearch(a, a.hubs())
+	return a.radiiByPosition(func(o int) (Summary, func(int) int) {
+		s.run(o)
+		return Summary{Reached: s.reached, Direct: s.hist[1], Data: s.data, MaxHops: s.maxHop()}, s.hop
+	})
+}
+
+// radiiByPosition runs search once per position — containers in the same
+// position (the same networks and routes) have the same neighbours — and
+// summarises each of its members, the largest radius first (then by
+// name). search returns the position's counts and each container's hop in
+// that search (0: not reached).
+func (a *Analysis) radiiByPosition(search func(owner int) (Summary, func(int) int)) []Summary {
 	groups := map[string][]int{}
 	var keys []string
 	for i := range a.cs {
@@ -33,17 +45,16 @@ func (a *Analysis) BlastRadii() []Summary {
 		groups[k] = append(groups[k], i)
 	}
 	out := make([]Summary, 0, len(a.cs))
-	s := newHubSearch(a, h)
 	for _, k := range keys {
 		members := groups[k]
 		o := a.owner[members[0]]
-		s.run(o)
-		host := a.hostNet[o] || len(a.gwVia[o]) > 0
-		inet := a.hostNet[o] || a.routed[o] || a.routed6[o]
+		base, hopOf := search(o)
+		base.Host = a.hostNet[o] || len(a.gwVia[o]) > 0
+		base.Internet = a.hostNet[o] || a.routed[o] || a.routed6[o]
 		for _, i := range members {
-			sum := Summary{Source: a.cs[i].Name, Reached: s.reached, Direct: s.hist[1], Data: s.data,
-				MaxHops: s.maxHop(), Host: host, Internet: inet}
-			if hop := s.hop(i); hop > 0 { // a container is not in its own blast radius
+			sum := base
+			sum.Source = a.cs[i].Name
+			if hop := hopOf(i); hop > 0 { // a container is not in its own blast radius
 				sum.Reached--
 				if hop == 1 {
 					sum.Direct--

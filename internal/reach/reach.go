@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/suggest"
 )
 
 // Pseudo-peers: the parts of the world that are not containers.
@@ -292,7 +293,7 @@ func (a *Analysis) CheckPeer(name string) error {
 		return nil
 	}
 	candidates := append(a.Containers(), Host, Internet, Outside)
-	return &UnknownPeerError{Name: name, Similar: closest(name, candidates, 3)}
+	return &UnknownPeerError{Name: name, Similar: suggest.Closest(name, candidates, 3)}
 }
 
 // edgeSet accumulates the edges from one source, indexed by target. The

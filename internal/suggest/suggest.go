@@ -1,13 +1,16 @@
-package reach
+// Package suggest finds the names a mistyped one was probably meant to
+// be, for "did you mean ...?" in error messages.
+package suggest
 
 import (
 	"slices"
 	"strings"
 )
 
-// closest returns up to n candidates nearest to name by edit distance (and
-// those that contain it), nearest first; none that are too far to help.
-func closest(name string, candidates []string, n int) []string {
+// Closest returns up to n candidates nearest to name by edit distance
+// (and those that contain it, or that it contains), nearest first; none
+// that are too far to help.
+func Closest(name string, candidates []string, n int) []string {
 	type scored struct {
 		s string
 		d int
@@ -15,7 +18,7 @@ func closest(name string, candidates []string, n int) []string {
 	var out []scored
 	lname := strings.ToLower(name)
 	for _, c := range candidates {
-		d := editDistance(lname, strings.ToLower(c))
+		d := Distance(lname, strings.ToLower(c))
 		if strings.Contains(strings.ToLower(c), lname) || strings.Contains(lname, strings.ToLower(c)) {
 			d = min(d, 1)
 		}
@@ -36,8 +39,8 @@ func closest(name string, candidates []string, n int) []string {
 	return names
 }
 
-// editDistance is the Levenshtein distance between a and b (bytes).
-func editDistance(a, b string) int {
+// Distance is the Levenshtein distance between a and b (bytes).
+func Distance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
