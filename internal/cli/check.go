@@ -191,7 +191,7 @@ what applying it would change.`,
 			if err := writeNew(output, data, force); err != nil {
 				return &exitErr{Code: exitError, Err: err}
 			}
-			decide := strings.Count(string(data), "decide:")
+			decide := strings.Count(string(data), "decide: ")
 			fmt.Fprintf(a.stdout, "wrote %s: %s, %s, %s, %s from %s\n", output,
 				plural(len(p.Zones), "zone"), plural(len(p.Workloads), "workload"), plural(len(p.Flows), "flow"), plural(len(p.Tests), "test"), describe(snap))
 			fmt.Fprintf(a.stdout, "next: review the %s, then run: zonewarden check %s && zonewarden plan %s\n", plural(decide, `"decide:" comment`), output, output)
