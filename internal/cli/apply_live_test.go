@@ -130,6 +130,24 @@ unmanaged: warn
 		}
 	}
 
+	// reach and blast-radius follow the firewall (--ignore-firewall: Docker alone).
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"reach", "--eval", pre + "api", pre + "postgres", "5432/tcp"}, 0},
+		{[]string{"reach", "--eval", pre + "api", pre + "postgres", "80/tcp"}, 1},
+		{[]string{"reach", "--eval", pre + "api", pre + "postgres", "80/tcp", "--ignore-firewall"}, 0},
+		{[]string{"reach", "--eval", pre + "lb", pre + "api", "80/tcp"}, 1},
+	} {
+		if code, out, stderr := run(t, tc.args...); code != tc.code {
+			t.Errorf("%v: exit %d, want %d: %s%s", tc.args, code, tc.code, out, stderr)
+		}
+	}
+	if _, out, stderr := run(t, "blast-radius", pre+"lb"); !strings.Contains(out, "reaches 4 containers") || !strings.Contains(out, pre+"api -> "+pre+"postgres") || !strings.Contains(stderr, "following the firewall") {
+		t.Errorf("blast-radius of lb with the firewall: %s%s", out, stderr)
+	}
+
 	code, out, _ = run(t, "status")
 	if code != 0 || !strings.Contains(out, "Admitted containers (5)") || !strings.Contains(out, "no flow allows it") {
 		t.Errorf("status: exit %d:\n%s", code, out)

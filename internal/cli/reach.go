@@ -34,7 +34,7 @@ var reachFormats = []string{"text", "json", "csv", "dot", "mermaid", "svg"}
 func (a *app) reachCommand() *cobra.Command {
 	var (
 		from, to, port, format, output string
-		eval                           bool
+		eval, ignoreFirewall           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "reach [--from A] [--to B] [--port PORT] | reach --eval A B [PORT]",
@@ -56,7 +56,11 @@ Peers are the containers plus "host" (processes on the host), "internet"
 (beyond the host) and "outside" (remote clients of published ports).
 
 With --eval A B [PORT], reach answers one question: yes (exit 0) or no
-(exit 1), with the reason.`,
+(exit 1), with the reason.
+
+On a live host where 'zonewarden apply' installed the firewall, the edges
+follow the applied policy (a line on stderr says so); --ignore-firewall
+answers as Docker alone would.`,
 		Example: `  zonewarden reach
   zonewarden reach --from frontend
   zonewarden reach --to postgres --port 5432/tcp
@@ -94,7 +98,7 @@ With --eval A B [PORT], reach answers one question: yes (exit 0) or no
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
 			}
-			an := reach.Analyze(snap, reach.Options{})
+			an := a.analyze(cmd.Context(), snap, ignoreFirewall)
 			if eval {
 				from, to = args[0], args[1]
 			}
@@ -118,6 +122,7 @@ With --eval A B [PORT], reach answers one question: yes (exit 0) or no
 	f.StringVar(&format, "format", "text", "output format: "+strings.Join(reachFormats, ", "))
 	f.StringVarP(&output, "output", "o", "", "write to `FILE` instead of standard output")
 	f.BoolVar(&eval, "eval", false, "answer whether A reaches B (on PORT): exit 0 for yes, 1 for no")
+	f.BoolVar(&ignoreFirewall, "ignore-firewall", false, "answer as Docker alone would, even where zonewarden's firewall is installed")
 	return cmd
 }
 
@@ -180,10 +185,11 @@ func evalReach(w io.Writer, an *reach.Analysis, from, to string, port *reach.Por
 
 func (a *app) blastRadiusCommand() *cobra.Command {
 	var (
-		maxHops int
-		all     bool
-		format  string
-		output  string
+		maxHops        int
+		all            bool
+		format         string
+		output         string
+		ignoreFirewall bool
 	)
 	cmd := &cobra.Command{
 		Use:   "blast-radius CONTAINER | blast-radius --all",
@@ -195,7 +201,9 @@ each and the ports open on the first hop, and names the data services among
 them. Pivoting assumes that a container the attacker can connect to can be
 taken over: the worst case, which is what a blast radius is for.
 
---all ranks every container by the size of its blast radius, the worst first.`,
+--all ranks every container by the size of its blast radius, the worst first.
+On a live host where 'zonewarden apply' installed the firewall, the radius
+follows the applied policy; --ignore-firewall shows it as Docker alone would.`,
 		Example: `  zonewarden blast-radius devbox
   zonewarden blast-radius frontend --max-hops 1
   zonewarden blast-radius --all
@@ -215,7 +223,7 @@ taken over: the worst case, which is what a blast radius is for.
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
 			}
-			an := reach.Analyze(snap, reach.Options{})
+			an := a.analyze(cmd.Context(), snap, ignoreFirewall)
 			w, closeOut, err := openOutput(a.stdout, output)
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
@@ -251,6 +259,7 @@ taken over: the worst case, which is what a blast radius is for.
 	}
 	f := cmd.Flags()
 	f.IntVar(&maxHops, "max-hops", 0, "stop after `N` hops (0: follow every pivot)")
+	f.BoolVar(&ignoreFirewall, "ignore-firewall", false, "as Docker alone would, even where zonewarden's firewall is installed")
 	f.BoolVar(&all, "all", false, "rank every container by blast radius, the worst first")
 	f.StringVar(&format, "format", "text", "output format: text or json")
 	f.StringVarP(&output, "output", "o", "", "write to `FILE` instead of standard output")

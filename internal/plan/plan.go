@@ -137,11 +137,11 @@ func Compute(snap *inventory.Snapshot, want Desired) *Plan {
 		wantZones := want.Members[name]
 		switch {
 		case c.UsesHostNetwork() && len(wantZones) > 0:
-			p.Blockers = append(p.Blockers, fmt.Sprintf("container %s runs with --network host: it cannot join zones %s (re-create it on a bridge network, or give its workload no zones)", name, strings.Join(wantZones, ", ")))
+			p.Blockers = append(p.Blockers, fmt.Sprintf("container %s runs with --network host: it cannot join zones %s (re-create it on a bridge network, or narrow the workload's match so that it leaves the container unmanaged)", name, strings.Join(wantZones, ", ")))
 			continue
 		case c.SharedNamespaceWith() != "":
 			if len(wantZones) > 0 {
-				p.Blockers = append(p.Blockers, fmt.Sprintf("container %s uses the network namespace of %s: it follows that container's zones; give its workload no zones", name, c.SharedNamespaceWith()))
+				p.Blockers = append(p.Blockers, fmt.Sprintf("container %s uses the network namespace of %s: it follows that container's zones; narrow the workload's match so that it leaves the container unmanaged", name, c.SharedNamespaceWith()))
 			}
 			continue
 		case c.NoNetwork() && len(wantZones) > 0:

@@ -59,6 +59,9 @@ func (a *Analysis) BlastRadius(name string, maxHops int) (*Radius, error) {
 	if !ok {
 		return nil, a.CheckPeer(name)
 	}
+	if a.narrow != nil {
+		return a.narrowedRadius(i, maxHops, newEdgeSet(len(a.cs))), nil
+	}
 	b := newSearch(a)
 	b.run(a.owner[i])
 	r := &Radius{Source: name, Reachable: []Reached{}, Host: b.host, Internet: b.inet}

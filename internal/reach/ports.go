@@ -42,11 +42,33 @@ func ParsePort(s string) (Port, error) {
 	return Port{Proto: proto, Number: uint16(n)}, nil
 }
 
-// PortSet is a set of destination ports: every port, or a list of single
-// ports. The zero value is the empty set.
+// Range is a range of ports of one protocol, as a policy allows them:
+// "8000-8100/tcp", or every ICMP message ("icmp").
+type Range struct {
+	Proto       string
+	First, Last uint16 // 0 for icmp
+}
+
+func (r Range) contains(p Port) bool {
+	return p.Proto == r.Proto && (r.Proto == "icmp" || r.First <= p.Number && p.Number <= r.Last)
+}
+
+func (r Range) String() string {
+	if r.Proto == "icmp" {
+		return "icmp"
+	}
+	if r.First == r.Last {
+		return Port{Proto: r.Proto, Number: r.First}.String()
+	}
+	return strconv.Itoa(int(r.First)) + "-" + strconv.Itoa(int(r.Last)) + "/" + r.Proto
+}
+
+// PortSet is a set of destination ports: every port, or single ports and
+// ranges. The zero value is the empty set.
 type PortSet struct {
-	all   bool
-	ports []Port // sorted, unique; nil when all
+	all    bool
+	ports  []Port  // sorted, unique; nil when all
+	ranges []Range // each wider than one port; nil when all
 }
 
 // AllPorts is the set of every port of every protocol.
@@ -65,7 +87,7 @@ func Ports(ps ...Port) PortSet {
 func (s PortSet) All() bool { return s.all }
 
 // Empty reports whether the set holds no port.
-func (s PortSet) Empty() bool { return !s.all && len(s.ports) == 0 }
+func (s PortSet) Empty() bool { return !s.all && len(s.ports) == 0 && len(s.ranges) == 0 }
 
 // List returns the single ports of a set that is not All.
 func (s PortSet) List() []Port { return s.ports }
@@ -75,8 +97,61 @@ func (s PortSet) Contains(p Port) bool {
 	if s.all {
 		return true
 	}
-	_, found := slices.BinarySearchFunc(s.ports, p, comparePort)
-	return found
+	if _, found := slices.BinarySearchFunc(s.ports, p, comparePort); found {
+		return true
+	}
+	return slices.ContainsFunc(s.ranges, func(r Range) bool { return r.contains(p) })
+}
+
+// AddRange returns the set with r added.
+func (s PortSet) AddRange(r Range) PortSet {
+	if s.all {
+		return s
+	}
+	if r.Proto != "icmp" && r.First == r.Last {
+		return s.Add(Port{Proto: r.Proto, Number: r.First})
+	}
+	if slices.Contains(s.ranges, r) {
+		return s
+	}
+	return PortSet{ports: s.ports, ranges: append(slices.Clip(s.ranges), r)}
+}
+
+// Intersect returns the ports in both s and o: an edge narrowed to what a
+// policy allows.
+func (s PortSet) Intersect(o PortSet) PortSet {
+	switch {
+	case s.all:
+		return o
+	case o.all:
+		return s
+	}
+	var out PortSet
+	for _, p := range s.ports {
+		if o.Contains(p) {
+			out = out.Add(p)
+		}
+	}
+	for _, p := range o.ports {
+		if s.Contains(p) {
+			out = out.Add(p)
+		}
+	}
+	for _, a := range s.ranges {
+		for _, b := range o.ranges {
+			if a.Proto != b.Proto {
+				continue
+			}
+			if a.Proto == "icmp" {
+				out = out.AddRange(a)
+				continue
+			}
+			if lo, hi := max(a.First, b.First), min(a.Last, b.Last); lo <= hi {
+				out = out.AddRange(Range{Proto: a.Proto, First: lo, Last: hi})
+			}
+		}
+	}
+	return out
 }
 
 // Add returns the set with p added.
@@ -103,6 +178,9 @@ func (s PortSet) Union(o PortSet) PortSet {
 	for _, p := range o.ports {
 		s = s.Add(p)
 	}
+	for _, r := range o.ranges {
+		s = s.AddRange(r)
+	}
 	return s
 }
 
@@ -111,9 +189,12 @@ func (s PortSet) Strings() []string {
 	if s.all {
 		return []string{"all"}
 	}
-	out := make([]string, len(s.ports))
-	for i, p := range s.ports {
-		out[i] = p.String()
+	out := make([]string, 0, len(s.ports)+len(s.ranges))
+	for _, p := range s.ports {
+		out = append(out, p.String())
+	}
+	for _, r := range s.ranges {
+		out = append(out, r.String())
 	}
 	return out
 }
@@ -123,7 +204,7 @@ func (s PortSet) Describe() string {
 	if s.all {
 		return "all ports"
 	}
-	if len(s.ports) == 0 {
+	if s.Empty() {
 		return "no port"
 	}
 	return strings.Join(s.Strings(), ", ")

@@ -22,6 +22,9 @@ import (
 // close to linear in containers plus endpoints, instead of one full search
 // per position.
 func (a *Analysis) BlastRadii() []Summary {
+	if a.narrow != nil {
+		return a.narrowedRadii()
+	}
 	s := newHubSearch(a, a.hubs())
 	return a.radiiByPosition(func(o int) (Summary, func(int) int) {
 		s.run(o)
@@ -69,13 +72,18 @@ func (a *Analysis) radiiByPosition(search func(owner int) (Summary, func(int) in
 			out = append(out, sum)
 		}
 	}
+	sortSummaries(out)
+	return out
+}
+
+// sortSummaries puts the largest blast radius first, then by name.
+func sortSummaries(out []Summary) {
 	slices.SortFunc(out, func(x, y Summary) int {
 		if x.Reached != y.Reached {
 			return y.Reached - x.Reached
 		}
 		return strings.Compare(x.Source, y.Source)
 	})
-	return out
 }
 
 // The shared hubs, by index after the networks.

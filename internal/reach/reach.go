@@ -72,6 +72,7 @@ type Analysis struct {
 	pubPorts               []PortSet  // owner -> container ports of those bindings
 	pubVia                 [][]string // owner -> {"published:<hostip>:<port>", ...}
 	data                   []string   // data service kind, "" if none
+	narrow                 func(from, to string, ports PortSet) PortSet
 
 	// With IPv6 unfiltered (Daemon.IP6Tables false), the containers with
 	// IPv6 are members of one more network, v6net (-1 otherwise), named
@@ -86,7 +87,12 @@ type Analysis struct {
 }
 
 // Options tune the analysis. The zero value models Docker as it behaves.
-type Options struct{}
+type Options struct {
+	// Narrow, when set, narrows each edge to the ports an enforced policy
+	// allows between its ends (an empty result removes the edge): the
+	// host as it is with zonewarden's firewall in force.
+	Narrow func(from, to string, ports PortSet) PortSet
+}
 
 var (
 	viaHostNetwork = []string{ViaHostNetwork}
@@ -95,10 +101,10 @@ var (
 
 // Analyze prepares the reachability of every peer of the snapshot. Its
 // cost grows with containers plus endpoints, not with pairs.
-func Analyze(snap *inventory.Snapshot, _ Options) *Analysis {
+func Analyze(snap *inventory.Snapshot, opts Options) *Analysis {
 	ix := inventory.NewIndex(snap)
 	n := len(snap.Containers)
-	a := &Analysis{snap: snap, ix: ix, cs: make([]*inventory.Container, n), byName: make(map[string]int, n)}
+	a := &Analysis{snap: snap, ix: ix, cs: make([]*inventory.Container, n), byName: make(map[string]int, n), narrow: opts.Narrow}
 	for i := range snap.Containers {
 		a.cs[i] = &snap.Containers[i]
 	}
@@ -456,6 +462,15 @@ func (a *Analysis) fromPseudo(name string, s *edgeSet) {
 // collect calls yield with the edges of s from source: containers by
 // name, then host and internet.
 func (a *Analysis) collect(from string, s *edgeSet, yield func(Edge) bool) bool {
+	if a.narrow != nil {
+		inner := yield
+		yield = func(e Edge) bool {
+			if e.Ports = a.narrow(e.From, e.To, e.Ports); e.Ports.Empty() {
+				return true
+			}
+			return inner(e)
+		}
+	}
 	slices.Sort(s.order)
 	for _, t := range s.order {
 		if !yield(Edge{From: from, To: a.cs[t].Name, Ports: s.ports[t], Via: s.via[t]}) {
@@ -472,6 +487,9 @@ func (a *Analysis) collect(from string, s *edgeSet, yield func(Edge) bool) bool 
 	}
 	return true
 }
+
+// Narrowed reports whether the analysis follows an enforced policy.
+func (a *Analysis) Narrowed() bool { return a.narrow != nil }
 
 // From returns every edge out of the peer name (a container, Host or
 // Outside): containers by name, then host and internet. Internet

@@ -448,3 +448,53 @@ func TestIPv6Unfiltered(t *testing.T) {
 		}
 	}
 }
+
+// TestNarrowedByAPolicy: with a policy enforced (frontend -> api on
+// 8080/tcp, api -> postgres on 5432/tcp, nothing else between
+// containers), edges, answers and blast radii follow it.
+func TestNarrowedByAPolicy(t *testing.T) {
+	allowed := map[[2]string]PortSet{
+		{"frontend", "api"}:  Ports(p("8080/tcp")),
+		{"api", "postgres"}:  Ports(p("5432/tcp")).AddRange(Range{Proto: "udp", First: 9000, Last: 9100}),
+		{"devbox", Internet}: AllPorts(),
+	}
+	narrow := func(from, to string, ports PortSet) PortSet {
+		if from == Host || to == Host {
+			return ports
+		}
+		return ports.Intersect(allowed[[2]string{from, to}])
+	}
+	a := Analyze(seedHost(), Options{Narrow: narrow})
+	for _, tt := range []struct {
+		from, to, port string
+		want           bool
+	}{
+		{"frontend", "api", "8080/tcp", true},
+		{"frontend", "api", "22/tcp", false},
+		{"frontend", "lb", "443/tcp", false},
+		{"api", "postgres", "9050/udp", true},
+		{"api", "cache", "6379/tcp", false},
+		{"devbox", "internet", "443/tcp", true},
+		{"frontend", "internet", "443/tcp", false},
+		{"host", "postgres", "5432/tcp", true},
+	} {
+		if ok, e := a.Eval(tt.from, tt.to, p(tt.port)); ok != tt.want {
+			t.Errorf("%s -> %s:%s = %v (%+v), want %v", tt.from, tt.to, tt.port, ok, e, tt.want)
+		}
+	}
+	if e, _ := a.Edge("api", "postgres"); strings.Join(e.Ports.Strings(), ",") != "5432/tcp,9000-9100/udp" {
+		t.Errorf("api -> postgres ports = %v", e.Ports.Strings())
+	}
+	r, _ := a.BlastRadius("frontend", 0)
+	var got []string
+	for _, x := range r.Reachable {
+		got = append(got, fmt.Sprintf("%s@%d(%s)", x.Name, x.Hops, strings.Join(x.Ports, ",")))
+	}
+	if strings.Join(got, " ") != "api@1(8080/tcp) postgres@2(8080/tcp)" || !r.Host || r.Internet {
+		t.Errorf("narrowed blast radius of frontend = %v, host %v, internet %v", got, r.Host, r.Internet)
+	}
+	all := a.BlastRadii()
+	if all[0].Source != "frontend" || all[0].Reached != 2 || all[0].MaxHops != 2 {
+		t.Errorf("narrowed ranking starts %+v", all[0])
+	}
+}
