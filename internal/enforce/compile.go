@@ -127,10 +127,14 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 		}
 		// Ingress to the ports it publishes, from outside the host.
 		for _, pb := range ix.PublishedPorts(m.Container) {
+			// Every host port a managed container publishes is guarded
+			// on the input hook (containers reach it only by a flow);
+			// outside clients reach only the ports the policy lets it
+			// publish.
+			r.add("pubports", pb.ContainerPort.Protocol+" . "+fmt.Sprint(pb.HostPort), m.Container.Name+" "+pb.String())
 			if !b.PublishAllowed(m.Container.Name, pb) {
 				continue
 			}
-			r.add("pubports", pb.ContainerPort.Protocol+" . "+fmt.Sprint(pb.HostPort), m.Container.Name+" "+pb.String())
 			sources := w.Ingress
 			if len(sources) == 0 {
 				sources = []netip.Prefix{families[0].anywhere, families[1].anywhere}

@@ -240,3 +240,26 @@ func TestDiffAgainstAnInstalledScript(t *testing.T) {
 		t.Error("unmanaged: deny changes the chains")
 	}
 }
+
+// TestUnallowedPublishedPortIsGuarded: a managed container publishing a
+// port its workload may not publish is reached neither from outside nor,
+// through the userland proxy, from other containers without a flow.
+func TestUnallowedPublishedPortIsGuarded(t *testing.T) {
+	snap := threeTier()
+	// frontend publishes 18080 -> 8080, which its workload may not.
+	snap.Containers[1].Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 8080, Protocol: "tcp"}, HostPort: 18080}}
+	r := Compile(bind(t, threeTierPolicy, snap), Options{})
+	gw := netip.MustParseAddr("10.20.2.1")
+	for _, tc := range []struct {
+		p    Packet
+		drop bool
+	}{
+		{Packet{Hook: Input, Src: netip.MustParseAddr("10.20.1.11"), Dst: gw, Proto: "tcp", Port: 18080}, false}, // lb: flow on 8080
+		{Packet{Hook: Input, Src: netip.MustParseAddr("10.20.2.13"), Dst: gw, Proto: "tcp", Port: 18080}, true},  // api: no flow
+		{Packet{Hook: Forward, Src: netip.MustParseAddr("203.0.113.9"), Dst: netip.MustParseAddr("10.20.2.12"), Proto: "tcp", Port: 8080}, true},
+	} {
+		if v := r.Trace(tc.p); v.Drop != tc.drop {
+			t.Errorf("%+v: %+v, want drop=%v", tc.p, v, tc.drop)
+		}
+	}
+}

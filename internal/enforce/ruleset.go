@@ -49,7 +49,7 @@ func setDefs() []setDef {
 			setDef{"pubin" + f.suffix, a + " . inet_proto . inet_service", true, true, "flows to published host ports through the userland proxy: source . protocol . host port"},
 		)
 	}
-	out = append(out, setDef{"pubports", "inet_proto . inet_service", false, false, "host ports published by managed containers"})
+	out = append(out, setDef{"pubports", "inet_proto . inet_service", false, false, "host ports published by managed containers: reached from containers by a flow only"})
 	return out
 }
 
