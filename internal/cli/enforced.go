@@ -53,8 +53,14 @@ func policyNarrower(b *policy.Binding) func(from, to string, ports reach.PortSet
 	}
 	free := b.Model.Policy().UnmanagedMode() != policy.UnmanagedDeny
 	return func(from, to string, ports reach.PortSet) reach.PortSet {
-		if from == reach.Host || to == reach.Host || hostNS(from) || hostNS(to) {
-			return ports
+		switch {
+		case from == reach.Host || hostNS(from):
+			return ports // the host's namespace is not filtered
+		case to == reach.Host || hostNS(to):
+			if from == reach.Outside || b.ReachesHost(from) {
+				return ports
+			}
+			return reach.PortSet{}
 		}
 		mf, mt := b.Member(from), b.Member(to)
 		for _, m := range []*policy.Member{mf, mt} {

@@ -78,6 +78,9 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 				continue
 			}
 			r.add("zones"+f.suffix, s.Prefix.String(), z.Name)
+			if z.Default == policy.Deny {
+				r.add("denyzones"+f.suffix, s.Prefix.String(), z.Name)
+			}
 			if z.Default != policy.Deny {
 				r.add("allowzone"+f.suffix, s.Prefix.String()+" . "+s.Prefix.String(), "zone "+z.Name+" default: allow")
 			}

@@ -39,6 +39,7 @@ func setDefs() []setDef {
 		out = append(out,
 			setDef{"local" + f.suffix, a, true, false, "subnets of every Docker bridge network"},
 			setDef{"zones" + f.suffix, a, true, false, "subnets of the policy's zones: traffic from or to them is managed"},
+			setDef{"denyzones" + f.suffix, a, true, false, "subnets of the default: deny zones: their members reach the host only by declared flows to published ports"},
 			setDef{"admitted" + f.suffix, a, false, false, "containers zonewarden admitted; others in a zone are dropped (fail closed)"},
 			setDef{"free" + f.suffix, a, false, false, "containers no workload selects, left to Docker (unmanaged: allow or warn)"},
 			setDef{"allow" + f.suffix, a + " . " + a + " . inet_proto . inet_service", false, true, "declared flows on one port: source . destination . protocol . port"},
@@ -93,6 +94,11 @@ func (r *Ruleset) Size() int {
 // chains renders the fixed chains. See README.md for the decision order.
 func (r *Ruleset) chains() string {
 	var b strings.Builder
+	freeInput := ""
+	if r.unmanagedFree {
+		freeInput = "\t\tmeta nfproto ipv4 ip saddr @free4 accept comment \"unmanaged container: Docker decides\"\n" +
+			"\t\tmeta nfproto ipv6 ip6 saddr @free6 accept comment \"unmanaged container: Docker decides\"\n"
+	}
 	prio := fmt.Sprintf("filter %+d", r.opts.Priority)
 	prio = strings.Replace(prio, "+", "+ ", 1)
 	prio = strings.Replace(prio, "-", "- ", 1)
@@ -107,8 +113,10 @@ func (r *Ruleset) chains() string {
 		ct state established,related accept
 		meta nfproto ipv4 ip saddr @zones4 meta l4proto . th dport @pubports jump published4
 		meta nfproto ipv6 ip6 saddr @zones6 meta l4proto . th dport @pubports jump published6
+%s		meta nfproto ipv4 ip saddr @denyzones4 counter drop comment "to the host from a default: deny zone"
+		meta nfproto ipv6 ip6 saddr @denyzones6 counter drop comment "to the host from a default: deny zone"
 	}
-`, prio, prio)
+`, prio, prio, freeInput)
 	for _, f := range families {
 		s, ip := f.suffix, f.ip
 		fmt.Fprintf(&b, "\tchain forward%s {\n", s)

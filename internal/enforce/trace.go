@@ -44,6 +44,9 @@ func (r *Ruleset) Trace(p Packet) Verdict {
 	proto, port := p.Proto, strconv.Itoa(int(p.Port))
 	if p.Hook == Input {
 		if !in("zones", p.Src) || !key("pubports", proto, port) {
+			if in("denyzones", p.Src) && !(r.unmanagedFree && in("free", p.Src)) {
+				return Verdict{Drop: true, Rule: "to the host from a default: deny zone"}
+			}
 			return Verdict{Rule: "not managed"}
 		}
 		switch {

@@ -307,3 +307,28 @@ func (b *Binding) Decide(from, to string, port reach.Port) Decision {
 	}
 	return b.Model.Eval(refs[0], refs[1], port)
 }
+
+// ReachesHost reports whether a container may open connections to the
+// host's own addresses (its services, and containers in the host's
+// network namespace) beyond the published ports: members of default:
+// deny zones may not, unless they are also on a network that is not such
+// a zone, or no workload selects them and unmanaged leaves them to Docker.
+func (b *Binding) ReachesHost(container string) bool {
+	m := b.Member(container)
+	if m == nil {
+		return true
+	}
+	if len(m.Matches) == 0 && b.Model.p.UnmanagedMode() != UnmanagedDeny {
+		return true
+	}
+	if len(m.Container.Endpoints) == 0 {
+		return true // host, none or another's namespace: not filtered here
+	}
+	for _, e := range m.Container.Endpoints {
+		z := b.Model.p.Zone(e.Network)
+		if z == nil || z.Default != Deny {
+			return true
+		}
+	}
+	return false
+}

@@ -561,8 +561,15 @@ func (e *Env) EnforcedModel(b *policy.Binding) Model {
 	ext4, _ := e.InternetAddrs()
 	return ModelFunc(func(from, to string, port reach.Port) (bool, reach.Edge) {
 		ok, edge := an.Eval(from, to, port)
-		if !ok || from == reach.Host || to == reach.Host {
+		switch {
+		case !ok || from == reach.Host:
 			return ok, edge
+		case to == reach.Host || e.ownerOf(to) == bannerHost:
+			// The host's own addresses: filtered for members of
+			// default: deny zones only (published ports aside).
+			return from == reach.Outside || e.ownerOf(from) == bannerHost || b.ReachesHost(from), edge
+		case e.ownerOf(from) == bannerHost:
+			return ok, edge // the host's namespace is not filtered
 		}
 		if from == reach.Outside {
 			// A client reaches the container port behind a binding the
