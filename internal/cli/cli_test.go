@@ -115,7 +115,8 @@ func TestDemoOffline(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	for _, want := range []string{"embedded snapshot", "customer-db", "published-bypasses-isolation", "untrusted-shares-data-network", "docker-socket-mounted", "privileged",
-		"Blast radius of dev-box", "customer-db (PostgreSQL) in 1 hop: dev-box -> customer-db"} {
+		"Blast radius of dev-box", "customer-db (PostgreSQL) in 1 hop: dev-box -> customer-db",
+		"After segmenting it (offline", "If dev-box is compromised now:\n\nBlast radius of dev-box: an attacker who controls it reaches 0 containers."} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}

@@ -14,8 +14,13 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/audit"
 	"github.com/zonewarden/zonewarden/internal/demo"
+	"github.com/zonewarden/zonewarden/internal/enforce"
+	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/nft"
+	"github.com/zonewarden/zonewarden/internal/plan"
+	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 	"github.com/zonewarden/zonewarden/internal/report"
 )
@@ -59,7 +64,7 @@ func (a *app) runDemo(ctx context.Context, keep, offline, color bool) error {
 
 	if offline {
 		fmt.Fprintln(out, "\n--offline: auditing the embedded snapshot of this host.")
-		return a.demoAudit(out, host.Snapshot(), color)
+		return a.demoOffline(out, host.Snapshot(), color)
 	}
 	dc, err := dockerapi.New(a.src.dockerHost)
 	if err == nil {
@@ -69,7 +74,7 @@ func (a *app) runDemo(ctx context.Context, keep, offline, color bool) error {
 	}
 	if err != nil {
 		fmt.Fprintf(out, "\nNo Docker engine to build it on (%s).\nAuditing the embedded snapshot of the same host instead.\n", oneLine(err))
-		return a.demoAudit(out, host.Snapshot(), color)
+		return a.demoOffline(out, host.Snapshot(), color)
 	}
 	defer dc.Close()
 
@@ -110,7 +115,90 @@ func (a *app) runDemo(ctx context.Context, keep, offline, color bool) error {
 		return &exitErr{Code: exitError, Err: err}
 	}
 	only := onlyLabelled(snap, demo.Label, runID)
-	return a.demoAudit(out, only, color)
+	if err := a.demoAudit(out, only, color); err != nil {
+		return err
+	}
+	return a.demoSegment(ctx, out, only, color, dc, runID, keep)
+}
+
+// demoTable is the firewall table of the demo: not zonewarden's own, so
+// that a host where zonewarden is applied keeps its enforcement.
+const demoTable = "zonewarden_demo"
+
+// demoPolicy reads the demo's policy.
+func demoPolicy() (*policy.Policy, error) {
+	return policy.Parse("demo-policy.yaml", demo.Policy, policy.Options{})
+}
+
+// demoOffline audits the embedded host, then shows what applying the
+// demo's policy would make of the dev container's blast radius.
+func (a *app) demoOffline(out io.Writer, snap *inventory.Snapshot, color bool) error {
+	if err := a.demoAudit(out, snap, color); err != nil {
+		return err
+	}
+	p, err := demoPolicy()
+	if err != nil {
+		return &exitErr{Code: exitError, Err: err}
+	}
+	header(out, color, "After segmenting it (offline: what apply would make of it)")
+	after := plan.Simulate(snap, computePlan(p, snap))
+	b, _ := policy.Bind(p, after)
+	return demoRadiusAfter(out, reach.Analyze(after, reach.Options{Narrow: policyNarrower(b)}))
+}
+
+// demoSegment applies the demo's policy to the demo host — networks,
+// memberships and a firewall table of its own — and shows the dev
+// container's blast radius after. The cleanup removes the table.
+func (a *app) demoSegment(ctx context.Context, out io.Writer, snap *inventory.Snapshot, color bool, dc *dockerapi.Client, runID string, keep bool) error {
+	p, err := demoPolicy()
+	if err != nil {
+		return &exitErr{Code: exitError, Err: err}
+	}
+	header(out, color, "Segmenting it: zonewarden apply")
+	fmt.Fprintf(out, "The policy (zonewarden check accepts it; 'zonewarden demo --offline' shows it too):\n\n%s\n", demo.Policy)
+	if err := nft.Check(ctx, "add table inet "+demoTable+"\n"); err != nil {
+		fmt.Fprintf(out, "nftables is not usable here (%s): the demo stops before enforcing.\n", oneLine(err))
+		return nil
+	}
+	pl := computePlan(p, snap)
+	x := &executor{dc: dc, out: out, labels: map[string]string{demo.Label: runID}}
+	if err := x.apply(ctx, pl); err != nil {
+		return &exitErr{Code: exitError, Err: err}
+	}
+	full, err := dc.Snapshot(ctx)
+	if err != nil {
+		return &exitErr{Code: exitError, Err: err}
+	}
+	after := onlyLabelled(full, demo.Label, runID)
+	b, _ := policy.Bind(p, after)
+	rs := enforce.Compile(b, enforce.Options{Table: demoTable})
+	defer func() {
+		if keep {
+			fmt.Fprintf(out, "\nKept the demo's firewall too. Remove it with: nft delete table inet %s\n", demoTable)
+			return
+		}
+		if err := nft.Delete(context.WithoutCancel(ctx), "inet", demoTable); err != nil {
+			fmt.Fprintf(a.stderr, "zonewarden: removing the demo's firewall table %s: %s\n", demoTable, oneLine(err))
+		}
+	}()
+	if _, err := firewall.Load(ctx, rs, rs.Script()); err != nil {
+		return &exitErr{Code: exitError, Err: fmt.Errorf("loading the demo's firewall: %w", err)}
+	}
+	fmt.Fprintf(out, "Loaded the firewall: table inet %s, %s, in one transaction.\n", demoTable, count(rs.Size(), "set element"))
+	header(out, color, "After segmenting it")
+	return demoRadiusAfter(out, reach.Analyze(after, reach.Options{Narrow: policyNarrower(b)}))
+}
+
+func demoRadiusAfter(out io.Writer, an *reach.Analysis) error {
+	fmt.Fprintf(out, "If %s is compromised now:\n\n", demo.DevContainer)
+	r, err := an.BlastRadius(demo.DevContainer, 0)
+	if err == nil {
+		err = report.BlastRadiusText(out, r, 0)
+	}
+	if err != nil {
+		return &exitErr{Code: exitError, Err: err}
+	}
+	return nil
 }
 
 func (a *app) demoAudit(out io.Writer, snap *inventory.Snapshot, color bool) error {

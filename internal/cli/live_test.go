@@ -15,6 +15,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/audit"
 	"github.com/zonewarden/zonewarden/internal/demo"
+	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/testenv"
 )
 
@@ -147,7 +148,8 @@ func TestDemoLive(t *testing.T) {
 	}
 	for _, want := range []string{"Building it on", "customer-db", "published-bypasses-isolation",
 		"untrusted-shares-data-network", "internal-publish-ignored", "Blast radius of dev-box",
-		"customer-db (PostgreSQL) in 1 hop", "Removed the demo host"} {
+		"customer-db (PostgreSQL) in 1 hop", "connected customer-db to shop-data", "Loaded the firewall: table inet zonewarden_demo",
+		"If dev-box is compromised now:\n\nBlast radius of dev-box: an attacker who controls it reaches 0 containers.", "Removed the demo host"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
@@ -164,5 +166,8 @@ func TestDemoLive(t *testing.T) {
 		if c.Labels[demo.Label] != "image" {
 			t.Errorf("demo left container %v", c.Names)
 		}
+	}
+	if table, _ := nft.List(context.Background(), "inet", "zonewarden_demo"); table != "" {
+		t.Errorf("demo left its firewall table:\n%s", table)
 	}
 }

@@ -9,6 +9,7 @@
 package demo
 
 import (
+	_ "embed"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -233,3 +234,8 @@ func bindMount(spec string) inventory.Mount {
 	m.ReadOnly = len(parts) > 2 && parts[2] == "ro"
 	return m
 }
+
+// Policy is the demo host segmented, as a zonewarden policy file.
+//
+//go:embed policy.yaml
+var Policy []byte

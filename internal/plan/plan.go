@@ -181,3 +181,37 @@ func containerNames(cs []*inventory.Container) []string {
 	slices.Sort(out)
 	return out
 }
+
+// Simulate returns the snapshot as it would be after the Docker side of
+// p: networks created (with no subnet known yet), memberships added
+// (without addresses) and removed. It lets an offline host show its state
+// after apply.
+func Simulate(snap *inventory.Snapshot, p *Plan) *inventory.Snapshot {
+	out := *snap
+	out.Networks = slices.Clone(snap.Networks)
+	for _, z := range p.Create {
+		out.Networks = append(out.Networks, inventory.Network{Name: z.Name, Driver: "bridge", ICC: true, Internal: z.Internal,
+			Labels: map[string]string{LabelManaged: z.Name}})
+	}
+	for i := range out.Networks {
+		for _, r := range p.Recreate {
+			if out.Networks[i].Name == r.Network {
+				out.Networks[i].Internal = r.Internal
+			}
+		}
+	}
+	out.Containers = slices.Clone(snap.Containers)
+	for i := range out.Containers {
+		c := &out.Containers[i]
+		c.Endpoints = slices.DeleteFunc(slices.Clone(c.Endpoints), func(e inventory.Endpoint) bool {
+			return slices.Contains(p.Disconnect, Membership{Container: c.Name, Network: e.Network})
+		})
+		for _, m := range p.Connect {
+			if m.Container == c.Name {
+				c.Endpoints = append(c.Endpoints, inventory.Endpoint{Network: m.Network})
+			}
+		}
+	}
+	inventory.Sort(&out)
+	return &out
+}

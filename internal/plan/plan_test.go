@@ -105,3 +105,15 @@ func TestComputeBlockers(t *testing.T) {
 		t.Errorf("blockers = %q", p.Blockers)
 	}
 }
+
+func TestSimulate(t *testing.T) {
+	snap := flatHost()
+	after := Simulate(snap, Compute(snap, threeTier()))
+	p := Compute(after, threeTier())
+	if len(p.Create)+len(p.Connect)+len(p.Disconnect)+len(p.Recreate) != 0 {
+		t.Errorf("the simulated host still needs %+v", p)
+	}
+	if len(snap.Containers[0].Endpoints) != 1 || snap.Containers[0].Endpoints[0].Network != "shared" {
+		t.Errorf("Simulate changed its input: %+v", snap.Containers[0].Endpoints)
+	}
+}
