@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/nft"
+	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/state"
 )
 
@@ -51,8 +53,15 @@ var counterLine = regexp.MustCompile(`counter packets (\d+) bytes (\d+) drop com
 func (a *app) statusCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "Show the installed zonewarden firewall: admitted containers and drop counters",
-		Args:  cobra.NoArgs,
+		Short: "Show the installed zonewarden firewall: whether it matches the policy, admitted containers, drops",
+		Long: `status lists zonewarden's installed nftables table: the policy it was applied
+from, whether it still matches that policy on the host as it is now (a
+container started, stopped or moved since apply is drift: run apply again),
+the admitted containers and the drop counters.
+
+Exit status: 0 when the firewall is installed and matches, 1 when it is
+missing or drifted, 2 when status could not run.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			listing, err := nft.List(cmd.Context(), "inet", enforce.Table)
 			if err != nil {
@@ -60,7 +69,7 @@ func (a *app) statusCommand() *cobra.Command {
 			}
 			if listing == "" {
 				fmt.Fprintln(a.stdout, "No zonewarden table is installed: Docker's own behaviour applies. Run 'zonewarden apply POLICY'.")
-				return nil
+				return &exitErr{Code: exitFindings}
 			}
 			admitted := map[string]bool{}
 			for _, set := range []string{"admitted4", "admitted6"} {
@@ -69,19 +78,49 @@ func (a *app) statusCommand() *cobra.Command {
 				}
 			}
 			fmt.Fprintf(a.stdout, "Table inet %s is installed.\n", enforce.Table)
+			drifted := true
 			if applied, err := state.Load(); err == nil && applied != nil {
-				fmt.Fprintf(a.stdout, "Applied from %s at %s; 'zonewarden plan %[1]s' shows what changed since.\n", applied.PolicyPath, applied.Time.Format(time.RFC3339))
+				fmt.Fprintf(a.stdout, "Applied from %s at %s.\n", applied.PolicyPath, applied.Time.Format(time.RFC3339))
+				drifted = a.reportDrift(cmd.Context(), applied)
 			} else {
-				fmt.Fprintln(a.stdout, "No record of the apply that installed it (state in "+state.Dir()+").")
+				fmt.Fprintln(a.stdout, "No record of the apply that installed it (state in "+state.Dir()+"): cannot tell whether it matches a policy.")
 			}
 			fmt.Fprintf(a.stdout, "Admitted containers (%d): %s\n", len(admitted), strings.Join(sortedKeys(admitted), ", "))
 			fmt.Fprintln(a.stdout, "Drops:")
 			for _, m := range counterLine.FindAllStringSubmatch(listing, -1) {
 				fmt.Fprintf(a.stdout, "  %10s packets  %s\n", m[1], m[3])
 			}
+			if drifted {
+				return &exitErr{Code: exitFindings}
+			}
 			return nil
 		},
 	}
+}
+
+// reportDrift compares the firewall the applied policy compiles to on the
+// host as it is now with the one apply loaded, says what differs, and
+// reports whether anything does.
+func (a *app) reportDrift(ctx context.Context, applied *state.Applied) bool {
+	p, err := policy.Parse(applied.PolicyPath, applied.Policy, policy.Options{})
+	if err != nil {
+		fmt.Fprintf(a.stdout, "The recorded policy does not read (%s).\n", oneLine(err))
+		return true
+	}
+	snap, err := a.src.load(ctx)
+	if err != nil {
+		fmt.Fprintf(a.stdout, "Cannot read the host to compare (%s).\n", oneLine(err))
+		return true
+	}
+	b, _ := policy.Bind(p, snap)
+	c := enforce.Compile(b, enforce.Options{}).Diff(applied.Script)
+	if c.Empty() {
+		fmt.Fprintln(a.stdout, "In sync: the firewall matches the policy on the host as it is now.")
+		return false
+	}
+	added, removed := c.Count()
+	fmt.Fprintf(a.stdout, "Drifted: the host changed since apply (%d set elements to add, %d to remove). Run 'zonewarden apply %s'.\n", added, removed, applied.PolicyPath)
+	return true
 }
 
 // elementComments returns the comments of a set's elements in a listing.

@@ -97,7 +97,8 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 			for _, a := range addrs {
 				r.add("admitted"+familyOf(a).suffix, a.String(), m.Container.Name)
 			}
-		case len(m.Matches) == 0 && unmanagedFree:
+		case len(m.Matches) == 0 && unmanagedFree && len(m.Attached) > 0:
+			// Only where it shares a zone does admission matter.
 			for _, a := range addrs {
 				f := familyOf(a)
 				r.add("admitted"+f.suffix, a.String(), m.Container.Name)
