@@ -80,14 +80,24 @@ func (a *app) rootCommand() *cobra.Command {
 		Long: `zonewarden turns one Docker host into security zones and proves that they hold.
 
 It reads a host from the Docker Engine API (default), from compose files (-f)
-or from a snapshot file (--snapshot), and audits it for the network mistakes
-that let one compromised container reach the others.
+or from a snapshot file (--snapshot): it audits it, shows who reaches whom
+and the blast radius of each container, and enforces zones declared in one
+policy file (Docker networks plus an nftables table of its own).
 
-Start with:
-  zonewarden demo                 build a small insecure host and audit it
-  zonewarden audit                audit the local Docker host
-  zonewarden audit -f compose.yaml
-  zonewarden snapshot -o host.json   save the host to analyse it elsewhere`,
+See:
+  zonewarden demo                        build a small insecure host, audit it, segment it
+  zonewarden audit                       the network mistakes of the local Docker host
+  zonewarden reach --from web            who web reaches, on which ports, and why
+  zonewarden blast-radius --all          every container by what an attacker would reach
+  zonewarden graph -o zones.html         the zones drawn, with findings and blast radii
+
+Enforce:
+  zonewarden init -o zones.yaml          a starter policy from the host
+  zonewarden check zones.yaml            validate it and run its tests, offline
+  zonewarden plan zones.yaml             what apply would change
+  zonewarden apply zones.yaml            networks, memberships and the firewall
+  zonewarden status / zonewarden reset   the installed firewall; remove it
+`,
 		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
