@@ -136,6 +136,9 @@ type Container struct {
 	// restarting, dead) or "defined" for a compose service not yet created.
 	State  string            `json:"state"`
 	Labels map[string]string `json:"labels,omitempty"`
+	// Pid is the main process of a running container (its network
+	// namespace is /proc/PID/ns/net), 0 otherwise; live hosts only.
+	Pid int `json:"pid,omitempty"`
 	// NetworkMode is HostConfig.NetworkMode: "bridge", "host", "none",
 	// "container:<name or id>", or a network name.
 	NetworkMode string     `json:"network_mode,omitempty"`

@@ -309,6 +309,7 @@ func convertContainer(ct container.InspectResponse, nameByID map[string]string) 
 	}
 	if ct.State != nil {
 		out.State = string(ct.State.Status)
+		out.Pid = ct.State.Pid
 	}
 	if cfg := ct.Config; cfg != nil {
 		out.Image = cfg.Image
