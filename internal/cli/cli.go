@@ -120,6 +120,7 @@ Enforce:
 		a.applyCommand(),
 		a.statusCommand(),
 		a.resetCommand(),
+		a.verifyCommand(),
 		idleCommand(),
 	)
 	return root

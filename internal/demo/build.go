@@ -17,7 +17,17 @@ import (
 // command that keeps it idle.
 type ImagePayload struct {
 	Binary []byte
-	Cmd    []string
+	// Path is where the binary goes in the image ("/payload" when
+	// empty): busybox picks its applet from it, so it is "/sleep" there.
+	Path string
+	Cmd  []string
+}
+
+func (p ImagePayload) path() string {
+	if p.Path == "" {
+		return "/payload"
+	}
+	return p.Path
 }
 
 // FindPayload picks a static binary for the FROM-scratch demo image: the
@@ -34,7 +44,7 @@ func FindPayload() (ImagePayload, error) {
 		if isStatic(bb) {
 			data, err := os.ReadFile(bb)
 			if err == nil {
-				return ImagePayload{Binary: data, Cmd: []string{"/payload", "sleep", "2147483647"}}, nil
+				return ImagePayload{Binary: data, Path: "/sleep", Cmd: []string{"/sleep", "2147483647"}}, nil
 			}
 		}
 	}
@@ -69,7 +79,7 @@ type Built struct {
 // an earlier kept demo left behind is removed first; a name that belongs to
 // something else stops the build before anything is created.
 func Build(ctx context.Context, dc *dockerapi.Client, h Host, runID string, payload ImagePayload) (*Built, error) {
-	sum := sha256.Sum256(payload.Binary)
+	sum := sha256.Sum256(append([]byte(payload.path()+"\x00"), payload.Binary...))
 	hash := hex.EncodeToString(sum[:6])
 	if err := ensureImage(ctx, dc, payload, hash); err != nil {
 		return nil, err
@@ -138,7 +148,7 @@ func ensureImage(ctx context.Context, dc *dockerapi.Client, payload ImagePayload
 	}
 	tags := append([]string{marker}, Images...)
 	tags = append(tags, "zonewarden-demo/shop-api:2.4-rc1")
-	dockerfile := "FROM scratch\nCOPY payload /payload\nCMD [\"/payload\"]\n"
+	dockerfile := fmt.Sprintf("FROM scratch\nCOPY payload %s\nCMD [%q]\n", payload.path(), payload.path())
 	return dc.BuildImage(ctx, dockerfile,
 		[]dockerapi.BuildFile{{Name: "payload", Mode: 0o755, Data: payload.Binary}},
 		tags, map[string]string{Label: "image"})
