@@ -14,14 +14,14 @@ cleanup() {
 }
 trap cleanup EXIT
 cleanup
-for n in 0 1 2 3 4; do docker network create --label $LABEL zwbench-v$n >/dev/null; done
+for n in 0 1 2 3 4; do docker network create --label $LABEL zwbench-$$-v$n >/dev/null; done
 IMAGE=zonewarden-demo/devbox:latest
 case "$(docker image inspect --format '{{json .Config.Cmd}}' $IMAGE)" in
 *sleep*) ARGS=(/sleep 2147483647) ;;  # busybox as /sleep
 *) ARGS=(/payload idle) ;;      # a static zonewarden as /payload
 esac
 for i in $(seq 0 99); do
-	docker run -d --label $LABEL --network zwbench-v$((i % 5)) --name zwbench-c$i $IMAGE "${ARGS[@]}" >/dev/null
+	docker run -d --label $LABEL --network zwbench-$$-v$((i % 5)) --name zwbench-$$-c$i $IMAGE "${ARGS[@]}" >/dev/null
 done
 echo "100 containers up; verifying"
 start=$(date +%s.%N)
