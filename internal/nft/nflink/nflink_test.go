@@ -1,0 +1,603 @@
+package nflink
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/nftables/expr"
+	"github.com/zonewarden/zonewarden/internal/enforce"
+	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/nft"
+	"github.com/zonewarden/zonewarden/internal/policy"
+	"github.com/zonewarden/zonewarden/internal/policy/synthetic"
+	"github.com/zonewarden/zonewarden/internal/testenv"
+)
+
+// host is a three-tier host: addresses 10.20.N.x (IPv6 fd20:1::x on the
+// dmz), lb publishing 443, a container no workload selects.
+func host() *inventory.Snapshot {
+	nets := []inventory.Network{{Name: "bridge", Driver: "bridge", ICC: true,
+		Subnets: []inventory.Subnet{{Prefix: netip.MustParsePrefix("10.20.0.0/24")}}}}
+	for i, n := range []string{"public-dmz", "application-tier", "database-tier"} {
+		nw := inventory.Network{Name: n, Driver: "bridge", ICC: true, Internal: n == "database-tier",
+			Subnets: []inventory.Subnet{{Prefix: netip.MustParsePrefix(fmt.Sprintf("10.20.%d.0/24", i+1))}}}
+		if n == "public-dmz" {
+			nw.EnableIPv6 = true
+			nw.Subnets = append(nw.Subnets, inventory.Subnet{Prefix: netip.MustParsePrefix("fd20:1::/64")})
+		}
+		nets = append(nets, nw)
+	}
+	addr := 10
+	c := func(name string, networks ...string) inventory.Container {
+		addr++
+		ct := inventory.Container{Name: name, State: "running", NetworkMode: networks[0]}
+		for _, n := range networks {
+			i := map[string]int{"public-dmz": 1, "application-tier": 2, "database-tier": 3}[n]
+			e := inventory.Endpoint{Network: n, IPv4: netip.MustParseAddr(fmt.Sprintf("10.20.%d.%d", i, addr))}
+			if i == 1 {
+				e.IPv6 = netip.MustParseAddr(fmt.Sprintf("fd20:1::%d", addr))
+			}
+			ct.Endpoints = append(ct.Endpoints, e)
+		}
+		return ct
+	}
+	lb := c("lb", "public-dmz")
+	lb.Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 443, Protocol: "tcp"}, HostPort: 443}}
+	return &inventory.Snapshot{Version: 1, Networks: nets, Containers: []inventory.Container{
+		lb, c("frontend", "public-dmz", "application-tier"), c("api", "application-tier", "database-tier"),
+		c("postgres", "database-tier"), c("cache", "database-tier"), c("stray", "application-tier"),
+	}}
+}
+
+const hostPolicy = `version: 1
+zones:
+  public-dmz:       {default: deny}
+  application-tier: {default: deny}
+  database-tier:    {internal: true}
+workloads:
+  lb:       {match: {name: lb}, zones: [public-dmz], publish: ["443:443/tcp"], ingress: ["203.0.113.0/24", "2001:db8::/32"]}
+  frontend: {match: {name: frontend}, zones: [public-dmz, application-tier]}
+  api:      {match: {name: api}, zones: [application-tier, database-tier], egress: [{to: 198.51.100.0/24, ports: [443/tcp]}]}
+  postgres: {match: {name: postgres}, zones: [database-tier]}
+  cache:    {match: {name: cache}, zones: [database-tier]}
+flows:
+  - {from: lb,       to: frontend, ports: [8080/tcp]}
+  - {from: frontend, to: api,      ports: [8080/tcp, 9000-9100/udp]}
+  - {from: api,      to: postgres, ports: [5432/tcp]}
+  - {from: api,      to: cache,    ports: [6379/tcp, icmp]}
+  - {from: frontend, to: lb,       ports: [443/tcp]}
+  - {from: cache,    to: api,      ports: [all]}
+unmanaged: warn
+`
+
+// variants are policies whose rulesets cover every kind of set and both
+// sets of chains.
+var variants = map[string]string{
+	"three-tier":     hostPolicy,
+	"allow-zones":    strings.ReplaceAll(hostPolicy, "{default: deny}", "{}"),
+	"unmanaged-deny": strings.Replace(hostPolicy, "unmanaged: warn", "unmanaged: deny", 1),
+}
+
+func compile(t testing.TB, doc string, snap *inventory.Snapshot, table string) *enforce.Ruleset {
+	t.Helper()
+	p, err := policy.Parse("zones.yaml", []byte(doc), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := policy.Bind(p, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enforce.Compile(b, enforce.Options{Table: table})
+}
+
+// TestEncodeAsNft: elements encode to the bytes nft sends for them
+// (nft --debug=netlink, words shown as they lie in memory).
+func TestEncodeAsNft(t *testing.T) {
+	tbl := table("t")
+	for _, tc := range []struct {
+		typ      string
+		interval bool
+		elem     string
+		want     []string // key[-keyend][/end] per kernel element
+	}{
+		{"ipv4_addr", false, "10.20.1.11", []string{"0a14010b"}},
+		{"ipv4_addr", true, "10.20.1.0/24", []string{"0a140100", "0a140200/end"}},
+		{"ipv4_addr", true, "0.0.0.0/0", []string{"00000000"}},
+		{"ipv6_addr", true, "fd20:1::/64", []string{"fd200001000000000000000000000000", "fd200001000000010000000000000000/end"}},
+		{"ipv4_addr . ipv4_addr . inet_proto . inet_service", false, "10.20.1.11 . 10.20.1.12 . tcp . 8080",
+			[]string{"0a14010b0a14010c060000001f900000"}},
+		{"ipv4_addr . ipv4_addr . inet_proto . inet_service", true, "10.20.2.12 . 10.20.2.13 . udp . 9000-9100",
+			[]string{"0a14020c0a14020d1100000023280000-0a14020c0a14020d11000000238c0000"}},
+		{"ipv4_addr . ipv4_addr . inet_proto . inet_service", true, "10.20.1.11 . 0.0.0.0/0 . 0-255 . 0-65535",
+			[]string{"0a14010b000000000000000000000000-0a14010bffffffffff000000ffff0000"}},
+		{"ipv6_addr . inet_proto . inet_service", true, "fd20:1::12 . ipv6-icmp . 0-65535",
+			[]string{"fd200001000000000000000000000012" + "3a000000" + "00000000-fd200001000000000000000000000012" + "3a000000" + "ffff0000"}},
+		{"inet_proto . inet_service", false, "udp . 53", []string{"1100000000350000"}},
+	} {
+		l, err := newLayout(enforce.SetInfo{Name: "s", Type: tc.typ, Interval: tc.interval}, tbl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := l.encode(tc.elem, "c")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.elem, err)
+		}
+		var got []string
+		for _, e := range enc {
+			s := hex.EncodeToString(e.Key)
+			if e.KeyEnd != nil {
+				s += "-" + hex.EncodeToString(e.KeyEnd)
+			}
+			if e.IntervalEnd {
+				s += "/end"
+			}
+			got = append(got, s)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s in %s (interval %v):\n got %v\nwant %v", tc.elem, tc.typ, tc.interval, got, tc.want)
+		}
+		if enc[0].Comment != "c" || len(enc) > 1 && enc[1].Comment != "" {
+			t.Errorf("%s: the comment belongs on the first element only: %+v", tc.elem, enc)
+		}
+	}
+	for _, bad := range []struct{ typ, elem string }{
+		{"ipv4_addr", "10.20.1.0/24"}, // a prefix in a hash set
+		{"ipv4_addr", "fd20::1"},
+		{"ipv4_addr . inet_service", "10.0.0.1 . 70000"},
+		{"ipv4_addr . inet_service", "10.0.0.1"},
+		{"inet_proto", "nosuchproto"},
+	} {
+		l, _ := newLayout(enforce.SetInfo{Name: "s", Type: bad.typ}, tbl)
+		if _, err := l.encode(bad.elem, ""); err == nil {
+			t.Errorf("%q in %s: encoded, want an error", bad.elem, bad.typ)
+		}
+	}
+}
+
+// TestCompileChains: every variant's chains compile, and the rules load
+// what nft loads: the family first, concatenations in consecutive
+// registers, meta l4proto swapped for interval sets only.
+func TestCompileChains(t *testing.T) {
+	for name, doc := range variants {
+		r := compile(t, doc, host(), "t")
+		sets := map[string]*layout{}
+		for _, d := range r.Sets() {
+			l, err := newLayout(d, table("t"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sets[d.Name] = l
+		}
+		chains, err := compileChains(r.Chains(), table("t"), sets)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(chains) != 6 || chains[0].chain.Hooknum == nil || *chains[0].chain.Priority != -5 || chains[2].chain.Hooknum != nil {
+			t.Fatalf("%s: chains %+v", name, chains)
+		}
+		rules := 0
+		for _, c := range chains {
+			rules += len(c.rules)
+		}
+		if want := strings.Count(r.Chains(), "\n") - 6*2 - 2; rules != want {
+			t.Errorf("%s: %d rules, want %d", name, rules, want)
+		}
+	}
+	sets := map[string]*layout{}
+	for _, d := range []enforce.SetInfo{
+		{Name: "allow6", Type: "ipv6_addr . ipv6_addr . inet_proto . inet_service"},
+		{Name: "egress6", Type: "ipv6_addr . ipv6_addr . inet_proto . inet_service", Interval: true},
+		{Name: "local6", Type: "ipv6_addr", Interval: true},
+	} {
+		sets[d.Name], _ = newLayout(d, table("t"))
+	}
+	r, err := compileRule(`ip6 daddr != @local6 ip6 saddr . ip6 daddr . meta l4proto . th dport @egress6 counter accept comment "egress"`, sets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"*expr.Meta{Key:15 Register:1}", "*expr.Cmp{Data:[10] Register:1}",
+		"*expr.Payload{Base:1 Offset:24 Len:16 DestRegister:1}", "*expr.Lookup{SetName:local6 Invert:true}",
+		"*expr.Payload{Base:1 Offset:8 Len:16 DestRegister:1}", "*expr.Payload{Base:1 Offset:24 Len:16 DestRegister:12}",
+		"*expr.Meta{Key:16 Register:16}", "*expr.Byteorder{Src:16 Dst:16 Len:1 Size:2}",
+		"*expr.Payload{Base:2 Offset:2 Len:2 DestRegister:17}", "*expr.Lookup{SetName:egress6 Invert:false}",
+		"*expr.Counter", "*expr.Verdict{Kind:1}",
+	}
+	var got []string
+	for _, e := range r.exprs {
+		got = append(got, describe(e))
+	}
+	if !slices.Equal(got, want) || r.comment != "egress" {
+		t.Errorf("rule compiles to\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	r, _ = compileRule(`ip6 saddr . ip6 daddr . meta l4proto . th dport @allow6 accept`, sets)
+	for _, e := range r.exprs {
+		if _, ok := e.(*expr.Byteorder); ok {
+			t.Error("a hash set's lookup swaps meta l4proto")
+		}
+	}
+	for _, bad := range []string{
+		"ip saddr @nope accept",
+		"ip saddr . ip daddr @local6 accept",
+		"ip6 saddr @local6 ip saddr @local6 drop",
+		"tcp dport 22 accept",
+		"accept counter",
+	} {
+		if _, err := compileRule(bad, sets); err == nil {
+			t.Errorf("%q compiled, want an error", bad)
+		}
+	}
+}
+
+func TestPriority(t *testing.T) {
+	for in, want := range map[string]int{"filter - 5": -5, "filter + 10": 10, "filter": 0, "filter + 0": 0, "-5": -5, "mangle - 1": -151} {
+		if got, err := priority(strings.Fields(in)); err != nil || got != want {
+			t.Errorf("priority %q = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"filter -", "filter * 2", "soon"} {
+		if _, err := priority(strings.Fields(in)); err == nil {
+			t.Errorf("priority %q: no error", in)
+		}
+	}
+}
+
+func describe(e expr.Any) string {
+	switch e := e.(type) {
+	case *expr.Meta:
+		return fmt.Sprintf("*expr.Meta{Key:%d Register:%d}", e.Key, e.Register)
+	case *expr.Cmp:
+		return fmt.Sprintf("*expr.Cmp{Data:%v Register:%d}", e.Data, e.Register)
+	case *expr.Payload:
+		return fmt.Sprintf("*expr.Payload{Base:%d Offset:%d Len:%d DestRegister:%d}", e.Base, e.Offset, e.Len, e.DestRegister)
+	case *expr.Lookup:
+		return fmt.Sprintf("*expr.Lookup{SetName:%s Invert:%v}", e.SetName, e.Invert)
+	case *expr.Byteorder:
+		return fmt.Sprintf("*expr.Byteorder{Src:%d Dst:%d Len:%d Size:%d}", e.SourceRegister, e.DestRegister, e.Len, e.Size)
+	case *expr.Counter:
+		return "*expr.Counter"
+	case *expr.Verdict:
+		return fmt.Sprintf("*expr.Verdict{Kind:%d}", e.Kind)
+	}
+	return fmt.Sprintf("%T", e)
+}
+
+// loaded is how the kernel shows a table: nft's listing and the
+// expressions and elements it reads back (nft --debug=netlink), both
+// normalised for what may legitimately differ between two loads of the
+// same ruleset: the order of a hash set's elements and of the elements
+// of a listing, counters, the table's comment (which the netlink loader
+// cannot set).
+type loaded struct{ listing, netlink string }
+
+func load(t *testing.T, name string) loaded {
+	t.Helper()
+	out, err := exec.Command(nft.Binary, "list", "table", "inet", name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list table inet %s: %v\n%s", name, err, out)
+	}
+	dbg, err := exec.Command(nft.Binary, "--debug=netlink", "list", "table", "inet", name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft --debug=netlink list table inet %s: %v\n%s", name, err, dbg)
+	}
+	return loaded{normalListing(string(out)), normalNetlink(string(dbg))}
+}
+
+var counters = regexp.MustCompile(`counter (packets|pkts) \d+ bytes \d+`)
+
+// normalListing sorts the elements of each set, one a line, and drops the
+// table's comment.
+func normalListing(s string) string {
+	s = counters.ReplaceAllString(s, "counter")
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "elements = {")
+		if i < 0 {
+			b.WriteString(s)
+			break
+		}
+		b.WriteString(s[:i])
+		s = s[i+len("elements = {"):]
+		var items []string
+		start, quoted := 0, false
+	scan:
+		for j := 0; j < len(s); j++ {
+			switch s[j] {
+			case '"':
+				quoted = !quoted
+			case ',', '}':
+				if quoted {
+					continue
+				}
+				items = append(items, strings.Join(strings.Fields(s[start:j]), " "))
+				start = j + 1
+				if s[j] == '}' {
+					s = s[j+1:]
+					break scan
+				}
+			}
+		}
+		slices.Sort(items)
+		b.WriteString("elements = {\n\t\t\t" + strings.Join(items, "\n\t\t\t") + " }")
+	}
+	var lines []string
+	for _, l := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(l, "\tcomment ") { // the table's
+			continue
+		}
+		lines = append(lines, l)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// normalNetlink sorts the elements of each set, and normalises the
+// listing that follows them.
+func normalNetlink(s string) string {
+	s = counters.ReplaceAllString(s, "counter")
+	var out, block []string
+	flush := func() {
+		if len(block) > 0 && strings.Contains(block[0], " @") {
+			slices.Sort(block[1:])
+		}
+		out = append(out, block...)
+		block = nil
+	}
+	for _, l := range strings.Split(s, "\n") {
+		if l != "" && l[0] != ' ' && l[0] != '\t' {
+			flush()
+		}
+		block = append(block, l)
+	}
+	flush()
+	return normalListing(strings.Join(out, "\n")) // nft appends the listing
+}
+
+func diff(t *testing.T, what string, got, want loaded) {
+	t.Helper()
+	for _, c := range []struct{ kind, got, want string }{{"nft list table", got.listing, want.listing}, {"nft --debug=netlink list table", got.netlink, want.netlink}} {
+		if c.got == c.want {
+			continue
+		}
+		g, w := strings.Split(c.got, "\n"), strings.Split(c.want, "\n")
+		n := 0
+		for n < len(g) && n < len(w) && g[n] == w[n] {
+			n++
+		}
+		lo := max(n-5, 0)
+		t.Errorf("%s: %s differs from nft -f's, from line %d:\n--- netlink:\n%s\n--- nft -f:\n%s", what, c.kind, n+1,
+			strings.Join(g[lo:min(n+15, len(g))], "\n"), strings.Join(w[lo:min(n+15, len(w))], "\n"))
+	}
+}
+
+func testTable(t *testing.T) string {
+	table := "zwtest_nflink_" + testenv.RunID(t)
+	t.Cleanup(func() { nft.Delete(context.Background(), "inet", table) })
+	return table
+}
+
+func newLoader(t testing.TB) *Loader {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// TestSyncMatchesNft: a full sync over netlink loads the table nft -f of
+// Ruleset.Script loads, expression for expression and element for
+// element — replacing a table nft loaded, and creating it afresh.
+func TestSyncMatchesNft(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	l := newLoader(t)
+	big := synthetic.Policy(300, 12, 3000, 0, 1)
+	bigBind, err := policy.Bind(big, synthetic.Host(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]func(table string) *enforce.Ruleset{
+		"synthetic-3000-flows": func(table string) *enforce.Ruleset {
+			return enforce.Compile(bigBind, enforce.Options{Table: table})
+		},
+		"priority-plus-3": func(table string) *enforce.Ruleset {
+			return enforce.Compile(bigBind, enforce.Options{Table: table, Priority: 3})
+		},
+	}
+	for name, doc := range variants {
+		cases[name] = func(table string) *enforce.Ruleset { return compile(t, doc, host(), table) }
+	}
+	for name, mk := range cases {
+		t.Run(name, func(t *testing.T) {
+			table := testTable(t)
+			r := mk(table)
+			if err := nft.Apply(ctx, r.Script()); err != nil {
+				t.Fatal(err)
+			}
+			want := load(t, table)
+			if err := l.Sync(r); err != nil { // over nft's table
+				t.Fatal(err)
+			}
+			diff(t, "sync over a table", load(t, table), want)
+			if err := nft.Delete(ctx, "inet", table); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Sync(r); err != nil { // afresh
+				t.Fatal(err)
+			}
+			diff(t, "sync afresh", load(t, table), want)
+			if name == "synthetic-3000-flows" && r.Size() < 5000 {
+				t.Errorf("only %d elements: the case should span several netlink messages per set", r.Size())
+			}
+		})
+	}
+}
+
+// TestUpdateMatchesNft: element updates over netlink leave the table nft
+// -f of the new ruleset's script loads, both ways, for changes to every
+// kind of set: hash sets of addresses and of concatenations, interval
+// sets of prefixes, concatenations with ranges and prefixes; elements
+// whose comment alone changes. A change of chains is a full sync.
+func TestUpdateMatchesNft(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	l := newLoader(t)
+	table := testTable(t)
+	old := compile(t, hostPolicy, host(), table)
+
+	snap := host()
+	snap.Containers[3].Endpoints[0].IPv4 = netip.MustParseAddr("10.20.3.77") // postgres restarted
+	snap.Containers[0].Name = "lb-2"                                         // comments change
+	snap.Containers[0].Ports[0].HostPort = 8443                              // pubports, pubin
+	snap.Networks = append(snap.Networks, inventory.Network{Name: "other", Driver: "bridge", Subnets: []inventory.Subnet{
+		{Prefix: netip.MustParsePrefix("10.20.9.0/24")}, {Prefix: netip.MustParsePrefix("fd20:9::/64")}}}) // local4/6
+	snap.Networks[0].Subnets = nil // a network's subnet goes
+	doc := strings.NewReplacer(
+		`"203.0.113.0/24"`, `"203.0.113.128/25"`, // ingress4
+		"to: 198.51.100.0/24", "to: 198.51.0.0/16", // egress4
+		"9000-9100/udp", "9000-9200/udp", // allowrange4
+		"- {from: api,      to: postgres, ports: [5432/tcp]}", "- {from: api,      to: postgres, ports: [5432/tcp, 5433/tcp]}",
+		"lb:       {match: {name: lb}", "lb:       {match: {name: lb-2}",
+	).Replace(hostPolicy)
+	now := compile(t, doc, snap, table)
+	if old.Chains() != now.Chains() {
+		t.Fatal("the change should keep the chains")
+	}
+
+	if err := nft.Apply(ctx, now.Script()); err != nil {
+		t.Fatal(err)
+	}
+	wantNow := load(t, table)
+	if err := nft.Apply(ctx, old.Script()); err != nil {
+		t.Fatal(err)
+	}
+	wantOld := load(t, table)
+	if wantOld == wantNow {
+		t.Fatal("the two rulesets load the same table")
+	}
+
+	c, err := Diff(old, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := map[string]bool{}
+	for _, s := range c.sets {
+		changed[s.layout.name] = true
+	}
+	for _, set := range []string{"local4", "local6", "admitted4", "allow4", "allowrange4", "egress4", "ingress4", "pubin4", "pubports", "admitted6"} {
+		if !changed[set] {
+			t.Errorf("the change leaves %s alone; it should cover it (changed: %v)", set, changed)
+		}
+	}
+	if err := l.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "old -> new", load(t, table), wantNow)
+	if err := l.Update(now, old); err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "new -> old", load(t, table), wantOld)
+	if c, _ := Diff(old, old); !c.Empty() {
+		t.Errorf("no change: %d sets change", len(c.sets))
+	}
+
+	deny := compile(t, strings.Replace(hostPolicy, "unmanaged: warn", "unmanaged: deny", 1), host(), table)
+	c, _ = Diff(old, deny)
+	if !c.Full() {
+		t.Fatal("other chains: not a full sync")
+	}
+	if err := l.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := nft.Apply(ctx, deny.Script()); err != nil {
+		t.Fatal(err)
+	}
+	wantDeny := load(t, table)
+	if err := l.Update(deny, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Update(old, deny); err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "old -> unmanaged: deny", load(t, table), wantDeny)
+}
+
+// TestUpdateIsOneTransaction: a batch the kernel refuses in part changes
+// nothing, and the loader goes on working after it.
+func TestUpdateIsOneTransaction(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	l := newLoader(t)
+	table := testTable(t)
+	old := compile(t, hostPolicy, host(), table)
+	if err := l.Sync(old); err != nil {
+		t.Fatal(err)
+	}
+	before := load(t, table)
+
+	snap := host()
+	snap.Containers[3].Endpoints[0].IPv4 = netip.MustParseAddr("10.20.3.77")
+	now := compile(t, hostPolicy, snap, table)
+	// The kernel lacks an element old claims: deleting it fails, and
+	// with it the additions of the same batch.
+	if _, err := exec.Command(nft.Binary, "delete", "element", "inet", table, "admitted4", "{ 10.20.3.14 }").CombinedOutput(); err != nil {
+		t.Fatal(err)
+	}
+	missing := load(t, table)
+	if missing == before {
+		t.Fatal("deleting an element changed nothing")
+	}
+	err := l.Update(old, now)
+	if err == nil || !strings.Contains(err.Error(), table) {
+		t.Fatalf("update over a missing element: %v, want an error naming the table", err)
+	}
+	t.Logf("refused: %v", err)
+	if got := load(t, table); got != missing {
+		diff(t, "after a refused update", got, missing)
+	}
+	if err := l.Sync(now); err != nil {
+		t.Fatalf("after an error: %v", err)
+	}
+	if err := nft.Apply(ctx, now.Script()); err != nil {
+		t.Fatal(err)
+	}
+	want := load(t, table)
+	if err := l.Sync(now); err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "sync after an error", load(t, table), want)
+}
+
+// TestOtherTablesUntouched: a sync and an update touch only their table.
+func TestOtherTablesUntouched(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	l := newLoader(t)
+	table := testTable(t)
+	other := table + "_other"
+	t.Cleanup(func() { nft.Delete(ctx, "inet", other) })
+	if err := nft.Apply(ctx, "table inet "+other+" {\n\tset keep { type ipv4_addr; elements = { 198.18.0.9 } }\n}\n"); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := nft.List(ctx, "inet", other)
+	r := compile(t, hostPolicy, host(), table)
+	if err := l.Sync(r); err != nil {
+		t.Fatal(err)
+	}
+	snap := host()
+	snap.Containers[3].Endpoints[0].IPv4 = netip.MustParseAddr("10.20.3.77")
+	if err := l.Update(r, compile(t, hostPolicy, snap, table)); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := nft.List(ctx, "inet", other); after != before {
+		t.Errorf("another table changed:\n%s\nwas\n%s", after, before)
+	}
+}
