@@ -338,14 +338,19 @@ func normalListing(s string) string {
 	return strings.Join(lines, "\n")
 }
 
-// normalNetlink sorts the elements of each set, and normalises the
-// listing that follows them.
+// normalNetlink sorts the elements of each set and the sets' blocks (the
+// kernel dumps sets in no fixed order), and normalises the listing that
+// follows them.
 func normalNetlink(s string) string {
 	s = counters.ReplaceAllString(s, "counter")
 	var out, block []string
+	var sets [][]string
 	flush := func() {
 		if len(block) > 0 && strings.Contains(block[0], " @") {
 			slices.Sort(block[1:])
+			sets = append(sets, block)
+			block = nil
+			return
 		}
 		out = append(out, block...)
 		block = nil
@@ -357,7 +362,13 @@ func normalNetlink(s string) string {
 		block = append(block, l)
 	}
 	flush()
-	return normalListing(strings.Join(out, "\n")) // nft appends the listing
+	slices.SortFunc(sets, func(a, b []string) int { return strings.Compare(a[0], b[0]) })
+	var all []string
+	for _, set := range sets {
+		all = append(all, set...)
+	}
+	all = append(all, out...)
+	return normalListing(strings.Join(all, "\n")) // nft appends the listing
 }
 
 func diff(t *testing.T, what string, got, want loaded) {
