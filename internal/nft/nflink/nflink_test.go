@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os/exec"
 	"regexp"
@@ -344,11 +345,10 @@ func normalListing(s string) string {
 func normalNetlink(s string) string {
 	s = counters.ReplaceAllString(s, "counter")
 	var out, block []string
-	var sets [][]string
+	sets := map[string][]string{} // header -> elements: a big set is dumped in several chunks
 	flush := func() {
 		if len(block) > 0 && strings.Contains(block[0], " @") {
-			slices.Sort(block[1:])
-			sets = append(sets, block)
+			sets[block[0]] = append(sets[block[0]], block[1:]...)
 			block = nil
 			return
 		}
@@ -362,10 +362,12 @@ func normalNetlink(s string) string {
 		block = append(block, l)
 	}
 	flush()
-	slices.SortFunc(sets, func(a, b []string) int { return strings.Compare(a[0], b[0]) })
 	var all []string
-	for _, set := range sets {
-		all = append(all, set...)
+	for _, header := range slices.Sorted(maps.Keys(sets)) {
+		elems := sets[header]
+		slices.Sort(elems)
+		all = append(all, header)
+		all = append(all, elems...)
 	}
 	all = append(all, out...)
 	return normalListing(strings.Join(all, "\n")) // nft appends the listing
