@@ -285,14 +285,33 @@ func load(t *testing.T, name string) loaded {
 	if err != nil {
 		t.Fatalf("nft list table inet %s: %v\n%s", name, err, out)
 	}
-	dbg, err := exec.Command(nft.Binary, "--debug=netlink", "list", "table", "inet", name).CombinedOutput()
-	if err != nil {
-		t.Fatalf("nft --debug=netlink list table inet %s: %v\n%s", name, err, dbg)
+	// nft --debug=netlink prints every netlink message it receives, those
+	// of a dump the kernel interrupted (another test changed some table
+	// meanwhile) and restarted too: take the dump once two in a row agree.
+	dump := func() string {
+		dbg, err := exec.Command(nft.Binary, "--debug=netlink", "list", "table", "inet", name).CombinedOutput()
+		if err != nil {
+			t.Fatalf("nft --debug=netlink list table inet %s: %v\n%s", name, err, dbg)
+		}
+		return normalNetlink(string(dbg))
 	}
-	return loaded{normalListing(string(out)), normalNetlink(string(dbg))}
+	netlinkDump := dump()
+	for range 10 {
+		again := dump()
+		if again == netlinkDump {
+			break
+		}
+		netlinkDump = again
+	}
+	return loaded{normalListing(string(out)), netlinkDump}
 }
 
-var counters = regexp.MustCompile(`counter (packets|pkts) \d+ bytes \d+`)
+var (
+	counters = regexp.MustCompile(`counter (packets|pkts) \d+ bytes \d+`)
+	// ruleHeader is a rule's line in a netlink dump: "inet T chain 31 30";
+	// handles and positions depend on what the table saw before.
+	ruleHeader = regexp.MustCompile(`(?m)^(inet \S+ \S+)( \d+)+$`)
+)
 
 // normalListing sorts the elements of each set, one a line, and drops the
 // table's comment.
@@ -344,15 +363,19 @@ func normalListing(s string) string {
 // follows them.
 func normalNetlink(s string) string {
 	s = counters.ReplaceAllString(s, "counter")
+	s = ruleHeader.ReplaceAllString(s, "$1")
 	var out, block []string
-	sets := map[string][]string{} // header -> elements: a big set is dumped in several chunks
+	sets := map[string][]string{}  // header -> elements: a big set is dumped in several chunks
+	rules := map[string][]string{} // chain header -> its rules, in order: chains come in no fixed order
 	flush := func() {
-		if len(block) > 0 && strings.Contains(block[0], " @") {
+		switch {
+		case len(block) > 0 && strings.Contains(block[0], " @"):
 			sets[block[0]] = append(sets[block[0]], block[1:]...)
-			block = nil
-			return
+		case len(block) > 0 && strings.HasPrefix(block[0], "inet ") && len(strings.Fields(block[0])) == 3:
+			rules[block[0]] = append(rules[block[0]], block...)
+		default:
+			out = append(out, block...)
 		}
-		out = append(out, block...)
 		block = nil
 	}
 	for _, l := range strings.Split(s, "\n") {
@@ -366,8 +389,12 @@ func normalNetlink(s string) string {
 	for _, header := range slices.Sorted(maps.Keys(sets)) {
 		elems := sets[header]
 		slices.Sort(elems)
+		elems = slices.Compact(elems) // nft may dump a set twice (cache, then listing)
 		all = append(all, header)
 		all = append(all, elems...)
+	}
+	for _, header := range slices.Sorted(maps.Keys(rules)) {
+		all = append(all, rules[header]...)
 	}
 	all = append(all, out...)
 	return normalListing(strings.Join(all, "\n")) // nft appends the listing
