@@ -19,6 +19,7 @@ var pure = []string{
 	"github.com/zonewarden/zonewarden/internal/graph",
 	"github.com/zonewarden/zonewarden/internal/plan",
 	"github.com/zonewarden/zonewarden/internal/enforce",
+	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest",
 	"github.com/zonewarden/zonewarden/internal/suggest",
 	"github.com/zonewarden/zonewarden/internal/policy",
 	"github.com/zonewarden/zonewarden/internal/policy/synthetic",

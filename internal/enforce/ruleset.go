@@ -193,31 +193,15 @@ func (r *Ruleset) Update(old *Ruleset) string {
 		return r.Script()
 	}
 	var b strings.Builder
+	removed, added := r.ElementChanges(old)
 	for _, d := range setDefs() {
-		was, now := old.elems[d.name], r.elems[d.name]
-		var del, add []string
-		for e := range was {
-			if _, ok := now[e]; !ok {
-				del = append(del, e)
-			}
-		}
-		for e, c := range now {
-			if oc, ok := was[e]; !ok || oc != c {
-				if ok {
-					del = append(del, e) // re-added with its new comment
-				}
-				add = append(add, e)
-			}
-		}
-		slices.Sort(del)
-		slices.Sort(add)
-		if len(del) > 0 {
+		if del := removed[d.name]; len(del) > 0 {
 			fmt.Fprintf(&b, "delete element inet %s %s { %s }\n", r.opts.Table, d.name, strings.Join(del, ", "))
 		}
-		if len(add) > 0 {
+		if add := added[d.name]; len(add) > 0 {
 			items := make([]string, len(add))
 			for i, e := range add {
-				items[i] = e + " comment " + quote(now[e])
+				items[i] = e + " comment " + quote(r.elems[d.name][e])
 			}
 			fmt.Fprintf(&b, "add element inet %s %s { %s }\n", r.opts.Table, d.name, strings.Join(items, ", "))
 		}

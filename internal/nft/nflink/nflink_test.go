@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/nftables/expr"
 	"github.com/zonewarden/zonewarden/internal/enforce"
+	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
@@ -21,41 +22,8 @@ import (
 	"github.com/zonewarden/zonewarden/internal/testenv"
 )
 
-// host is a three-tier host: addresses 10.20.N.x (IPv6 fd20:1::x on the
-// dmz), lb publishing 443, a container no workload selects.
-func host() *inventory.Snapshot {
-	nets := []inventory.Network{{Name: "bridge", Driver: "bridge", ICC: true,
-		Subnets: []inventory.Subnet{{Prefix: netip.MustParsePrefix("10.20.0.0/24")}}}}
-	for i, n := range []string{"public-dmz", "application-tier", "database-tier"} {
-		nw := inventory.Network{Name: n, Driver: "bridge", ICC: true, Internal: n == "database-tier",
-			Subnets: []inventory.Subnet{{Prefix: netip.MustParsePrefix(fmt.Sprintf("10.20.%d.0/24", i+1))}}}
-		if n == "public-dmz" {
-			nw.EnableIPv6 = true
-			nw.Subnets = append(nw.Subnets, inventory.Subnet{Prefix: netip.MustParsePrefix("fd20:1::/64")})
-		}
-		nets = append(nets, nw)
-	}
-	addr := 10
-	c := func(name string, networks ...string) inventory.Container {
-		addr++
-		ct := inventory.Container{Name: name, State: "running", NetworkMode: networks[0]}
-		for _, n := range networks {
-			i := map[string]int{"public-dmz": 1, "application-tier": 2, "database-tier": 3}[n]
-			e := inventory.Endpoint{Network: n, IPv4: netip.MustParseAddr(fmt.Sprintf("10.20.%d.%d", i, addr))}
-			if i == 1 {
-				e.IPv6 = netip.MustParseAddr(fmt.Sprintf("fd20:1::%d", addr))
-			}
-			ct.Endpoints = append(ct.Endpoints, e)
-		}
-		return ct
-	}
-	lb := c("lb", "public-dmz")
-	lb.Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 443, Protocol: "tcp"}, HostPort: 443}}
-	return &inventory.Snapshot{Version: 1, Networks: nets, Containers: []inventory.Container{
-		lb, c("frontend", "public-dmz", "application-tier"), c("api", "application-tier", "database-tier"),
-		c("postgres", "database-tier"), c("cache", "database-tier"), c("stray", "application-tier"),
-	}}
-}
+// host is the shared three-tier host.
+func host() *inventory.Snapshot { return enforcetest.Host() }
 
 const hostPolicy = `version: 1
 zones:

@@ -1,0 +1,47 @@
+// Package enforcetest holds the host the enforcement tests share.
+package enforcetest
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/zonewarden/zonewarden/internal/inventory"
+)
+
+// Host is the seed's Level-3 host after apply, for the tests of the
+// compiler and its loaders: addresses 10.20.N.x (IPv6 fd20:1::x on the
+// dmz), the default bridge on 10.20.0.0/24, lb publishing 443, and a
+// container no workload selects (stray).
+func Host() *inventory.Snapshot {
+	nets := []inventory.Network{{Name: "bridge", Driver: "bridge", ICC: true,
+		Subnets: []inventory.Subnet{{Prefix: netip.MustParsePrefix("10.20.0.0/24")}}}}
+	for i, n := range []string{"public-dmz", "application-tier", "database-tier"} {
+		nw := inventory.Network{Name: n, Driver: "bridge", ICC: true, Internal: n == "database-tier",
+			Subnets: []inventory.Subnet{{Prefix: netip.MustParsePrefix(fmt.Sprintf("10.20.%d.0/24", i+1))}}}
+		if n == "public-dmz" {
+			nw.EnableIPv6 = true
+			nw.Subnets = append(nw.Subnets, inventory.Subnet{Prefix: netip.MustParsePrefix("fd20:1::/64")})
+		}
+		nets = append(nets, nw)
+	}
+	addr := 10
+	c := func(name string, networks ...string) inventory.Container {
+		addr++
+		ct := inventory.Container{Name: name, State: "running", NetworkMode: networks[0]}
+		for _, n := range networks {
+			i := map[string]int{"public-dmz": 1, "application-tier": 2, "database-tier": 3}[n]
+			e := inventory.Endpoint{Network: n, IPv4: netip.MustParseAddr(fmt.Sprintf("10.20.%d.%d", i, addr))}
+			if i == 1 {
+				e.IPv6 = netip.MustParseAddr(fmt.Sprintf("fd20:1::%d", addr))
+			}
+			ct.Endpoints = append(ct.Endpoints, e)
+		}
+		return ct
+	}
+	lb := c("lb", "public-dmz")
+	lb.Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 443, Protocol: "tcp"}, HostPort: 443}}
+	return &inventory.Snapshot{Version: 1, Networks: nets, Containers: []inventory.Container{
+		lb, c("frontend", "public-dmz", "application-tier"), c("api", "application-tier", "database-tier"),
+		c("postgres", "database-tier"), c("cache", "database-tier"), c("stray", "application-tier"),
+	}}
+}
