@@ -141,7 +141,8 @@ func (a *app) demoOffline(out io.Writer, snap *inventory.Snapshot, color bool) e
 		return &exitErr{Code: exitError, Err: err}
 	}
 	header(out, color, "After segmenting it (offline: what apply would make of it)")
-	after := plan.Simulate(snap, computePlan(p, snap))
+	pl, _ := computePlan(p, snap)
+	after := plan.Simulate(snap, pl)
 	b, _ := policy.Bind(p, after)
 	return demoRadiusAfter(out, reach.Analyze(after, reach.Options{Narrow: policyNarrower(b)}))
 }
@@ -160,7 +161,7 @@ func (a *app) demoSegment(ctx context.Context, out io.Writer, snap *inventory.Sn
 		fmt.Fprintf(out, "nftables is not usable here (%s): the demo stops before enforcing.\n", oneLine(err))
 		return nil
 	}
-	pl := computePlan(p, snap)
+	pl, _ := computePlan(p, snap)
 	x := &executor{dc: dc, out: out, labels: map[string]string{demo.Label: runID}}
 	if err := x.apply(ctx, pl); err != nil {
 		return &exitErr{Code: exitError, Err: err}

@@ -42,8 +42,9 @@ func (a *app) readPolicy(path string) (*policy.Policy, error) {
 	return p, nil
 }
 
-// computePlan binds the policy to the host and returns the plan.
-func computePlan(p *policy.Policy, snap *inventory.Snapshot) *plan.Plan {
+// computePlan binds the policy to the host and returns the plan, with the
+// binding for the firewall.
+func computePlan(p *policy.Policy, snap *inventory.Snapshot) (*plan.Plan, *policy.Binding) {
 	b, bindErr := policy.Bind(p, snap)
 	want := plan.Desired{Members: b.MemberZones(), Unmatched: b.Unmatched(), PublishAllowed: b.PublishAllowed}
 	for _, z := range p.Zones {
@@ -58,13 +59,12 @@ func computePlan(p *policy.Policy, snap *inventory.Snapshot) *plan.Plan {
 	} else if bindErr != nil {
 		pl.Blockers = append(pl.Blockers, bindErr.Error())
 	}
-	return pl
+	return pl, b
 }
 
 // firewallPlan compares the ruleset the policy compiles to on this host
 // with the one the last apply loaded, if its table is still installed.
-func firewallPlan(ctx context.Context, p *policy.Policy, snap *inventory.Snapshot) *plan.Firewall {
-	b, _ := policy.Bind(p, snap)
+func firewallPlan(ctx context.Context, b *policy.Binding) *plan.Firewall {
 	rs := enforce.Compile(b, enforce.Options{})
 	fw := &plan.Firewall{Elements: rs.Size(), Sample: []string{}}
 	listing, err := nft.List(ctx, "inet", enforce.Table)
@@ -132,9 +132,9 @@ change, 1 when something would, 2 on error.`,
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
 			}
-			pl := computePlan(p, snap)
+			pl, b := computePlan(p, snap)
 			if snap.Source.Kind == "docker" {
-				pl.Firewall = firewallPlan(cmd.Context(), p, snap)
+				pl.Firewall = firewallPlan(cmd.Context(), b)
 			}
 			w, closeOut, err := openOutput(a.stdout, output)
 			if err != nil {
@@ -237,7 +237,7 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 	if err != nil {
 		return &exitErr{Code: exitError, Err: err}
 	}
-	pl := computePlan(p, snap)
+	pl, b := computePlan(p, snap)
 	x := &executor{dc: dc, out: a.stdout, labels: o.labels, recreateForeign: o.recreate}
 	if err := x.check(pl); err != nil {
 		return &exitErr{Code: exitError, Err: err}
@@ -247,7 +247,6 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 			return &exitErr{Code: exitError, Err: err}
 		}
 		if !o.noFirewall {
-			b, _ := policy.Bind(p, snap)
 			fmt.Fprintf(a.stdout, "\nFirewall: the ruleset apply would load with nft -f (addresses of new memberships are assigned by Docker during apply):\n\n%s", enforce.Compile(b, enforce.Options{}).Script())
 		}
 		return nil
@@ -267,6 +266,7 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 		if snap, err = dc.Snapshot(ctx); err != nil {
 			return &exitErr{Code: exitError, Err: err}
 		}
+		b, _ = policy.Bind(p, snap) // the addresses Docker gave the new memberships
 	} else {
 		fmt.Fprintln(a.stdout, "Docker: nothing to change, the host's networks and memberships match the policy.")
 	}
@@ -276,7 +276,6 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 	for _, w := range firewall.Preflight() {
 		fmt.Fprintf(a.stderr, "zonewarden: warning: %s\n", w)
 	}
-	b, _ := policy.Bind(p, snap) // conflicts are blockers of the plan, checked above
 	rs := enforce.Compile(b, enforce.Options{})
 	script := rs.Script()
 	res, err := firewall.Load(ctx, rs, script)

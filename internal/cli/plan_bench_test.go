@@ -19,7 +19,7 @@ func BenchmarkPlan(b *testing.B) {
 		snap.Containers[i].Endpoints = snap.Containers[i].Endpoints[:1]
 	}
 	for b.Loop() {
-		pl := computePlan(p, snap)
+		pl, _ := computePlan(p, snap)
 		if !pl.Changes() {
 			b.Fatal("nothing to change")
 		}

@@ -18,25 +18,7 @@ import (
 // threeTier is the shared three-tier host.
 func threeTier() *inventory.Snapshot { return enforcetest.Host() }
 
-const threeTierPolicy = `version: 1
-zones:
-  public-dmz:       {default: deny}
-  application-tier: {default: deny}
-  database-tier:    {internal: true}
-workloads:
-  lb:       {match: {name: lb}, zones: [public-dmz], publish: ["443:443/tcp"], ingress: ["203.0.113.0/24", "2001:db8::/32"]}
-  frontend: {match: {name: frontend}, zones: [public-dmz, application-tier]}
-  api:      {match: {name: api}, zones: [application-tier, database-tier], egress: [{to: 198.51.100.0/24, ports: [443/tcp]}]}
-  postgres: {match: {name: postgres}, zones: [database-tier]}
-  cache:    {match: {name: cache}, zones: [database-tier]}
-flows:
-  - {from: lb,       to: frontend, ports: [8080/tcp]}
-  - {from: frontend, to: api,      ports: [8080/tcp, 9000-9100/udp]}
-  - {from: api,      to: postgres, ports: [5432/tcp]}
-  - {from: api,      to: cache,    ports: [6379/tcp, icmp]}
-  - {from: frontend, to: lb,       ports: [443/tcp]}
-unmanaged: warn
-`
+const threeTierPolicy = enforcetest.Policy
 
 func bind(t *testing.T, doc string, snap *inventory.Snapshot) *policy.Binding {
 	t.Helper()

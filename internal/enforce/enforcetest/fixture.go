@@ -45,3 +45,27 @@ func Host() *inventory.Snapshot {
 		c("postgres", "database-tier"), c("cache", "database-tier"), c("stray", "application-tier"),
 	}}
 }
+
+// Policy is the seed's three-tier policy for Host: default: deny tiers,
+// ingress CIDRs, egress, port ranges, icmp and an "all" flow; stray is left
+// unmanaged (warn).
+const Policy = `version: 1
+zones:
+  public-dmz:       {default: deny}
+  application-tier: {default: deny}
+  database-tier:    {internal: true}
+workloads:
+  lb:       {match: {name: lb}, zones: [public-dmz], publish: ["443:443/tcp"], ingress: ["203.0.113.0/24", "2001:db8::/32"]}
+  frontend: {match: {name: frontend}, zones: [public-dmz, application-tier]}
+  api:      {match: {name: api}, zones: [application-tier, database-tier], egress: [{to: 198.51.100.0/24, ports: [443/tcp]}]}
+  postgres: {match: {name: postgres}, zones: [database-tier]}
+  cache:    {match: {name: cache}, zones: [database-tier]}
+flows:
+  - {from: lb,       to: frontend, ports: [8080/tcp]}
+  - {from: frontend, to: api,      ports: [8080/tcp, 9000-9100/udp]}
+  - {from: api,      to: postgres, ports: [5432/tcp]}
+  - {from: api,      to: cache,    ports: [6379/tcp, icmp]}
+  - {from: frontend, to: lb,       ports: [443/tcp]}
+  - {from: cache,    to: api,      ports: [all]}
+unmanaged: warn
+`
