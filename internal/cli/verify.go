@@ -95,13 +95,14 @@ could not run.`,
 				return &exitErr{Code: exitError, Err: err}
 			}
 			var an *reach.Analysis
+			var b *policy.Binding
 			if p != nil {
-				b, _ := policy.Bind(p, snap)
+				b, _ = policy.Bind(p, snap)
 				an = reach.Analyze(snap, reach.Options{Narrow: policyNarrower(b)})
 			} else {
 				an = a.analyze(cmd.Context(), snap, false)
 			}
-			results, err := runVerify(cmd.Context(), snap, an, p, keyVal, sample, timeout)
+			results, err := runVerify(cmd.Context(), snap, an, b, keyVal, sample, timeout)
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
 			}
@@ -135,7 +136,7 @@ could not run.`,
 
 // verifyPorts are the ports probed on a destination: its exposed and
 // published container ports, the policy's flow ports to it, and 80/tcp.
-func verifyPorts(c *inventory.Container, ix *inventory.Index, p *policy.Policy, b *policy.Binding) []reach.Port {
+func verifyPorts(c *inventory.Container, ix *inventory.Index, b *policy.Binding) []reach.Port {
 	var out []reach.Port
 	add := func(proto string, n uint16) {
 		pt := reach.Port{Proto: proto, Number: n}
@@ -149,9 +150,9 @@ func verifyPorts(c *inventory.Container, ix *inventory.Index, p *policy.Policy, 
 	for _, pb := range ix.PublishedPorts(c) {
 		add(pb.ContainerPort.Protocol, pb.ContainerPort.Number)
 	}
-	if p != nil && b != nil {
+	if b != nil {
 		if m := b.Member(c.Name); m != nil && m.Workload != nil {
-			for _, f := range p.Flows {
+			for _, f := range b.Model.Policy().Flows {
 				for _, w := range b.Model.Members(f.To) {
 					if w.Name == m.Workload.Name {
 						for _, r := range f.Ports {
@@ -166,12 +167,10 @@ func verifyPorts(c *inventory.Container, ix *inventory.Index, p *policy.Policy, 
 	return out
 }
 
-func runVerify(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis, p *policy.Policy, label [2]string, sample int, timeout time.Duration) ([]verifyResult, error) {
+// runVerify probes the peers of snap; b, when not nil, is the policy bound
+// to snap (its flow ports are probed too).
+func runVerify(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis, b *policy.Binding, label [2]string, sample int, timeout time.Duration) ([]verifyResult, error) {
 	ix := inventory.NewIndex(snap)
-	var b *policy.Binding
-	if p != nil {
-		b, _ = policy.Bind(p, snap)
-	}
 	// Peers: running containers with a network namespace of their own.
 	var peers []*inventory.Container
 	for i := range snap.Containers {
@@ -210,7 +209,7 @@ func runVerify(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis
 	}()
 	ports := map[string][]reach.Port{}
 	for _, c := range peers {
-		ports[c.Name] = verifyPorts(c, ix, p, b)
+		ports[c.Name] = verifyPorts(c, ix, b)
 		for _, pt := range ports[c.Name] {
 			cfg := probe.ListenConfig{Banner: "zonewarden-verify"}
 			if pt.Proto == "tcp" {

@@ -488,9 +488,6 @@ func (a *Analysis) collect(from string, s *edgeSet, yield func(Edge) bool) bool 
 	return true
 }
 
-// Narrowed reports whether the analysis follows an enforced policy.
-func (a *Analysis) Narrowed() bool { return a.narrow != nil }
-
 // From returns every edge out of the peer name (a container, Host or
 // Outside): containers by name, then host and internet. Internet
 // initiates nothing.
