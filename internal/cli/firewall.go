@@ -48,7 +48,7 @@ are not touched, and networks and memberships stay as apply left them.`,
 }
 
 // counterLine finds the drop counters of a listed table.
-var counterLine = regexp.MustCompile(`counter packets (\d+) bytes (\d+) drop comment "([^"]*)"`)
+var counterLine = regexp.MustCompile(`counter packets (\d+) bytes (\d+) (?:log prefix "[^"]*" group \d+ )?drop comment "([^"]*)"`)
 
 func (a *app) statusCommand() *cobra.Command {
 	return &cobra.Command{

@@ -28,6 +28,9 @@ type Options struct {
 	// earlier. The default, -5, runs before Docker's filter chains (0):
 	// a drop there is final, an accept is not.
 	Priority int
+	// LogGroup is the nflog group of the drop rules; the default is
+	// LogGroup.
+	LogGroup uint16
 }
 
 // family is one IP family's names and types.
@@ -54,6 +57,9 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 	}
 	if opts.Table == "" {
 		opts.Table = Table
+	}
+	if opts.LogGroup == 0 {
+		opts.LogGroup = LogGroup
 	}
 	p := b.Model.Policy()
 	r := newRuleset(opts)

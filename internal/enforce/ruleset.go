@@ -113,15 +113,15 @@ func (r *Ruleset) chains() string {
 		ct state established,related accept
 		meta nfproto ipv4 ip saddr @zones4 meta l4proto . th dport @pubports jump published4
 		meta nfproto ipv6 ip6 saddr @zones6 meta l4proto . th dport @pubports jump published6
-%s		meta nfproto ipv4 ip saddr @denyzones4 counter drop comment "to the host from a default: deny zone"
-		meta nfproto ipv6 ip6 saddr @denyzones6 counter drop comment "to the host from a default: deny zone"
+%s		meta nfproto ipv4 ip saddr @denyzones4 %s
+		meta nfproto ipv6 ip6 saddr @denyzones6 %s
 	}
-`, prio, prio, freeInput)
+`, prio, prio, freeInput, r.drop(DropHost), r.drop(DropHost))
 	for _, f := range families {
 		s, ip := f.suffix, f.ip
 		fmt.Fprintf(&b, "\tchain forward%s {\n", s)
-		fmt.Fprintf(&b, "\t\t%s saddr @zones%s %s saddr != @admitted%s counter drop comment \"source in a zone, not admitted (fail closed)\"\n", ip, s, ip, s)
-		fmt.Fprintf(&b, "\t\t%s daddr @zones%s %s daddr != @admitted%s counter drop comment \"destination in a zone, not admitted (fail closed)\"\n", ip, s, ip, s)
+		fmt.Fprintf(&b, "\t\t%s saddr @zones%s %s saddr != @admitted%s %s\n", ip, s, ip, s, r.drop(DropUnadmittedSrc))
+		fmt.Fprintf(&b, "\t\t%s daddr @zones%s %s daddr != @admitted%s %s\n", ip, s, ip, s, r.drop(DropUnadmittedDst))
 		if r.unmanagedFree {
 			fmt.Fprintf(&b, "\t\t%s saddr @free%s accept comment \"unmanaged container: Docker decides\"\n", ip, s)
 			fmt.Fprintf(&b, "\t\t%s daddr @free%s accept comment \"unmanaged container: Docker decides\"\n", ip, s)
@@ -133,15 +133,15 @@ func (r *Ruleset) chains() string {
 		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr @allowzone%s accept comment \"zones with default: allow\"\n", ip, ip, s)
 		fmt.Fprintf(&b, "\t\t%s daddr != @local%s %s saddr . %s daddr . meta l4proto . th dport @egress%s accept comment \"egress\"\n", ip, s, ip, ip, s)
 		fmt.Fprintf(&b, "\t\t%s saddr != @local%s %s saddr . %s daddr . meta l4proto . th dport @ingress%s accept comment \"ingress to published ports\"\n", ip, s, ip, ip, s)
-		fmt.Fprintf(&b, "\t\t%s saddr @zones%s counter drop comment \"from a zone: no flow allows it\"\n", ip, s)
-		fmt.Fprintf(&b, "\t\t%s daddr @zones%s counter drop comment \"to a zone: no flow allows it\"\n", ip, s)
+		fmt.Fprintf(&b, "\t\t%s saddr @zones%s %s\n", ip, s, r.drop(DropFromZone))
+		fmt.Fprintf(&b, "\t\t%s daddr @zones%s %s\n", ip, s, r.drop(DropToZone))
 		b.WriteString("\t}\n")
 		fmt.Fprintf(&b, "\tchain published%s {\n", s)
 		if r.unmanagedFree {
 			fmt.Fprintf(&b, "\t\t%s saddr @free%s accept comment \"unmanaged container: Docker decides\"\n", ip, s)
 		}
 		fmt.Fprintf(&b, "\t\t%s saddr . meta l4proto . th dport @pubin%s accept comment \"declared flows to published ports\"\n", ip, s)
-		fmt.Fprintf(&b, "\t\tcounter drop comment \"published port: no flow allows it\"\n")
+		fmt.Fprintf(&b, "\t\t%s\n", r.drop(DropPublished))
 		b.WriteString("\t}\n")
 	}
 	return b.String()

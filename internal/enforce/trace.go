@@ -45,7 +45,7 @@ func (r *Ruleset) Trace(p Packet) Verdict {
 	if p.Hook == Input {
 		if !in("zones", p.Src) || !key("pubports", proto, port) {
 			if in("denyzones", p.Src) && !(r.unmanagedFree && in("free", p.Src)) {
-				return Verdict{Drop: true, Rule: "to the host from a default: deny zone"}
+				return Verdict{Drop: true, Rule: DropHost.Comment}
 			}
 			return Verdict{Rule: "not managed"}
 		}
@@ -55,14 +55,14 @@ func (r *Ruleset) Trace(p Packet) Verdict {
 		case key("pubin"+s, p.Src.String(), proto, port):
 			return Verdict{Rule: "declared flows to published ports"}
 		}
-		return Verdict{Drop: true, Rule: "published port: no flow allows it"}
+		return Verdict{Drop: true, Rule: DropPublished.Comment}
 	}
 	src, dst := p.Src.String(), p.Dst.String()
 	switch {
 	case in("zones", p.Src) && !in("admitted", p.Src):
-		return Verdict{Drop: true, Rule: "source in a zone, not admitted (fail closed)"}
+		return Verdict{Drop: true, Rule: DropUnadmittedSrc.Comment}
 	case in("zones", p.Dst) && !in("admitted", p.Dst):
-		return Verdict{Drop: true, Rule: "destination in a zone, not admitted (fail closed)"}
+		return Verdict{Drop: true, Rule: DropUnadmittedDst.Comment}
 	case r.unmanagedFree && (in("free", p.Src) || in("free", p.Dst)):
 		return Verdict{Rule: "unmanaged container: Docker decides"}
 	case r.unmanagedFree && in("local", p.Src) && !in("zones", p.Src):
@@ -80,9 +80,9 @@ func (r *Ruleset) Trace(p Packet) Verdict {
 	case !in("local", p.Src) && key("ingress"+s, src, dst, proto, port):
 		return Verdict{Rule: "ingress to published ports"}
 	case in("zones", p.Src):
-		return Verdict{Drop: true, Rule: "from a zone: no flow allows it"}
+		return Verdict{Drop: true, Rule: DropFromZone.Comment}
 	case in("zones", p.Dst):
-		return Verdict{Drop: true, Rule: "to a zone: no flow allows it"}
+		return Verdict{Drop: true, Rule: DropToZone.Comment}
 	}
 	return Verdict{Rule: "not managed"}
 }

@@ -240,6 +240,25 @@ func compileRule(line string, sets map[string]*layout) (rule, error) {
 		case tok == "counter":
 			r.exprs = append(r.exprs, &expr.Counter{})
 			i++
+		case tok == "log":
+			// log prefix "P" group N: to nflog, as nft sends it.
+			if i+4 >= len(toks) || toks[i+1] != "prefix" || toks[i+3] != "group" {
+				return r, fmt.Errorf("log: want log prefix \"P\" group N")
+			}
+			prefix, err := strconv.Unquote(toks[i+2])
+			if err != nil {
+				return r, fmt.Errorf("log prefix %s", toks[i+2])
+			}
+			group, err := strconv.ParseUint(toks[i+4], 10, 16)
+			if err != nil {
+				return r, fmt.Errorf("log group %s", toks[i+4])
+			}
+			r.exprs = append(r.exprs, &expr.Log{
+				Key:   1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX,
+				Group: uint16(group),
+				Data:  []byte(prefix),
+			})
+			i += 5
 		case tok == "accept" || tok == "drop":
 			kind := expr.VerdictAccept
 			if tok == "drop" {

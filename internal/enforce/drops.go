@@ -1,0 +1,54 @@
+package enforce
+
+import (
+	"fmt"
+	"strings"
+)
+
+// LogGroup is the nflog group the drop rules log to unless Options say
+// otherwise: "zw" in ASCII. The agent listens on it to name denied flows;
+// with no listener the kernel discards the log messages.
+const LogGroup = 0x7a77
+
+// A DropRule is one of the table's drop rules. Every drop counts its
+// packets and logs them to nflog with the prefix "zw:<ID>", so that a
+// listener can tell which rule dropped a packet.
+type DropRule struct {
+	ID      string // short and stable, in the log prefix
+	Comment string // the rule's comment in the table
+}
+
+// The drop rules, in the order a packet meets them.
+var (
+	DropUnadmittedSrc = DropRule{"unadmitted-src", "source in a zone, not admitted (fail closed)"}
+	DropUnadmittedDst = DropRule{"unadmitted-dst", "destination in a zone, not admitted (fail closed)"}
+	DropFromZone      = DropRule{"from-zone", "from a zone: no flow allows it"}
+	DropToZone        = DropRule{"to-zone", "to a zone: no flow allows it"}
+	DropPublished     = DropRule{"published", "published port: no flow allows it"}
+	DropHost          = DropRule{"host", "to the host from a default: deny zone"}
+)
+
+var dropRules = []DropRule{DropUnadmittedSrc, DropUnadmittedDst, DropFromZone, DropToZone, DropPublished, DropHost}
+
+// logPrefix starts every drop rule's log prefix.
+const logPrefix = "zw:"
+
+// DropRuleOf returns the drop rule whose log prefix is prefix (as nflog
+// delivers it).
+func DropRuleOf(prefix string) (DropRule, bool) {
+	id, ok := strings.CutPrefix(strings.TrimSpace(prefix), logPrefix)
+	if !ok {
+		return DropRule{}, false
+	}
+	for _, d := range dropRules {
+		if d.ID == id {
+			return d, true
+		}
+	}
+	return DropRule{}, false
+}
+
+// drop renders a drop rule's statements: counter, log, verdict, comment.
+func (r *Ruleset) drop(d DropRule) string {
+	return fmt.Sprintf("counter log prefix %q group %d drop comment %q", logPrefix+d.ID, r.opts.LogGroup, d.Comment)
+}
