@@ -97,6 +97,9 @@ Enforce:
   zonewarden plan zones.yaml             what apply would change
   zonewarden apply zones.yaml            networks, memberships and the firewall
   zonewarden status / zonewarden reset   the installed firewall; remove it
+  zonewarden verify zones.yaml           prove it with real packets
+  zonewarden agent --policy zones.yaml   keep it true as containers come and go
+  zonewarden flows --follow              the flows it denies, named
 `,
 		Version:       version(),
 		SilenceUsage:  true,
@@ -121,6 +124,8 @@ Enforce:
 		a.statusCommand(),
 		a.resetCommand(),
 		a.verifyCommand(),
+		a.agentCommand(),
+		a.flowsCommand(),
 		idleCommand(),
 	)
 	return root

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zonewarden/zonewarden/internal/agent"
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
@@ -51,19 +52,26 @@ are not touched, and networks and memberships stay as apply left them.`,
 var counterLine = regexp.MustCompile(`counter packets (\d+) bytes (\d+) (?:log prefix "[^"]*" group \d+ )?drop comment "([^"]*)"`)
 
 func (a *app) statusCommand() *cobra.Command {
-	return &cobra.Command{
+	var socket string
+	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the installed zonewarden firewall: whether it matches the policy, admitted containers, drops",
 		Long: `status lists zonewarden's installed nftables table: the policy it was applied
 from, whether it still matches that policy on the host as it is now (a
 container started, stopped or moved since apply is drift: run apply again),
-the admitted containers and the drop counters.
+the admitted containers and the drop counters. When a 'zonewarden agent'
+answers on --socket, its view comes first: last sync, health, memberships
+the policy forbids.
 
 Exit status: 0 when the firewall is installed and matches, 1 when it is
 missing or drifted, 2 when status could not run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			listing, err := nft.List(cmd.Context(), "inet", enforce.Table)
+			table := enforce.Table
+			if t := a.agentStatus(cmd.Context(), socket); t != "" {
+				table = t
+			}
+			listing, err := nft.List(cmd.Context(), "inet", table)
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
 			}
@@ -77,7 +85,7 @@ missing or drifted, 2 when status could not run.`,
 					admitted[name] = true
 				}
 			}
-			fmt.Fprintf(a.stdout, "Table inet %s is installed.\n", enforce.Table)
+			fmt.Fprintf(a.stdout, "Table inet %s is installed.\n", table)
 			drifted := true
 			if applied, err := state.Load(); err == nil && applied != nil {
 				fmt.Fprintf(a.stdout, "Applied from %s at %s.\n", applied.PolicyPath, applied.Time.Format(time.RFC3339))
@@ -96,6 +104,8 @@ missing or drifted, 2 when status could not run.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&socket, "socket", agent.DefaultSocket, "a running agent's control socket `PATH`")
+	return cmd
 }
 
 // reportDrift compares the firewall the applied policy compiles to on the

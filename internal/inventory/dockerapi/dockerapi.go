@@ -26,6 +26,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
@@ -146,6 +147,31 @@ func (c *Client) Ping(ctx context.Context) error {
 // Snapshot reads the whole host: daemon, networks and every container in
 // any state.
 func (c *Client) Snapshot(ctx context.Context) (*inventory.Snapshot, error) {
+	snap, err := c.Daemon(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if snap.Networks, err = c.Networks(ctx); err != nil {
+		return nil, err
+	}
+	list, err := c.api.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return nil, c.explain(err)
+	}
+	ids := make([]string, len(list))
+	for i, s := range list {
+		ids[i] = s.ID
+	}
+	if snap.Containers, err = c.Containers(ctx, ids); err != nil {
+		return nil, err
+	}
+	Assemble(snap)
+	return snap, nil
+}
+
+// Daemon reads the daemon's description: a snapshot with no networks or
+// containers yet.
+func (c *Client) Daemon(ctx context.Context) (*inventory.Snapshot, error) {
 	ver, err := c.api.ServerVersion(ctx)
 	if err != nil {
 		return nil, c.explain(err)
@@ -154,15 +180,6 @@ func (c *Client) Snapshot(ctx context.Context) (*inventory.Snapshot, error) {
 	if err != nil {
 		return nil, c.explain(err)
 	}
-	nets, err := c.api.NetworkList(ctx, network.ListOptions{})
-	if err != nil {
-		return nil, c.explain(err)
-	}
-	list, err := c.api.ContainerList(ctx, container.ListOptions{All: true})
-	if err != nil {
-		return nil, c.explain(err)
-	}
-
 	snap := &inventory.Snapshot{
 		Version: inventory.SchemaVersion,
 		Source:  inventory.Source{Kind: "docker", Detail: c.host},
@@ -184,31 +201,59 @@ func (c *Client) Snapshot(ctx context.Context) (*inventory.Snapshot, error) {
 			snap.Daemon.Rootless = true
 		}
 	}
+	return snap, nil
+}
 
-	netByID := make(map[string]string, len(nets))
-	for _, n := range nets {
-		snap.Networks = append(snap.Networks, convertNetwork(n))
-		netByID[n.ID] = n.Name
+// Networks lists the host's networks.
+func (c *Client) Networks(ctx context.Context) ([]inventory.Network, error) {
+	nets, err := c.api.NetworkList(ctx, network.ListOptions{})
+	if err != nil {
+		return nil, c.explain(err)
 	}
+	out := make([]inventory.Network, len(nets))
+	for i, n := range nets {
+		out[i] = convertNetwork(n)
+	}
+	return out, nil
+}
 
-	containers, err := c.inspectAll(ctx, list)
+// Containers inspects the containers with these ids, concurrently; one
+// removed meanwhile is left out. A container that shares another's
+// network namespace names it by id until Assemble.
+func (c *Client) Containers(ctx context.Context, ids []string) ([]inventory.Container, error) {
+	found, err := c.inspectAll(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	byID := make(map[string]string, len(containers))
-	for _, ct := range containers {
-		byID[ct.ID] = strings.TrimPrefix(ct.Name, "/")
+	out := make([]inventory.Container, len(found))
+	for i, ct := range found {
+		out[i] = convertContainer(ct)
 	}
-	for _, ct := range containers {
-		snap.Containers = append(snap.Containers, convertContainer(ct, byID))
+	return out, nil
+}
+
+// Assemble finishes a snapshot built from Daemon, Networks and
+// Containers: "container:<id>" network modes name the container, and
+// everything is sorted.
+func Assemble(snap *inventory.Snapshot) {
+	nameByID := make(map[string]string, len(snap.Containers))
+	for _, ct := range snap.Containers {
+		nameByID[ct.ID] = ct.Name
+	}
+	for i := range snap.Containers {
+		ct := &snap.Containers[i]
+		if id, ok := strings.CutPrefix(ct.NetworkMode, "container:"); ok {
+			if name, ok := nameByID[id]; ok {
+				ct.NetworkMode = "container:" + name
+			}
+		}
 	}
 	inventory.Sort(snap)
-	return snap, nil
 }
 
 // inspectAll inspects every listed container with bounded concurrency. A
 // container removed between list and inspect is skipped.
-func (c *Client) inspectAll(ctx context.Context, list []container.Summary) ([]container.InspectResponse, error) {
+func (c *Client) inspectAll(ctx context.Context, list []string) ([]container.InspectResponse, error) {
 	out := make([]container.InspectResponse, len(list))
 	found := make([]bool, len(list))
 	ctx, cancel := context.WithCancel(ctx)
@@ -225,7 +270,7 @@ func (c *Client) inspectAll(ctx context.Context, list []container.Summary) ([]co
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				resp, err := c.api.ContainerInspect(ctx, list[i].ID)
+				resp, err := c.api.ContainerInspect(ctx, list[i])
 				switch {
 				case err == nil:
 					out[i], found[i] = resp, true
@@ -302,7 +347,7 @@ func convertNetwork(n network.Summary) inventory.Network {
 	return out
 }
 
-func convertContainer(ct container.InspectResponse, nameByID map[string]string) inventory.Container {
+func convertContainer(ct container.InspectResponse) inventory.Container {
 	out := inventory.Container{
 		ID:   ct.ID,
 		Name: strings.TrimPrefix(ct.Name, "/"),
@@ -321,13 +366,7 @@ func convertContainer(ct container.InspectResponse, nameByID map[string]string) 
 		slices.SortFunc(out.ExposedPorts, inventory.Port.Compare)
 	}
 	if hc := ct.HostConfig; hc != nil {
-		mode := string(hc.NetworkMode)
-		if id, ok := strings.CutPrefix(mode, "container:"); ok {
-			if name, ok := nameByID[id]; ok {
-				mode = "container:" + name
-			}
-		}
-		out.NetworkMode = mode
+		out.NetworkMode = string(hc.NetworkMode)
 		out.Privileged = hc.Privileged
 		out.ReadOnlyRootfs = hc.ReadonlyRootfs
 		out.CapAdd = slices.Clone([]string(hc.CapAdd))
@@ -472,4 +511,77 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// ListContainers reads the containers with these ids (every container
+// when ids is nil) from one container list. The list answers from the
+// daemon's lock-free view of its containers: unlike inspect, it does not
+// wait for a container that is starting, and one call serves any number
+// of containers. It carries what a policy binds by and the firewall needs
+// (name, image, labels, state, addresses, published ports, network mode)
+// but not the settings audit reads (user, capabilities, mounts' modes,
+// exposed ports): use Containers for those.
+func (c *Client) ListContainers(ctx context.Context, ids []string) ([]inventory.Container, error) {
+	if ids != nil && len(ids) == 0 {
+		return nil, nil
+	}
+	opts := container.ListOptions{All: true}
+	if ids != nil {
+		opts.Filters = filters.NewArgs()
+		for _, id := range ids {
+			opts.Filters.Add("id", id)
+		}
+	}
+	list, err := c.api.ContainerList(ctx, opts)
+	if err != nil {
+		return nil, c.explain(err)
+	}
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	out := make([]inventory.Container, 0, len(list))
+	for _, s := range list {
+		if ids != nil && !want[s.ID] {
+			continue // the id filter matches prefixes
+		}
+		out = append(out, convertSummary(s))
+	}
+	return out, nil
+}
+
+func convertSummary(s container.Summary) inventory.Container {
+	out := inventory.Container{ID: s.ID, Image: s.Image, Labels: s.Labels, State: string(s.State), NetworkMode: s.HostConfig.NetworkMode}
+	if len(s.Names) > 0 {
+		out.Name = strings.TrimPrefix(s.Names[0], "/")
+	}
+	for _, p := range s.Ports {
+		if p.PublicPort == 0 {
+			continue
+		}
+		pb := inventory.PortBinding{ContainerPort: inventory.Port{Number: p.PrivatePort, Protocol: p.Type}, HostPort: p.PublicPort}
+		if ip, err := netip.ParseAddr(p.IP); err == nil {
+			pb.HostIP = ip
+		}
+		out.Ports = append(out.Ports, pb)
+	}
+	slices.SortFunc(out.Ports, inventory.PortBinding.Compare)
+	out.Ports = slices.Compact(out.Ports)
+	if ns := s.NetworkSettings; ns != nil {
+		for name, ep := range ns.Networks {
+			if ep == nil {
+				continue
+			}
+			e := inventory.Endpoint{Network: name, MAC: ep.MacAddress, Aliases: ep.Aliases}
+			if a, err := netip.ParseAddr(ep.IPAddress); err == nil {
+				e.IPv4 = a
+			}
+			if a, err := netip.ParseAddr(ep.GlobalIPv6Address); err == nil {
+				e.IPv6 = a
+			}
+			out.Endpoints = append(out.Endpoints, e)
+		}
+		slices.SortFunc(out.Endpoints, func(a, b inventory.Endpoint) int { return strings.Compare(a.Network, b.Network) })
+	}
+	return out
 }

@@ -339,3 +339,22 @@ func (l *Loader) grow(snd, rcv int) error {
 	l.sndbuf, l.rcvbuf = snd, rcv
 	return nil
 }
+
+// HasTable reports whether the inet table name exists.
+func (l *Loader) HasTable(name string) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil {
+		return false, fmt.Errorf("nflink: loader closed")
+	}
+	tables, err := l.conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, err
+	}
+	for _, t := range tables {
+		if t.Name == name {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,268 @@
+// Package agent keeps a policy true on a live Docker host: zonewarden
+// agent.
+//
+// It is a level-triggered loop, as kube-proxy's: Docker events, policy
+// edits and changes to zonewarden's nftables table only mark state dirty;
+// one reconcile at a time reads what changed on the host (one inspect per
+// changed container, the whole host after a reconnection), compiles the
+// policy and loads the difference — set elements for container churn, the
+// whole table in one transaction when the rules or the policy change or
+// the table was tampered with. The table is never removed: on shutdown
+// or a crash the last ruleset stays in force (fail static), and a
+// restarted agent replaces it in one transaction (never absent).
+//
+// Around the loop: a denied-flow log from nflog (flows.go), Prometheus
+// metrics (metrics.go), and a control socket serving /healthz, /metrics,
+// /status and /flows (server.go).
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/zonewarden/zonewarden/internal/enforce"
+	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/nft/nflink"
+	"github.com/zonewarden/zonewarden/internal/policy"
+)
+
+// Config is how an agent runs.
+type Config struct {
+	// PolicyPath is the policy file; it is reloaded when it changes.
+	PolicyPath string
+	// Docker reads the host.
+	Docker *dockerapi.Client
+	// Table and LogGroup tune the ruleset (defaults: enforce's).
+	Table    string
+	LogGroup uint16
+	// Resync is the period of the full resync (default 30 s); PolicyPoll
+	// how often the policy file is checked for changes (default 1 s).
+	Resync     time.Duration
+	PolicyPoll time.Duration
+	// EnforceMembership disconnects containers from zones their workload
+	// may not join; otherwise they are only reported.
+	EnforceMembership bool
+	// Socket is the control socket's path; empty serves none.
+	Socket string
+	// MetricsAddr also serves /metrics and /healthz on this loopback
+	// address; empty serves them on the socket only.
+	MetricsAddr string
+	// FlowLog receives one JSON line per denied flow (rate-limited); nil
+	// discards them (they are still counted and served on /flows).
+	FlowLog io.Writer
+	// FlowRate bounds the denied-flow lines per second (default 100).
+	FlowRate int
+	// Log receives the agent's own structured log.
+	Log *slog.Logger
+	// SaveState records the policy and ruleset installed, for status and
+	// reach when the agent is not running (the CLI's state package).
+	SaveState func(policyPath string, policy []byte, script string) error
+}
+
+// Agent is one running agent.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	flows   *flowLog
+
+	wake   chan struct{}
+	reload chan struct{}
+
+	mu    sync.Mutex
+	dirty dirty
+	// pol is the policy in force and its file's contents.
+	pol    *policy.Policy
+	polRaw []byte
+
+	host      *hostView // the reconcile goroutine's alone
+	loader    *nflink.Loader
+	latencies latencyRing // the reconcile goroutine's alone
+
+	status statusBox
+
+	saveMu      sync.Mutex
+	savePending *pendingSave
+}
+
+// New checks the configuration and reads the policy. An invalid policy
+// is an error: the agent does not start without a good one.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Docker == nil {
+		return nil, errors.New("agent: no Docker client")
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 30 * time.Second
+	}
+	if cfg.PolicyPoll <= 0 {
+		cfg.PolicyPoll = time.Second
+	}
+	if cfg.FlowRate <= 0 {
+		cfg.FlowRate = 100
+	}
+	if cfg.Table == "" {
+		cfg.Table = enforce.Table
+	}
+	if cfg.LogGroup == 0 {
+		cfg.LogGroup = enforce.LogGroup
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	a := &Agent{
+		cfg:     cfg,
+		log:     cfg.Log,
+		metrics: newMetrics(),
+		wake:    make(chan struct{}, 1),
+		reload:  make(chan struct{}, 1),
+		host:    newHostView(cfg.Docker),
+	}
+	a.flows = newFlowLog(cfg.FlowLog, cfg.FlowRate, a.metrics)
+	p, raw, err := readPolicy(cfg.PolicyPath)
+	if err != nil {
+		return nil, err
+	}
+	a.pol, a.polRaw = p, raw
+	a.dirty.full, a.dirty.policy = true, true
+	return a, nil
+}
+
+// Run runs the agent until ctx is done. It returns an error only when it
+// cannot run at all (no netlink, the socket taken); every other failure
+// is logged, counted and retried. The installed rules stay when it
+// returns.
+func (a *Agent) Run(ctx context.Context) error {
+	l, err := nflink.New()
+	if err != nil {
+		return fmt.Errorf("cannot open netlink to load the firewall (needs CAP_NET_ADMIN): %w", err)
+	}
+	defer l.Close()
+	a.loader = l
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopServer, err := a.serve(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopServer()
+
+	var wg sync.WaitGroup
+	for _, f := range []func(context.Context){a.watchEvents, a.watchPolicy, a.watchTable, a.readFlows} {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(ctx) }()
+	}
+	a.log.Info("agent started", "policy", a.cfg.PolicyPath, "table", "inet "+a.cfg.Table, "resync", a.cfg.Resync.String())
+	a.reconcileLoop(ctx)
+	cancel()
+	wg.Wait()
+	a.log.Info("agent stopped; the firewall stays in force", "table", "inet "+a.cfg.Table)
+	return nil
+}
+
+// dirty is what changed since the last reconcile.
+type dirty struct {
+	full       bool                 // relist the whole host
+	networks   bool                 // relist the networks
+	containers map[string]time.Time // read these again; when each started (see markContainer)
+	policy     bool                 // the policy changed: full sync, end forbidden connections
+	table      bool                 // someone else changed the table: full sync
+}
+
+// mark records a change and wakes the reconcile loop.
+func (a *Agent) mark(f func(d *dirty)) {
+	a.mu.Lock()
+	f(&a.dirty)
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what changed and starts over.
+func (a *Agent) take() (dirty, *policy.Policy, []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d := a.dirty
+	a.dirty = dirty{}
+	return d, a.pol, a.polRaw
+}
+
+// markContainer records a change of one container: its event and when.
+// Admission latency counts from the start event, else from a network
+// connect (of a running container, or one whose start event is still to
+// come); other events carry no time.
+func (d *dirty) markContainer(id, action string, t time.Time) {
+	if d.containers == nil {
+		d.containers = map[string]time.Time{}
+	}
+	old, ok := d.containers[id]
+	switch {
+	case action == "start":
+		d.containers[id] = t
+	case action == "connect" && (!ok || old.IsZero()):
+		d.containers[id] = t
+	case !ok:
+		d.containers[id] = time.Time{}
+	}
+}
+
+// merge puts back what a failed reconcile took.
+func (d *dirty) merge(o dirty) {
+	d.full = d.full || o.full
+	d.networks = d.networks || o.networks
+	d.policy = d.policy || o.policy
+	d.table = d.table || o.table
+	for id, t := range o.containers {
+		if old, ok := d.containers[id]; !ok || old.IsZero() {
+			if d.containers == nil {
+				d.containers = map[string]time.Time{}
+			}
+			d.containers[id] = t
+		}
+	}
+}
+
+// watchEvents follows Docker's events, reconnecting with backoff. Each
+// (re)connection relists the whole host: events lost meanwhile do not
+// matter.
+func (a *Agent) watchEvents(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		events, wait, err := a.cfg.Docker.Events(ctx)
+		if err != nil {
+			a.log.Warn("cannot follow Docker events; retrying", "error", err.Error(), "in", backoff.String())
+			a.status.set(func(s *Status) { s.Docker = "disconnected: " + err.Error() })
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		a.status.set(func(s *Status) { s.Docker = "connected" })
+		a.mark(func(d *dirty) { d.full = true })
+		for e := range events {
+			a.mark(func(d *dirty) {
+				if e.Container != "" {
+					d.markContainer(e.Container, e.Action, e.Time)
+				} else {
+					d.networks = true // a network created or removed
+				}
+			})
+		}
+		if err := wait(); err != nil && ctx.Err() == nil {
+			a.log.Warn("Docker event stream ended; reconnecting", "error", err.Error())
+			a.status.set(func(s *Status) { s.Docker = "reconnecting: " + err.Error() })
+		}
+	}
+}

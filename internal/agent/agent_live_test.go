@@ -1,0 +1,553 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+
+	"github.com/zonewarden/zonewarden/internal/agent"
+	"github.com/zonewarden/zonewarden/internal/cli"
+	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/nft"
+	"github.com/zonewarden/zonewarden/internal/nft/nflink"
+	"github.com/zonewarden/zonewarden/internal/probe"
+	"github.com/zonewarden/zonewarden/internal/testenv"
+)
+
+// childEnv makes the test binary run the zonewarden CLI instead of the
+// tests: the agent as a process of its own, to kill -9.
+const childEnv = "ZONEWARDEN_TEST_CLI_ARGS"
+
+func TestMain(m *testing.M) {
+	if args := os.Getenv(childEnv); args != "" {
+		os.Exit(cli.Main(context.Background(), strings.Split(args, "\x1f"), os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// zoneHost is a small host with two zones: svc on app listens on 80 and
+// 5432; clients (named <prefix>client-*) may reach svc on 80 only; db on
+// data listens on 5432 and nobody may reach it.
+type zoneHost struct {
+	t          *testing.T
+	cli        *client.Client
+	runID, pre string
+	app, data  string // network names
+	svc, db    netip.Addr
+	policy     string // file
+	table      string
+	socket     string
+	seq        atomic.Int32
+}
+
+const hostPolicy = `version: 1
+zones:
+  P-app: {default: deny}
+  P-data: {default: deny}
+workloads:
+  svc: {match: {name: P-svc}, zones: [P-app]}
+  db: {match: {name: P-db}, zones: [P-data]}
+  client: {match: {name: "P-client-*"}, zones: [P-app]}
+flows:
+  - {from: client, to: svc, ports: [80/tcp]}
+unmanaged: allow
+`
+
+func newZoneHost(t *testing.T) *zoneHost {
+	testenv.RequireRoot(t)
+	c, runID := testenv.Setup(t)
+	h := &zoneHost{t: t, cli: c, runID: runID, pre: testenv.Prefixed(runID, "")}
+	h.app = testenv.Prefixed(runID, "app")
+	h.data = testenv.Prefixed(runID, "data")
+	testenv.CreateNetwork(t, c, runID, "app", testenv.NetworkOpts{})
+	testenv.CreateNetwork(t, c, runID, "data", testenv.NetworkOpts{})
+	h.svc = h.listener("svc", h.app)
+	h.db = h.listener("db", h.data)
+	h.table = "zwtest_agent_" + runID
+	t.Cleanup(func() { _ = nft.Delete(context.Background(), "inet", h.table) })
+	dir := t.TempDir()
+	h.socket = filepath.Join(dir, "agent.sock")
+	h.policy = filepath.Join(dir, "zones.yaml")
+	h.writePolicy(hostPolicy)
+	return h
+}
+
+// listener runs a container on net whose namespace listens on 80 and
+// 5432 (with zonewarden's own listener: no tool needed in the image).
+func (h *zoneHost) listener(name, net string) netip.Addr {
+	id := testenv.RunContainer(h.t, h.cli, h.runID, testenv.ContainerSpec{Name: name, Network: net, Cmd: []string{"sleep", "3600"}, Start: true})
+	ns, err := probe.OpenPID(testenv.Pid(h.t, h.cli, id))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	l, err := probe.Listen(ns, probe.ListenConfig{TCP: []uint16{80, 5432}, Banner: "reached-" + name})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { l.Close(); ns.Close() })
+	return testenv.Addr(h.t, h.cli, id, net)
+}
+
+func (h *zoneHost) writePolicy(text string) {
+	h.t.Helper()
+	tmp := h.policy + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strings.ReplaceAll(text, "P-", h.pre)), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, h.policy); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// client creates (and with start, starts) a client container; cmd runs in
+// it. Safe from any goroutine: it reports errors instead of failing t.
+func (h *zoneHost) client(ctx context.Context, start bool, cmd ...string) (string, string, error) {
+	name := h.pre + fmt.Sprintf("client-%d", h.seq.Add(1))
+	if len(cmd) == 0 {
+		cmd = []string{"sleep", "3600"}
+	}
+	resp, err := h.cli.ContainerCreate(ctx,
+		&container.Config{Image: testenv.Image(h.t, h.cli), Cmd: cmd, Labels: map[string]string{testenv.Label: h.runID}},
+		&container.HostConfig{NetworkMode: container.NetworkMode(h.app)},
+		&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{h.app: {}}}, nil, name)
+	if err != nil {
+		return "", "", err
+	}
+	if start {
+		err = h.cli.ContainerStart(ctx, resp.ID, container.StartOptions{})
+	}
+	return resp.ID, name, err
+}
+
+// startAgent runs an agent in this process until the test ends.
+func (h *zoneHost) startAgent(enforceMembership bool) *agent.Agent {
+	h.t.Helper()
+	dc, err := dockerapi.New("")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	a, err := agent.New(agent.Config{PolicyPath: h.policy, Docker: dc, Table: h.table, Socket: h.socket,
+		PolicyPoll: 100 * time.Millisecond, EnforceMembership: enforceMembership,
+		Log: testLogger(h.t)})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	h.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			h.t.Errorf("agent: %v", err)
+		}
+		dc.Close()
+	})
+	h.waitSynced(a.Status, 10*time.Second)
+	return a
+}
+
+// waitSynced waits for a first successful sync.
+func (h *zoneHost) waitSynced(status func() agent.Status, within time.Duration) {
+	h.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		s := status()
+		if !s.LastSync.IsZero() && s.LastError == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("the agent did not sync within %s: %+v", within, s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// probe dials addr:port from the namespace of the running container id.
+func (h *zoneHost) probe(id string, addr netip.Addr, port uint16, timeout time.Duration) (probe.Status, error) {
+	info, err := h.cli.ContainerInspect(context.Background(), id)
+	if err != nil {
+		return probe.Failed, err
+	}
+	if info.State == nil || info.State.Pid == 0 {
+		return probe.Failed, fmt.Errorf("%s is not running", info.Name)
+	}
+	ns, err := probe.OpenPID(info.State.Pid)
+	if err != nil {
+		return probe.Failed, err
+	}
+	defer ns.Close()
+	p := probe.Prober{Timeout: timeout}
+	r := p.Probe(context.Background(), ns, probe.Target{Proto: probe.TCP, Addr: netip.AddrPortFrom(addr, port)})
+	return r.Status, r.Err
+}
+
+// eventually polls f until it returns "" or the deadline passes, and
+// then fails with f's last complaint.
+func eventually(t *testing.T, within time.Duration, f func() string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		why := f()
+		if why == "" {
+			return time.Since(start)
+		}
+		if time.Since(start) > within {
+			t.Fatalf("after %s: %s", within, why)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAgentAdmitsConcurrentStarts starts 200 containers at once while the
+// agent runs; each tries, from its first instant, to reach a port the
+// policy denies (svc:5432, then db:5432 across zones): none succeeds. Each
+// reaches its allowed flow (svc:80) within 1 s of its start.
+func TestAgentAdmitsConcurrentStarts(t *testing.T) {
+	h := newZoneHost(t)
+	a := h.startAgent(false)
+	const n = 200
+	cmd := fmt.Sprintf("for i in 1 2 3; do nc -w 1 %s 5432 </dev/null; nc -w 1 %s 5432 </dev/null; done; echo DONE; sleep 3600", h.svc, h.db)
+	ids := make([]string, n)
+	names := make([]string, n)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		problems []string
+		worst    time.Duration
+	)
+	problem := func(format string, args ...any) {
+		mu.Lock()
+		problems = append(problems, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	sem := make(chan struct{}, 50)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var err error
+			ids[i], names[i], err = h.client(context.Background(), true, "sh", "-c", cmd)
+			if err != nil {
+				problem("starting a client: %v", err)
+				return
+			}
+			// The allowed flow, from the container's namespace,
+			// measured from the moment Docker says it started.
+			info, err := h.cli.ContainerInspect(context.Background(), ids[i])
+			if err != nil {
+				problem("%s: %v", names[i], err)
+				return
+			}
+			started, _ := time.Parse(time.RFC3339Nano, info.State.StartedAt)
+			for {
+				st, err := h.probe(ids[i], h.svc, 80, 100*time.Millisecond)
+				if st == probe.Open {
+					break
+				}
+				if time.Since(started) > 5*time.Second {
+					problem("%s: svc:80 still %s (%v) %s after start", names[i], st, err, time.Since(started).Round(time.Millisecond))
+					return
+				}
+			}
+			d := time.Since(started)
+			mu.Lock()
+			worst = max(worst, d)
+			mu.Unlock()
+			if d > time.Second {
+				problem("%s: svc:80 reached %s after start", names[i], d.Round(time.Millisecond))
+			}
+		}()
+	}
+	wg.Wait()
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		t.Fatalf("%d of %d containers did not reach their allowed flow within 1 s of start:\n%s", len(problems), n, strings.Join(problems, "\n"))
+	}
+	t.Logf("every container reached its allowed flow within %s of its start", worst.Round(time.Millisecond))
+	// Every denied attempt failed: no banner in any log.
+	for i := range n {
+		logs := eventuallyLogs(t, h.cli, ids[i], "DONE", 15*time.Second)
+		if strings.Contains(logs, "reached-") {
+			t.Errorf("%s reached a denied port:\n%s", names[i], logs)
+		}
+	}
+	s := a.Status()
+	t.Logf("admission latency over %d: p50 %.1f ms, p99 %.1f ms", s.AdmissionSamples, s.AdmissionP50Ms, s.AdmissionP99Ms)
+	if s.AdmissionSamples < n {
+		t.Errorf("the agent measured %d admissions, want at least %d", s.AdmissionSamples, n)
+	}
+}
+
+func eventuallyLogs(t *testing.T, c *client.Client, id, marker string, within time.Duration) string {
+	t.Helper()
+	var logs string
+	eventually(t, within, func() string {
+		rc, err := c.ContainerLogs(context.Background(), id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+		if err != nil {
+			return err.Error()
+		}
+		defer rc.Close()
+		b, _ := io.ReadAll(rc)
+		logs = string(b)
+		if !strings.Contains(logs, marker) {
+			return fmt.Sprintf("container %.12s has not printed %s yet: %q", id, marker, logs)
+		}
+		return ""
+	})
+	return logs
+}
+
+// TestAgentRepairsAndReloads: a deleted table is restored within 1 s, a
+// rule added by hand is removed; an invalid policy edit is rejected and
+// the old policy stays enforced, a valid one takes effect; denied flows
+// are logged with names; a membership the policy forbids is reported,
+// and with --enforce-membership undone.
+func TestAgentRepairsAndReloads(t *testing.T) {
+	h := newZoneHost(t)
+	a := h.startAgent(true)
+	id, name, err := h.client(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(port uint16, want probe.Status) func() string {
+		return func() string {
+			if st, err := h.probe(id, h.svc, port, 200*time.Millisecond); st != want {
+				return fmt.Sprintf("%s -> svc:%d is %s (%v), want %s", name, port, st, err, want)
+			}
+			return ""
+		}
+	}
+	eventually(t, 2*time.Second, open(80, probe.Open))
+	eventually(t, time.Second, open(5432, probe.Filtered))
+
+	t.Run("denied flows are logged with names", func(t *testing.T) {
+		c, err := agent.Dial(h.socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 3*time.Second, func() string {
+			var got []agent.DeniedFlow
+			_ = c.Flows(context.Background(), false, func(fl agent.DeniedFlow) error { got = append(got, fl); return nil })
+			for _, fl := range got {
+				if fl.From == name && fl.To == h.pre+"svc" && fl.Port == "5432/tcp" && fl.Zone == h.app && fl.RuleID == "from-zone" && fl.FromWorkload == "client" {
+					return ""
+				}
+			}
+			open(5432, probe.Filtered)()
+			return fmt.Sprintf("no denied flow %s -> svc 5432/tcp in %+v", name, got)
+		})
+	})
+
+	t.Run("deleted table restored within 1 s", func(t *testing.T) {
+		l, err := nflink.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		deleted := time.Now()
+		if err := nft.Delete(context.Background(), "inet", h.table); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Second, func() string {
+			if ok, err := l.HasTable(h.table); !ok {
+				return fmt.Sprintf("table %s not restored (%v)", h.table, err)
+			}
+			return ""
+		})
+		t.Logf("restored within %s of the nft delete command", time.Since(deleted).Round(time.Millisecond))
+		eventually(t, time.Second, open(5432, probe.Filtered))
+	})
+
+	t.Run("rule added by hand removed", func(t *testing.T) {
+		if err := nft.Apply(context.Background(), "add rule inet "+h.table+" forward4 accept\n"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Second, func() string {
+			listing, _ := nft.List(context.Background(), "inet", h.table)
+			if strings.Contains(listing, "\t\taccept\n") {
+				return "the rule added by hand is still there"
+			}
+			return ""
+		})
+	})
+
+	t.Run("invalid policy rejected, old one kept", func(t *testing.T) {
+		h.writePolicy(strings.Replace(hostPolicy, "ports: [80/tcp]", "ports: [80/tcpx]", 1))
+		eventually(t, 3*time.Second, func() string {
+			if a.Status().PolicyError == "" {
+				return "the invalid policy is not reported"
+			}
+			return ""
+		})
+		if s := a.Status(); !strings.Contains(s.PolicyError, "80/tcpx") {
+			t.Errorf("status after an invalid edit: %+v", s)
+		}
+		eventually(t, time.Second, open(80, probe.Open))
+		eventually(t, time.Second, open(5432, probe.Filtered))
+	})
+
+	t.Run("valid policy takes effect", func(t *testing.T) {
+		h.writePolicy(strings.Replace(hostPolicy, "ports: [80/tcp]", "ports: [80/tcp, 5432/tcp]", 1))
+		eventually(t, 3*time.Second, open(5432, probe.Open))
+		if s := a.Status(); s.PolicyError != "" {
+			t.Errorf("a valid policy still reports an error: %s", s.PolicyError)
+		}
+	})
+
+	t.Run("forbidden membership disconnected", func(t *testing.T) {
+		if err := h.cli.NetworkConnect(context.Background(), h.data, id, &network.EndpointSettings{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, func() string {
+			info, err := h.cli.ContainerInspect(context.Background(), id)
+			if err != nil {
+				return err.Error()
+			}
+			if _, on := info.NetworkSettings.Networks[h.data]; on {
+				return name + " is still on " + h.data
+			}
+			return ""
+		})
+	})
+}
+
+// TestAgentKilledAndRestarted: the agent (a process of its own) is killed
+// with SIGKILL; while it is down the host changes (containers start, stop,
+// join a zone they may not); restarted, it converges quickly. Throughout,
+// the table is never absent and a prober never gets through a denied
+// flow.
+func TestAgentKilledAndRestarted(t *testing.T) {
+	h := newZoneHost(t)
+	stateDir := t.TempDir()
+	start := func() *exec.Cmd {
+		args := strings.Join([]string{"agent", "--policy", h.policy, "--table", h.table, "--socket", h.socket, "--flow-log", ""}, "\x1f")
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), childEnv+"="+args, "ZONEWARDEN_STATE_DIR="+stateDir)
+		cmd.Stderr = &testWriter{t: t, prefix: "agent: "}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	status := func() agent.Status {
+		c, err := agent.Dial(h.socket)
+		if err != nil {
+			return agent.Status{}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		s, _ := c.Status(ctx)
+		return s
+	}
+	child := start()
+	h.waitSynced(status, 10*time.Second)
+
+	var clients []string
+	for range 10 {
+		id, _, err := h.client(context.Background(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, id)
+	}
+	for _, id := range clients {
+		eventually(t, 2*time.Second, func() string {
+			if st, _ := h.probe(id, h.svc, 80, 200*time.Millisecond); st != probe.Open {
+				return "svc:80 not open from a client"
+			}
+			return ""
+		})
+	}
+
+	// Throughout: the table stays, and denied flows stay denied.
+	l, err := nflink.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	var leaks, absent, probes atomic.Int32
+	var watch sync.WaitGroup
+	watch.Add(1)
+	go func() {
+		defer watch.Done()
+		for watchCtx.Err() == nil {
+			if ok, err := l.HasTable(h.table); err == nil && !ok {
+				absent.Add(1)
+			}
+			if st, _ := h.probe(clients[0], h.db, 5432, 50*time.Millisecond); st == probe.Open {
+				leaks.Add(1)
+			}
+			if st, _ := h.probe(clients[1], h.svc, 5432, 50*time.Millisecond); st == probe.Open {
+				leaks.Add(1)
+			}
+			probes.Add(2)
+		}
+	}()
+
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+	// The host changes while no agent runs.
+	var fresh []string
+	for range 5 {
+		id, _, err := h.client(context.Background(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh = append(fresh, id)
+	}
+	for _, id := range clients[8:] {
+		if err := h.cli.ContainerStop(context.Background(), id, container.StopOptions{Timeout: new(int)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.cli.NetworkConnect(context.Background(), h.data, clients[2], &network.EndpointSettings{}); err != nil {
+		t.Fatal(err)
+	}
+	// Not admitted while the agent is down: fail closed.
+	if st, _ := h.probe(fresh[0], h.svc, 80, 200*time.Millisecond); st == probe.Open {
+		t.Errorf("a container started while the agent was down reached svc:80 before admission")
+	}
+
+	restarted := time.Now()
+	start()
+	eventually(t, 5*time.Second, func() string {
+		for _, id := range fresh {
+			if st, _ := h.probe(id, h.svc, 80, 100*time.Millisecond); st != probe.Open {
+				return "a container started while the agent was down is not admitted"
+			}
+		}
+		if s := status(); len(s.Violations) != 1 || !strings.Contains(s.Violations[0], h.data) {
+			return fmt.Sprintf("violations: %q", s.Violations)
+		}
+		return ""
+	})
+	t.Logf("converged %s after the restart", time.Since(restarted).Round(time.Millisecond))
+	stopWatch()
+	watch.Wait()
+	if leaks.Load() > 0 || absent.Load() > 0 {
+		t.Errorf("during kill and restart: %d of %d denied probes got through, the table was absent %d times", leaks.Load(), probes.Load(), absent.Load())
+	}
+	if probes.Load() < 10 {
+		t.Errorf("the prober ran only %d probes", probes.Load())
+	}
+}

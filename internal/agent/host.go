@@ -1,0 +1,89 @@
+package agent
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+)
+
+// hostView is the agent's copy of the host, kept current by reading only
+// what events say changed.
+type hostView struct {
+	docker     *dockerapi.Client
+	daemon     *inventory.Snapshot // daemon fields only
+	networks   []inventory.Network
+	containers map[string]inventory.Container // by id
+}
+
+func newHostView(d *dockerapi.Client) *hostView {
+	return &hostView{docker: d, containers: map[string]inventory.Container{}}
+}
+
+// refresh reads what d marks as changed (everything on the first call
+// or when d.full) and returns the host as it is now. Containers are read
+// from the container list, which does not wait for containers that are
+// starting (inspect does, for seconds on a busy daemon); many changed
+// containers are read with one list of all.
+func (h *hostView) refresh(ctx context.Context, d dirty) (*inventory.Snapshot, error) {
+	full := h.daemon == nil || d.full
+	if full {
+		daemon, err := h.docker.Daemon(ctx)
+		if err != nil {
+			return nil, err
+		}
+		h.daemon = daemon
+	}
+	if full || d.networks {
+		nets, err := h.docker.Networks(ctx)
+		if err != nil {
+			return nil, err
+		}
+		h.networks = nets
+	}
+	switch {
+	case full || len(d.containers) > listAllAbove:
+		all, err := h.docker.ListContainers(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		clear(h.containers)
+		for _, c := range all {
+			h.containers[c.ID] = c
+		}
+	case len(d.containers) > 0:
+		ids := slices.Collect(maps.Keys(d.containers))
+		found, err := h.docker.ListContainers(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			delete(h.containers, id) // removed unless found again
+		}
+		for _, c := range found {
+			h.containers[c.ID] = c
+		}
+	}
+	return h.snapshot(), nil
+}
+
+// listAllAbove: more changed containers than this are read with one list
+// of all containers rather than a list filtered by their ids.
+const listAllAbove = 100
+
+// snapshot assembles the view into a snapshot of its own: the analysis
+// may keep pointers into it.
+func (h *hostView) snapshot() *inventory.Snapshot {
+	snap := *h.daemon
+	snap.TakenAt = time.Now().UTC().Truncate(time.Second)
+	snap.Networks = slices.Clone(h.networks)
+	snap.Containers = make([]inventory.Container, 0, len(h.containers))
+	for _, c := range h.containers {
+		snap.Containers = append(snap.Containers, c)
+	}
+	dockerapi.Assemble(&snap)
+	return &snap
+}

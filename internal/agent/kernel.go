@@ -1,0 +1,161 @@
+package agent
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// watchTable follows nf_tables' change notifications and marks the table
+// dirty when a transaction of another process touched it (a table
+// deleted, a rule or set element changed by hand, another tool flushing
+// the ruleset). The next reconcile then reloads the whole table in one
+// transaction. Transactions by this process's threads are ours.
+//
+// A notification burst too large for the socket (ENOBUFS, e.g. while
+// the agent itself loads a big ruleset) is followed by a check of the
+// table: if it is gone it is restored.
+func (a *Agent) watchTable(ctx context.Context) {
+	// Belt and braces: whatever becomes of the notifications, a missing
+	// table is noticed within half a second (one small netlink dump).
+	go func() {
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				a.checkTable()
+			}
+		}
+	}()
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := a.monitorTable(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("cannot watch nftables changes; retrying (the periodic resync still repairs drift)", "error", err.Error(), "in", backoff.String())
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func (a *Agent) monitorTable(ctx context.Context) error {
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.JoinGroup(unix.NFNLGRP_NFTABLES); err != nil {
+		return err
+	}
+	_ = c.SetReadBuffer(8 << 20)
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+
+	touched := false // the current transaction touched our table
+	for {
+		msgs, err := c.Receive()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, unix.ENOBUFS) {
+				a.log.Debug("nftables notifications overflowed; checking the table")
+				touched = false
+				a.checkTable()
+				continue
+			}
+			return err
+		}
+		for _, m := range msgs {
+			if m.Header.Type>>8 != netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES) {
+				continue
+			}
+			switch typ := int(m.Header.Type & 0xff); typ {
+			case unix.NFT_MSG_NEWGEN:
+				if touched && !ourThread(genPID(m.Data)) {
+					a.mark(func(d *dirty) { d.table = true })
+				}
+				touched = false
+			default:
+				if tableOf(m.Data) == a.cfg.Table {
+					touched = true
+				}
+			}
+		}
+	}
+}
+
+// checkTable marks the table dirty when it is not there.
+func (a *Agent) checkTable() {
+	if a.loader == nil {
+		return
+	}
+	ok, err := a.loader.HasTable(a.cfg.Table)
+	if err == nil && !ok {
+		a.mark(func(d *dirty) { d.table = true })
+	}
+}
+
+// tableOf returns the table an nf_tables notification is about: the
+// first attribute after the nfgenmsg header (NFTA_TABLE_NAME, or the
+// object's NFTA_*_TABLE) of the inet family; "" otherwise.
+func tableOf(data []byte) string {
+	if len(data) < 4 || data[0] != unix.NFPROTO_INET {
+		return ""
+	}
+	ad, err := netlink.NewAttributeDecoder(data[4:])
+	if err != nil {
+		return ""
+	}
+	for ad.Next() {
+		if ad.Type() == 1 {
+			return ad.String()
+		}
+	}
+	return ""
+}
+
+// genPID returns the process (thread) id of a NEWGEN notification.
+func genPID(data []byte) int {
+	if len(data) < 4 {
+		return 0
+	}
+	ad, err := netlink.NewAttributeDecoder(data[4:])
+	if err != nil {
+		return 0
+	}
+	ad.ByteOrder = binary.BigEndian
+	for ad.Next() {
+		if ad.Type() == unix.NFTA_GEN_PROC_PID {
+			return int(ad.Uint32())
+		}
+	}
+	return 0
+}
+
+// ourThread reports whether pid is a thread of this process: nf_tables
+// reports the thread that sent the transaction.
+func ourThread(pid int) bool {
+	if pid == 0 {
+		return false
+	}
+	if pid == os.Getpid() {
+		return true
+	}
+	_, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", pid))
+	return err == nil
+}

@@ -1,0 +1,295 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/zonewarden/zonewarden/internal/enforce"
+	"github.com/zonewarden/zonewarden/internal/firewall"
+	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/nft/nflink"
+	"github.com/zonewarden/zonewarden/internal/policy"
+)
+
+// reconcileLoop runs one reconcile whenever something is dirty, and a
+// full resync every cfg.Resync. Reconciles never overlap: changes that
+// arrive during one are taken together by the next.
+func (a *Agent) reconcileLoop(ctx context.Context) {
+	var installed *enforce.Ruleset // what the kernel holds, as far as we know
+	resync := time.NewTicker(a.cfg.Resync)
+	defer resync.Stop()
+	retry := time.NewTimer(0)
+	<-retry.C
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.wake:
+		case <-retry.C:
+		case <-resync.C:
+			a.mark(func(d *dirty) { d.full = true })
+			<-a.wake
+		}
+		d, pol, raw := a.take()
+		if installed == nil {
+			d.full, d.table = true, true
+		}
+		next, err := a.reconcile(ctx, d, pol, raw, installed)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.metrics.reconciles.WithLabelValues("error").Inc()
+			a.log.Error("reconcile failed; the firewall in force is unchanged, retrying", "error", err.Error(), "in", backoff.String())
+			a.status.set(func(s *Status) { s.LastError = err.Error() })
+			a.mu.Lock()
+			a.dirty.merge(d)
+			a.mu.Unlock()
+			retry.Reset(backoff)
+			backoff = min(2*backoff, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		installed = next
+	}
+}
+
+// reconcile brings the kernel from installed to what pol asks on the
+// host as it is now, and returns what the kernel holds then.
+func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw []byte, installed *enforce.Ruleset) (*enforce.Ruleset, error) {
+	start := time.Now()
+	snap, err := a.host.refresh(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	read := time.Since(start)
+	b, _ := policy.Bind(pol, snap) // conflicts: those containers are not admitted
+	rs := enforce.Compile(b, enforce.Options{Table: a.cfg.Table, LogGroup: a.cfg.LogGroup})
+	compiled := time.Since(start)
+
+	kind := "incremental"
+	var added, removed int
+	switch {
+	case d.policy || d.table || installed == nil:
+		kind = "full"
+		res, err := firewall.Load(ctx, rs, rs.Script())
+		if err != nil {
+			return nil, err
+		}
+		if res.Killed > 0 {
+			a.log.Info("ended connections the policy no longer allows", "connections", res.Killed)
+		}
+		if res.ConntrackErr != nil {
+			a.log.Warn("cannot end connections the policy no longer allows", "error", res.ConntrackErr.Error())
+		}
+		added = rs.Size()
+	default:
+		c, err := nflink.Diff(installed, rs)
+		if err != nil {
+			return nil, err
+		}
+		if c.Full() {
+			kind = "full"
+		}
+		if !c.Empty() {
+			if err := a.loader.Apply(c); err != nil {
+				return nil, fmt.Errorf("loading the change: %w", err)
+			}
+		}
+		added, removed = c.Count()
+	}
+	took := time.Since(start)
+	a.metrics.reconciles.WithLabelValues("ok").Inc()
+	a.metrics.reconcileSeconds.WithLabelValues(kind).Observe(took.Seconds())
+	a.metrics.lastSync.SetToCurrentTime()
+
+	admitted := a.admitted(rs, installed, d.containers, snap)
+	if d.table && installed != nil {
+		a.metrics.driftRepairs.WithLabelValues("table").Inc()
+		a.log.Warn("zonewarden's table was changed or removed outside the agent: restored", "table", "inet "+a.cfg.Table)
+	}
+	violations := a.memberships(ctx, b)
+	a.flows.setNames(newNamer(b))
+	a.metrics.admittedContainers.Set(float64(len(rs.Elements("admitted4")) + len(rs.Elements("admitted6"))))
+	a.status.set(func(s *Status) {
+		s.LastSync = time.Now()
+		s.LastSyncKind = kind
+		s.LastSyncSeconds = took.Seconds()
+		s.LastError = ""
+		s.Containers = len(snap.Containers)
+		s.Admitted = countAdmitted(b)
+		s.Elements = rs.Size()
+		s.Violations = violations
+		s.Unmatched = b.Unmatched()
+		s.AdmissionP50Ms, s.AdmissionP99Ms, s.AdmissionSamples = a.latencies.quantiles()
+	})
+	if kind == "full" || added+removed > 0 {
+		a.log.Info("reconciled", "kind", kind, "added", added, "removed", removed, "admitted", admitted,
+			"took_ms", ms(took), "read_ms", ms(read), "compile_ms", ms(compiled-read), "load_ms", ms(took-compiled))
+	}
+	if d.policy || kind == "full" || added+removed > 0 {
+		a.saveState(raw, rs)
+	}
+	return rs, nil
+}
+
+// admitted records the admission latency of the containers this
+// reconcile admitted: from their first event to now.
+func (a *Agent) admitted(rs, installed *enforce.Ruleset, changed map[string]time.Time, snap *inventory.Snapshot) int {
+	if len(changed) == 0 {
+		return 0
+	}
+	now := time.Now()
+	n := 0
+	for _, c := range snap.Containers {
+		t, ok := changed[c.ID]
+		if !ok || !c.Running() {
+			continue
+		}
+		newly := false
+		for _, e := range c.Endpoints {
+			for _, addr := range []netip.Addr{e.IPv4, e.IPv6} {
+				if addr.IsValid() && inSet(rs, addr.String()) && (installed == nil || !inSet(installed, addr.String())) {
+					newly = true
+				}
+			}
+		}
+		if !newly {
+			continue
+		}
+		n++
+		a.metrics.admissions.Inc()
+		if !t.IsZero() {
+			a.metrics.admissionSeconds.Observe(now.Sub(t).Seconds())
+			a.latencies.add(now.Sub(t))
+		}
+	}
+	return n
+}
+
+func inSet(rs *enforce.Ruleset, addr string) bool {
+	_, ok4 := rs.ElementComment("admitted4", addr)
+	_, ok6 := rs.ElementComment("admitted6", addr)
+	return ok4 || ok6
+}
+
+// memberships reports (and with EnforceMembership ends) the containers
+// connected to a zone their workload may not join.
+func (a *Agent) memberships(ctx context.Context, b *policy.Binding) []string {
+	zones := map[string]bool{}
+	for _, z := range b.Model.Policy().Zones {
+		zones[z.Name] = true
+	}
+	var out []string
+	for _, m := range b.Containers {
+		if m.Workload == nil || !m.Container.Running() {
+			continue
+		}
+		for _, z := range m.Attached {
+			if !zones[z] || slices.Contains(m.Zones, z) {
+				continue
+			}
+			v := fmt.Sprintf("%s on zone %s (workload %s may join %v)", m.Container.Name, z, m.Workload.Name, m.Zones)
+			out = append(out, v)
+			if !a.cfg.EnforceMembership {
+				continue
+			}
+			if err := a.cfg.Docker.DisconnectNetwork(ctx, z, m.Container.ID); err != nil {
+				a.log.Error("cannot disconnect a container from a zone its workload may not join", "container", m.Container.Name, "zone", z, "error", err.Error())
+				continue
+			}
+			a.metrics.membershipRepairs.Inc()
+			a.log.Warn("disconnected a container from a zone its workload may not join", "container", m.Container.Name, "zone", z, "workload", m.Workload.Name)
+		}
+	}
+	slices.Sort(out)
+	prev := a.status.get().Violations
+	for _, v := range out {
+		if !slices.Contains(prev, v) && !a.cfg.EnforceMembership {
+			a.log.Warn("membership the policy forbids (run with --enforce-membership to disconnect it)", "violation", v)
+		}
+	}
+	a.metrics.membershipViolations.Set(float64(len(out)))
+	return out
+}
+
+func countAdmitted(b *policy.Binding) int {
+	n := 0
+	for _, m := range b.Containers {
+		if m.Workload != nil && m.Container.Running() {
+			n++
+		}
+	}
+	return n
+}
+
+// saveState records the policy and ruleset in force, off the reconcile
+// path: rendering a large ruleset takes a while, and only the latest
+// matters.
+func (a *Agent) saveState(raw []byte, rs *enforce.Ruleset) {
+	if a.cfg.SaveState == nil {
+		return
+	}
+	a.saveMu.Lock()
+	pending := a.savePending
+	a.savePending = &pendingSave{raw: raw, rs: rs}
+	a.saveMu.Unlock()
+	if pending != nil {
+		return // the running saver picks the latest up
+	}
+	go func() {
+		for {
+			a.saveMu.Lock()
+			p := a.savePending
+			a.saveMu.Unlock()
+			if err := a.cfg.SaveState(a.cfg.PolicyPath, p.raw, p.rs.Script()); err != nil {
+				a.log.Warn("cannot record the installed policy", "error", err.Error())
+			}
+			a.saveMu.Lock()
+			if a.savePending == p {
+				a.savePending = nil
+				a.saveMu.Unlock()
+				return
+			}
+			a.saveMu.Unlock()
+		}
+	}()
+}
+
+type pendingSave struct {
+	raw []byte
+	rs  *enforce.Ruleset
+}
+
+// latencyRing keeps the latest admission latencies, for the percentiles
+// in Status (the histogram's buckets are too coarse for them).
+type latencyRing struct {
+	d    [1024]time.Duration
+	n    int // samples so far
+	next int
+}
+
+func (r *latencyRing) add(d time.Duration) {
+	r.d[r.next] = d
+	r.next = (r.next + 1) % len(r.d)
+	r.n++
+}
+
+// quantiles returns the median and 99th percentile in milliseconds, and
+// how many samples they come from.
+func (r *latencyRing) quantiles() (p50, p99 float64, n int) {
+	n = min(r.n, len(r.d))
+	if n == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Clone(r.d[:n])
+	slices.Sort(s)
+	at := func(q float64) float64 { return float64(s[int(q*float64(n-1)+0.5)].Microseconds()) / 1000 }
+	return at(0.5), at(0.99), n
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
