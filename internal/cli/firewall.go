@@ -19,15 +19,26 @@ import (
 )
 
 func (a *app) resetCommand() *cobra.Command {
-	return &cobra.Command{
+	var socket string
+	cmd := &cobra.Command{
 		Use:   "reset",
 		Short: "Remove zonewarden's firewall table, and nothing else",
 		Long: `reset deletes the nftables table inet zonewarden in one transaction. Docker's
 own behaviour is back at once; other tables (Docker's, firewalld's, yours)
-are not touched, and networks and memberships stay as apply left them.`,
+are not touched, and networks and memberships stay as apply left them.
+While a 'zonewarden agent' keeps the table, reset refuses: stop the agent
+first, or it would restore the table within a second.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if c, err := agent.Dial(socket); err == nil {
+				sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				s, err := c.Status(sctx)
+				cancel()
+				if err == nil && s.Table == "inet "+enforce.Table {
+					return &exitErr{Code: exitError, Err: fmt.Errorf("a zonewarden agent (on %s) keeps table inet %s and would restore it at once: stop the agent first (systemctl stop zonewarden-agent), then run reset; nothing was changed", socket, enforce.Table)}
+				}
+			}
 			was, err := nft.List(ctx, "inet", enforce.Table)
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
@@ -46,6 +57,8 @@ are not touched, and networks and memberships stay as apply left them.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&socket, "socket", agent.DefaultSocket, "a running agent's control socket `PATH`: reset refuses while an agent keeps the table")
+	return cmd
 }
 
 // counterLine finds the drop counters of a listed table.

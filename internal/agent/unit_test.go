@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zonewarden/zonewarden/internal/enforce"
+	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
+	"github.com/zonewarden/zonewarden/internal/policy"
+)
+
+// packet builds the first bytes of an IPv4 or IPv6 packet to port.
+func packet(src, dst string, proto byte, port uint16) []byte {
+	s, d := netip.MustParseAddr(src), netip.MustParseAddr(dst)
+	l4 := make([]byte, 8)
+	binary.BigEndian.PutUint16(l4[0:2], 40000)
+	binary.BigEndian.PutUint16(l4[2:4], port)
+	if s.Is4() {
+		h := make([]byte, 20)
+		h[0], h[9] = 0x45, proto
+		copy(h[12:16], s.AsSlice())
+		copy(h[16:20], d.AsSlice())
+		return append(h, l4...)
+	}
+	h := make([]byte, 40)
+	h[0], h[6] = 0x60, proto
+	copy(h[8:24], s.AsSlice())
+	copy(h[24:40], d.AsSlice())
+	return append(h, l4...)
+}
+
+func TestParsePacket(t *testing.T) {
+	for _, c := range []struct {
+		pkt             []byte
+		src, dst, proto string
+		port            uint16
+		ok              bool
+	}{
+		{packet("10.0.0.1", "10.0.0.2", 6, 5432), "10.0.0.1", "10.0.0.2", "tcp", 5432, true},
+		{packet("fd00::1", "fd00::2", 17, 53), "fd00::1", "fd00::2", "udp", 53, true},
+		{packet("10.0.0.1", "10.0.0.2", 1, 0), "10.0.0.1", "10.0.0.2", "icmp", 0, true},
+		{packet("fd00::1", "fd00::2", 58, 0), "fd00::1", "fd00::2", "ipv6-icmp", 0, true},
+		{[]byte{0x45, 0, 0}, "", "", "", 0, false},
+		{nil, "", "", "", 0, false},
+	} {
+		src, dst, proto, port, ok := parsePacket(c.pkt)
+		if ok != c.ok || ok && (src.String() != c.src || dst.String() != c.dst || proto != c.proto || port != c.port) {
+			t.Errorf("parsePacket(%x) = %v %v %q %d %v, want %s %s %q %d %v", c.pkt, src, dst, proto, port, ok, c.src, c.dst, c.proto, c.port, c.ok)
+		}
+	}
+}
+
+func threeTier(t *testing.T) *policy.Binding {
+	t.Helper()
+	p, err := policy.Parse("three-tier.yaml", []byte(enforcetest.Policy), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := policy.Bind(p, enforcetest.Host())
+	return b
+}
+
+// TestNamer names the ends of dropped packets: containers with their
+// workload and zone, the host, the outside, an address no container has.
+func TestNamer(t *testing.T) {
+	n := newNamer(threeTier(t))
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	// frontend (10.20.2.12 on application-tier) to postgres (10.20.3.14).
+	fl, ok := n.name(packet("10.20.2.12", "10.20.3.14", 6, 5432), enforce.DropToZone, now)
+	if !ok || fl.From != "frontend" || fl.To != "postgres" || fl.Port != "5432/tcp" || fl.Zone != "database-tier" ||
+		fl.FromWorkload != "frontend" || fl.ToWorkload != "postgres" || fl.RuleID != "to-zone" || fl.Rule != enforce.DropToZone.Comment {
+		t.Errorf("frontend -> postgres: %+v", fl)
+	}
+	fl, _ = n.name(packet("10.20.3.14", "10.20.2.13", 17, 53), enforce.DropFromZone, now)
+	if fl.Zone != "database-tier" || fl.From != "postgres" || fl.To != "api" || fl.Port != "53/udp" {
+		t.Errorf("postgres -> api, from its zone: %+v", fl)
+	}
+	fl, _ = n.name(packet("198.51.100.7", "10.20.1.11", 6, 22), enforce.DropToZone, now)
+	if fl.From != "outside" || fl.To != "lb" {
+		t.Errorf("outside -> lb: %+v", fl)
+	}
+	fl, _ = n.name(packet("10.20.1.200", "10.20.1.11", 6, 443), enforce.DropUnadmittedSrc, now)
+	if fl.From != "10.20.1.200" || fl.Zone != "" {
+		t.Errorf("an address no running container has: %+v", fl)
+	}
+	// Through the userland proxy: the host port names its publisher.
+	fl, _ = n.name(packet("10.20.3.15", "10.20.1.1", 6, 443), enforce.DropPublished, now)
+	if fl.From != "cache" || fl.To != "lb (published port)" {
+		t.Errorf("cache -> published 443: %+v", fl)
+	}
+}
+
+// TestFlowLogRateLimit: a flow repeated within a second is folded into its
+// next line; the lines of one second are bounded; every packet is
+// counted.
+func TestFlowLogRateLimit(t *testing.T) {
+	var out bytes.Buffer
+	f := newFlowLog(&out, 3, newMetrics())
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	fl := func(to string, at time.Duration) DeniedFlow {
+		return DeniedFlow{Time: t0.Add(at), From: "a", To: to, Port: "80/tcp", RuleID: "from-zone"}
+	}
+	f.add(fl("b", 0))
+	f.add(fl("b", 100*time.Millisecond)) // folded
+	f.add(fl("b", 200*time.Millisecond)) // folded
+	f.add(fl("c", 300*time.Millisecond))
+	f.add(fl("d", 400*time.Millisecond))
+	f.add(fl("e", 500*time.Millisecond)) // over 3 lines this second
+	f.add(fl("b", 1100*time.Millisecond))
+	var lines []DeniedFlow
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var d DeniedFlow
+		if err := json.Unmarshal([]byte(l), &d); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		lines = append(lines, d)
+	}
+	var got []string
+	for _, l := range lines {
+		got = append(got, l.To)
+	}
+	if strings.Join(got, ",") != "b,c,d,b" || lines[3].Repeated != 2 {
+		t.Errorf("lines to %v (last repeated %d), want b,c,d,b (2)", got, lines[len(lines)-1].Repeated)
+	}
+	recent, _, cancel := f.subscribe()
+	defer cancel()
+	if len(recent) != 4 {
+		t.Errorf("recent: %d lines, want 4", len(recent))
+	}
+}
+
+func TestMarkContainer(t *testing.T) {
+	var d dirty
+	t1, t2 := time.Unix(100, 0), time.Unix(101, 0)
+	d.markContainer("x", "connect", t1)
+	d.markContainer("x", "start", t2)
+	d.markContainer("x", "die", time.Unix(102, 0))
+	d.markContainer("y", "rename", t1)
+	if d.containers["x"] != t2 || !d.containers["y"].IsZero() {
+		t.Errorf("containers %v: want x at its start, y with no time", d.containers)
+	}
+	var e dirty
+	e.markContainer("y", "connect", t1)
+	d.merge(e)
+	if d.containers["y"] != t1 {
+		t.Errorf("merge: y %v, want %v", d.containers["y"], t1)
+	}
+}
+
+func TestLatencyRing(t *testing.T) {
+	var r latencyRing
+	for i := 1; i <= 2000; i++ {
+		r.add(time.Duration(i%100+1) * time.Millisecond)
+	}
+	p50, p99, n := r.quantiles()
+	if n != 1024 || p50 < 45 || p50 > 55 || p99 < 97 || p99 > 100 {
+		t.Errorf("p50 %.1f p99 %.1f over %d", p50, p99, n)
+	}
+}
