@@ -116,7 +116,7 @@ func TestDemoOffline(t *testing.T) {
 	}
 	for _, want := range []string{"embedded snapshot", "customer-db", "published-bypasses-isolation", "untrusted-shares-data-network", "docker-socket-mounted", "privileged",
 		"Blast radius of dev-box", "customer-db (PostgreSQL) in 1 hop: dev-box -> customer-db",
-		"After segmenting it (offline", "If dev-box is compromised now:\n\nBlast radius of dev-box: an attacker who controls it reaches 0 containers."} {
+		"After segmenting it (offline", "Not verified: 'zonewarden verify' sends real packets", "If dev-box is compromised now:\n\nBlast radius of dev-box: an attacker who controls it reaches 0 containers."} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}

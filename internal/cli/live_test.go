@@ -149,10 +149,16 @@ func TestDemoLive(t *testing.T) {
 	for _, want := range []string{"Building it on", "customer-db", "published-bypasses-isolation",
 		"untrusted-shares-data-network", "internal-publish-ignored", "Blast radius of dev-box",
 		"customer-db (PostgreSQL) in 1 hop", "connected customer-db to shop-data", "Loaded the firewall: table inet zonewarden_demo",
-		"If dev-box is compromised now:\n\nBlast radius of dev-box: an attacker who controls it reaches 0 containers.", "Removed the demo host"} {
+		"If dev-box is compromised now:\n\nBlast radius of dev-box: an attacker who controls it reaches 0 containers.", "Removed the demo host",
+		"== Verify before: real packets against the policy ==", "dev-box -> customer-db:5432/tcp: the policy says deny, the packets found it open",
+		"== Verify after: real packets against the policy ==", "0 behave unlike the policy", "the zones hold"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+	before, after, _ := strings.Cut(out, "== Verify after")
+	if strings.Contains(before, " 0 behave unlike the policy") || !strings.Contains(after, " 0 behave unlike the policy") {
+		t.Errorf("the demo's verify should find mismatches before the policy is applied and none after:\n%s", out)
 	}
 	if strings.Contains(out, "embedded snapshot") {
 		t.Error("demo fell back to the embedded snapshot although Docker answers")

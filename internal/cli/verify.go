@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -21,28 +23,75 @@ import (
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
-// verifyResult is one probed key: a source, a destination and a port.
+// verifyResult is one probed key: a source, a destination and a port
+// (or icmp).
 type verifyResult struct {
-	From     string   `json:"from"`
-	To       string   `json:"to"`
-	Port     string   `json:"port"`
-	Expected bool     `json:"expected"`
-	Observed bool     `json:"observed"`
-	Via      []string `json:"via,omitempty"`
-	// Listener says who answered: "service" (something already listened)
-	// or "zonewarden" (a temporary listener of verify).
-	Listener string   `json:"listener"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Port     string `json:"port"`
+	Expected bool   `json:"expected"`
+	// Observed is true when a probe reached the destination: it answered
+	// (open), or refused because nothing listens there (closed).
+	Observed bool `json:"observed"`
+	// Outcome is what the probes saw, the best of them: open, closed
+	// (the destination answered that nothing listens: reached, but no
+	// service, and verify could not listen there itself), blocked (no
+	// answer: dropped), unreachable (no route), stopped (the container
+	// does not run: nothing was probed) or error (no probe could be made).
+	Outcome string   `json:"outcome"`
+	Via     []string `json:"via,omitempty"`
+	// Listener says who answered: "service" (something already listened),
+	// "zonewarden" (a temporary listener of verify) or "kernel" (an ICMP
+	// echo).
+	Listener string   `json:"listener,omitempty"`
 	Probes   []string `json:"probes"`
+	// ByName is the outcome of the probes that went to the destination's
+	// name, resolved through Docker's DNS inside the source (--by-name):
+	// as Outcome, or "unresolved"; Resolved is what the name resolved to.
+	ByName   string   `json:"by_name,omitempty"`
+	Resolved []string `json:"resolved,omitempty"`
 	Cause    string   `json:"cause,omitempty"`
 }
 
-func (r verifyResult) ok() bool { return r.Expected == r.Observed }
+// Outcomes of a key.
+const (
+	outcomeOpen        = "open"
+	outcomeClosed      = "closed"
+	outcomeBlocked     = "blocked"
+	outcomeUnreachable = "unreachable"
+	outcomeStopped     = "stopped"
+	outcomeError       = "error"
+	outcomeUnresolved  = "unresolved"
+)
+
+// skipped reports whether nothing could be probed for the key (a stopped
+// container): neither a pass nor a mismatch.
+func (r verifyResult) skipped() bool { return r.Outcome == outcomeStopped }
+
+func (r verifyResult) ok() bool {
+	switch {
+	case r.skipped():
+		return true
+	case r.Outcome == outcomeError:
+		return false
+	case r.Expected != r.Observed:
+		return false
+	}
+	// By name, an allowed peer on a shared network must be found and
+	// reached too: Docker's DNS is part of the path.
+	return r.ByName == "" || !r.Expected || !r.overNetwork() || r.ByName == outcomeOpen || r.ByName == outcomeClosed
+}
+
+// overNetwork reports whether the model's path is a shared network (where
+// Docker's DNS answers the destination's name).
+func (r verifyResult) overNetwork() bool {
+	return slices.ContainsFunc(r.Via, func(v string) bool { return strings.HasPrefix(v, reach.ViaNetwork) })
+}
 
 func (a *app) verifyCommand() *cobra.Command {
 	var (
 		format, output, label string
-		sample                int
-		timeout               time.Duration
+		opts                  verifyOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "verify [POLICY]",
@@ -59,14 +108,28 @@ installed it).
 Blocked is told from closed: where nothing listens on a probed port,
 verify listens there itself for the duration of the probe, so an allow
 means a handshake completed and a deny means the packet was dropped, not
-that a service was down. UDP counts as open when the listener's reply
-comes back.
+that a service was down. Where it cannot listen (a service holds the port
+on another address, such as 127.0.0.1), a refusal from the destination
+shows as closed: the packet got there, so the path is open. UDP counts as
+open when the listener's reply comes back, closed when the destination
+answers port unreachable, blocked when nothing comes back.
+
+ICMP echo (ping, IPv4 and IPv6) is probed where the policy declares an
+icmp flow to the destination or an icmp test, and between every pair with
+--icmp: open when the echo reply comes back. A container that is not
+running is reported as stopped, not as blocked: there is nothing to probe.
+
+With --by-name verify also probes each destination by its container name,
+resolved through Docker's embedded DNS (127.0.0.11) inside the source, as
+a program in the container would: an allowed peer on a shared network must
+be found by name and reached.
 
 Exit status: 0 when everything matches, 1 on any mismatch, 2 when verify
 could not run.`,
 		Example: `  zonewarden verify
   zonewarden verify zones.yaml --format junit -o verify.xml
-  zonewarden verify --label com.docker.compose.project=shop --sample 500`,
+  zonewarden verify --label com.docker.compose.project=shop --sample 500
+  zonewarden verify zones.yaml --by-name --icmp`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !slices.Contains([]string{"text", "json", "junit"}, format) {
@@ -75,13 +138,12 @@ could not run.`,
 			if len(a.src.composeFiles) > 0 || a.src.snapshotFile != "" {
 				return usageErr(cmd, "verify probes a live Docker host: -f and --snapshot cannot be probed")
 			}
-			var keyVal [2]string
 			if label != "" {
 				k, v, ok := strings.Cut(label, "=")
 				if !ok {
 					return usageErr(cmd, "--label: want KEY=VALUE, got %q", label)
 				}
-				keyVal = [2]string{k, v}
+				opts.label = [2]string{k, v}
 			}
 			var p *policy.Policy
 			if len(args) == 1 {
@@ -102,7 +164,7 @@ could not run.`,
 			} else {
 				an = a.analyze(cmd.Context(), snap, false)
 			}
-			results, err := runVerify(cmd.Context(), snap, an, b, keyVal, sample, timeout)
+			results, err := runVerify(cmd.Context(), snap, an, b, opts)
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
 			}
@@ -129,18 +191,38 @@ could not run.`,
 	f.StringVar(&format, "format", "text", "output format: text, json or junit (JUnit XML for CI)")
 	f.StringVarP(&output, "output", "o", "", "write the results to `FILE` instead of standard output")
 	f.StringVar(&label, "label", "", "probe only containers with this `KEY=VALUE` label")
-	f.IntVar(&sample, "sample", 0, "probe at most `N` source-destination pairs, chosen at random (0: all)")
-	f.DurationVar(&timeout, "timeout", probe.DefaultTimeout, "how long a probe waits before it counts as dropped")
+	f.IntVar(&opts.sample, "sample", 0, "probe at most `N` source-destination pairs, chosen at random (0: all)")
+	f.DurationVar(&opts.timeout, "timeout", probe.DefaultTimeout, "how long a probe waits before it counts as dropped")
+	f.BoolVar(&opts.byName, "by-name", false, "also probe each destination by its container name, resolved through Docker's DNS inside the source")
+	f.BoolVar(&opts.icmp, "icmp", false, "probe ICMP echo between every pair (by default only where the policy declares icmp)")
 	return cmd
 }
 
+// verifyOptions are the settings of one verify run.
+type verifyOptions struct {
+	label   [2]string // probe only containers with this label (key, value)
+	sample  int       // at most this many pairs (0: all)
+	timeout time.Duration
+	byName  bool // also probe destinations by name
+	icmp    bool // ping every pair
+}
+
+// icmpPort is the key of an ICMP echo probe.
+var icmpPort = reach.Port{Proto: policy.ProtoICMP}
+
 // verifyPorts are the ports probed on a destination: its exposed and
-// published container ports, the policy's flow ports to it, and 80/tcp.
-func verifyPorts(c *inventory.Container, ix *inventory.Index, b *policy.Binding) []reach.Port {
+// published container ports, the policy's flow and test ports to it, and
+// 80/tcp (at most 8), and icmp where a flow or test of the policy names it
+// (or always, with icmp).
+func verifyPorts(c *inventory.Container, ix *inventory.Index, b *policy.Binding, icmp bool) []reach.Port {
 	var out []reach.Port
 	add := func(proto string, n uint16) {
 		pt := reach.Port{Proto: proto, Number: n}
-		if (proto == "tcp" || proto == "udp") && n != 0 && !slices.Contains(out, pt) && len(out) < 8 {
+		switch {
+		case slices.Contains(out, pt):
+		case proto == policy.ProtoICMP:
+			icmp = true
+		case (proto == "tcp" || proto == "udp") && n != 0 && len(out) < 8:
 			out = append(out, pt)
 		}
 	}
@@ -152,39 +234,56 @@ func verifyPorts(c *inventory.Container, ix *inventory.Index, b *policy.Binding)
 	}
 	if b != nil {
 		if m := b.Member(c.Name); m != nil && m.Workload != nil {
-			for _, f := range b.Model.Policy().Flows {
-				for _, w := range b.Model.Members(f.To) {
-					if w.Name == m.Workload.Name {
-						for _, r := range f.Ports {
-							add(r.Proto, r.First)
-						}
+			p := b.Model.Policy()
+			targets := func(ref policy.Ref) bool {
+				return slices.ContainsFunc(b.Model.Members(ref), func(w *policy.Workload) bool { return w.Name == m.Workload.Name })
+			}
+			for _, f := range p.Flows {
+				if targets(f.To) {
+					for _, r := range f.Ports {
+						add(r.Proto, r.First)
 					}
+				}
+			}
+			for _, t := range p.Tests {
+				if t.To.Kind != policy.RefAddress && targets(t.To) {
+					add(t.Port.Proto, t.Port.Number)
 				}
 			}
 		}
 	}
 	add("tcp", 80)
+	if icmp {
+		out = append(out, icmpPort)
+	}
 	return out
 }
 
 // runVerify probes the peers of snap; b, when not nil, is the policy bound
-// to snap (its flow ports are probed too).
-func runVerify(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis, b *policy.Binding, label [2]string, sample int, timeout time.Duration) ([]verifyResult, error) {
+// to snap (its flow and test ports are probed too).
+func runVerify(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis, b *policy.Binding, opts verifyOptions) ([]verifyResult, error) {
 	ix := inventory.NewIndex(snap)
-	// Peers: running containers with a network namespace of their own.
+	// Peers: running containers with a network namespace of their own;
+	// those that do not run are reported, not probed.
 	var peers []*inventory.Container
+	var results []verifyResult
+	stopped := func(c *inventory.Container, why string) {
+		results = append(results, verifyResult{From: "*", To: c.Name, Outcome: outcomeStopped, Probes: []string{},
+			Cause: c.Name + " " + why + ": nothing to probe to or from it; start it and verify again to check its flows"})
+	}
 	for i := range snap.Containers {
 		c := &snap.Containers[i]
-		if c.Pid <= 0 || c.UsesHostNetwork() || c.NoNetwork() || c.SharedNamespaceWith() != "" {
+		if c.UsesHostNetwork() || c.NoNetwork() || c.SharedNamespaceWith() != "" {
 			continue
 		}
-		if label[0] != "" && c.Labels[label[0]] != label[1] {
+		if opts.label[0] != "" && c.Labels[opts.label[0]] != opts.label[1] {
+			continue
+		}
+		if c.Pid <= 0 {
+			stopped(c, "is "+cmp.Or(c.State, "not running"))
 			continue
 		}
 		peers = append(peers, c)
-	}
-	if len(peers) < 2 {
-		return nil, errors.New("fewer than two running containers to probe between (is the --label right?)")
 	}
 	ns := map[string]*probe.Namespace{}
 	defer func() {
@@ -192,15 +291,25 @@ func runVerify(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis
 			n.Close()
 		}
 	}()
+	running := peers[:0]
 	for _, c := range peers {
 		n, err := probe.OpenPID(c.Pid)
-		if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			stopped(c, "stopped while verify ran")
+			continue
+		case err != nil:
 			return nil, fmt.Errorf("entering the network namespace of %s: %w (verify needs root)", c.Name, err)
 		}
 		ns[c.Name] = n
+		running = append(running, c)
+	}
+	peers = running
+	if len(peers) < 2 {
+		return nil, errors.New("fewer than two running containers to probe between (is the --label right?)")
 	}
 	// Listen where nothing does, so that a refusal cannot pass for a drop.
-	owner := map[[2]string]string{} // (container, port) -> "service" or "zonewarden"
+	owner := map[[2]string]string{} // (container, port) -> "service", "zonewarden" or "kernel"
 	var listeners []*probe.Listener
 	defer func() {
 		for _, l := range listeners {
@@ -209,12 +318,16 @@ func runVerify(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis
 	}()
 	ports := map[string][]reach.Port{}
 	for _, c := range peers {
-		ports[c.Name] = verifyPorts(c, ix, b)
+		ports[c.Name] = verifyPorts(c, ix, b, opts.icmp)
 		for _, pt := range ports[c.Name] {
 			cfg := probe.ListenConfig{Banner: "zonewarden-verify"}
-			if pt.Proto == "tcp" {
+			switch pt.Proto {
+			case policy.ProtoICMP:
+				owner[[2]string{c.Name, pt.String()}] = "kernel"
+				continue
+			case "tcp":
 				cfg.TCP = []uint16{pt.Number}
-			} else {
+			default:
 				cfg.UDP = []uint16{pt.Number}
 			}
 			l, err := probe.Listen(ns[c.Name], cfg)
@@ -235,30 +348,43 @@ func runVerify(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis
 			}
 		}
 	}
-	if sample > 0 && sample < len(pairs) {
+	if opts.sample > 0 && opts.sample < len(pairs) {
 		r := rand.New(rand.NewPCG(1, 2))
 		r.Shuffle(len(pairs), func(i, j int) { pairs[i], pairs[j] = pairs[j], pairs[i] })
-		pairs = pairs[:sample]
+		pairs = pairs[:opts.sample]
 	}
+	// kind says how a job reaches its destination.
+	const (
+		direct    = iota // one of the destination's addresses
+		published        // a published port through a gateway: the host answers a refusal
+		byName           // the destination's name, resolved in the source
+	)
+	type jobKey struct{ result, kind int }
 	var jobs []probe.Job
-	var keys []int // job -> result index
-	var results []verifyResult
+	var keys []jobKey
+	first := len(results)
 	for _, pr := range pairs {
 		for _, pt := range ports[pr.to.Name] {
 			ok, edge := an.Eval(pr.from.Name, pr.to.Name, pt)
 			res := verifyResult{From: pr.from.Name, To: pr.to.Name, Port: pt.String(), Expected: ok, Via: edge.Via,
 				Listener: owner[[2]string{pr.to.Name, pt.String()}], Probes: []string{}}
 			results = append(results, res)
-			add := func(ap netip.AddrPort) {
-				jobs = append(jobs, probe.Job{From: ns[pr.from.Name], To: probe.Target{Proto: pt.Proto, Addr: ap}})
-				keys = append(keys, len(results)-1)
+			add := func(t probe.Target, kind int) {
+				jobs = append(jobs, probe.Job{From: ns[pr.from.Name], To: t})
+				keys = append(keys, jobKey{len(results) - 1, kind})
 			}
 			for _, e := range pr.to.Endpoints {
 				for _, addr := range []netip.Addr{e.IPv4, e.IPv6} {
 					if addr.IsValid() {
-						add(netip.AddrPortFrom(addr, pt.Number))
+						add(probe.Target{Proto: pt.Proto, Addr: netip.AddrPortFrom(addr, pt.Number)}, direct)
 					}
 				}
+			}
+			if opts.byName {
+				add(probe.Target{Proto: pt.Proto, Addr: netip.AddrPortFrom(netip.Addr{}, pt.Number), Name: pr.to.Name}, byName)
+			}
+			if pt.Proto == policy.ProtoICMP {
+				continue // nothing is published for ICMP
 			}
 			// The published path: the destination's host port through the
 			// gateway address of each of the source's networks.
@@ -268,25 +394,85 @@ func runVerify(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis
 				}
 				for _, gw := range gateways(ix, pr.from) {
 					if pb.AllInterfaces() && (!pb.HostIP.IsValid() || pb.HostIP.Is4() == gw.Is4()) || pb.HostIP == gw {
-						add(netip.AddrPortFrom(gw, pb.HostPort))
+						add(probe.Target{Proto: pt.Proto, Addr: netip.AddrPortFrom(gw, pb.HostPort)}, published)
 					}
 				}
 			}
 		}
 	}
-	prober := &probe.Prober{Timeout: timeout}
+	prober := &probe.Prober{Timeout: opts.timeout}
+	seen := make([][]probe.Status, len(results))  // per result: the statuses of its address and published probes
+	named := make([][]probe.Status, len(results)) // per result: of its probes by name
 	for i, r := range prober.Run(ctx, jobs) {
-		res := &results[keys[i]]
-		res.Observed = res.Observed || r.Status == probe.Open
-		res.Probes = append(res.Probes, r.To.String()+" "+r.Status.String())
+		k := keys[i]
+		res := &results[k.result]
+		st := r.Status
+		if st == probe.Refused && k.kind == published {
+			// The host refused: nothing (no longer) published there. It
+			// says nothing about the destination.
+			st = probe.Unreachable
+		}
+		desc := r.To.String() + " " + r.Status.String()
+		if k.kind == byName {
+			if len(r.Resolved) == 0 {
+				st = probe.Failed
+				desc = "name " + r.To.String() + " unresolved (" + oneLine(r.Err) + ")"
+			} else {
+				desc = "name " + r.To.String() + " = " + r.To.Addr.Addr().String() + " " + r.Status.String()
+				for _, a := range r.Resolved {
+					if s := a.String(); !slices.Contains(res.Resolved, s) {
+						res.Resolved = append(res.Resolved, s)
+					}
+				}
+			}
+			named[k.result] = append(named[k.result], st)
+		}
+		if k.kind != byName || len(r.Resolved) > 0 {
+			seen[k.result] = append(seen[k.result], st)
+		}
+		res.Probes = append(res.Probes, desc)
 	}
-	for i := range results {
-		results[i].Cause = verifyCause(results[i])
+	for i := first; i < len(results); i++ {
+		res := &results[i]
+		res.Outcome = outcomeOf(seen[i])
+		res.Observed = res.Outcome == outcomeOpen || res.Outcome == outcomeClosed
+		if opts.byName {
+			res.ByName = outcomeOf(named[i])
+			if res.ByName == outcomeError {
+				res.ByName = outcomeUnresolved
+			}
+		}
+		res.Cause = verifyCause(*res, b)
 	}
 	slices.SortFunc(results, func(x, y verifyResult) int {
 		return strings.Compare(x.From+" "+x.To+" "+x.Port, y.From+" "+y.To+" "+y.Port)
 	})
 	return results, nil
+}
+
+// outcomeOf sums up the statuses of the probes of one key: open if any
+// was, else closed if the destination refused, else blocked if one was
+// dropped, else unreachable; error when no probe could be made.
+func outcomeOf(statuses []probe.Status) string {
+	best := outcomeError
+	rank := map[string]int{outcomeError: 0, outcomeUnreachable: 1, outcomeBlocked: 2, outcomeClosed: 3, outcomeOpen: 4}
+	for _, s := range statuses {
+		o := outcomeError
+		switch s {
+		case probe.Open:
+			o = outcomeOpen
+		case probe.Refused:
+			o = outcomeClosed
+		case probe.Filtered:
+			o = outcomeBlocked
+		case probe.Unreachable:
+			o = outcomeUnreachable
+		}
+		if rank[o] > rank[best] {
+			best = o
+		}
+	}
+	return best
 }
 
 // gateways returns the gateway addresses of a container's networks.
@@ -308,67 +494,132 @@ func gateways(ix *inventory.Index, c *inventory.Container) []netip.Addr {
 	return out
 }
 
-// verifyCause names the likely cause of a mismatch.
-func verifyCause(r verifyResult) string {
+// verifyCause names the likely cause of a mismatch; b, when not nil, is
+// the policy bound to the host.
+func verifyCause(r verifyResult, b *policy.Binding) string {
+	key := r.From + " " + r.To + " " + r.Port
 	switch {
 	case r.ok():
 		return ""
+	case r.Outcome == outcomeError:
+		return "no probe could be made (see the probes): did a container stop while verify ran?"
+	case r.Expected && !r.Observed && r.Outcome == outcomeUnreachable:
+		return "expected to pass but there is no route to " + r.To + ": are both containers on the network the flow needs ('zonewarden reach --eval " + key + "')?"
+	case r.Expected && !r.Observed:
+		return "expected to pass but dropped: a firewall rule (zonewarden's, or Docker's isolation) stops it; check the flow with 'zonewarden reach --eval " + key + "'"
 	case r.Expected:
-		return "expected to pass but dropped: a firewall rule (zonewarden's, or Docker's isolation) stops it; check the flow with 'zonewarden reach --eval " + r.From + " " + r.To + " " + r.Port + "'"
+		if r.ByName == outcomeUnresolved {
+			return "reached by address, but " + r.To + " is not found by name from " + r.From + ": Docker's DNS (127.0.0.11) in " + r.From + " does not answer it — do they share a user-defined network?"
+		}
+		return "reached by address, but not by name (" + r.ByName + "): the name resolves to " + strings.Join(r.Resolved, ", ") + " — is another container answering to that name?"
+	}
+	got := "open"
+	if r.Outcome == outcomeClosed {
+		got = "reachable (" + r.To + " refused: nothing listens, but the packet got there)"
+	}
+	if b != nil {
+		for _, n := range sharedNetworks(b, r.From, r.To) {
+			for _, c := range []string{r.From, r.To} {
+				if stray := strayMembership(b, c, n); stray != "" {
+					return "expected to be denied but " + got + " over network " + n + ": " + stray
+				}
+			}
+		}
 	}
 	for _, v := range r.Via {
 		if strings.HasPrefix(v, reach.ViaNetwork) {
-			return "expected to be denied but open over " + v + ": is a container on a network its workload may not join, or is the firewall missing ('zonewarden status')?"
+			return "expected to be denied but " + got + " over " + v + ": is a container on a network its workload may not join, or is the firewall missing ('zonewarden status')?"
 		}
 	}
-	return "expected to be denied but open: no rule stops it — is zonewarden's firewall installed ('zonewarden status')?"
+	return "expected to be denied but " + got + ": no rule stops it — is zonewarden's firewall installed ('zonewarden status')?"
+}
+
+// sharedNetworks returns the networks containers x and y are both on.
+func sharedNetworks(b *policy.Binding, x, y string) []string {
+	mx, my := b.Member(x), b.Member(y)
+	if mx == nil || my == nil {
+		return nil
+	}
+	var out []string
+	for _, e := range mx.Container.Endpoints {
+		if slices.ContainsFunc(my.Container.Endpoints, func(f inventory.Endpoint) bool { return f.Network == e.Network }) {
+			out = append(out, e.Network)
+		}
+	}
+	return out
+}
+
+// strayMembership explains, when container c is on zone network n that
+// its workload may not join, that membership; else it returns "".
+func strayMembership(b *policy.Binding, c, n string) string {
+	m := b.Member(c)
+	if m == nil || !slices.Contains(m.Attached, n) || slices.Contains(m.Zones, n) {
+		return ""
+	}
+	if m.Workload == nil {
+		return c + " is on zone network " + n + " but no workload of the policy selects it: disconnect it ('docker network disconnect " + n + " " + c + "') or give it a workload"
+	}
+	zones := "none"
+	if len(m.Zones) > 0 {
+		zones = strings.Join(m.Zones, ", ")
+	}
+	return c + " is on network " + n + ", which its workload " + m.Workload.Name + " may not join (its zones: " + zones + "): disconnect it ('docker network disconnect " + n + " " + c + "'), or add " + n + " to the workload's zones if it belongs there"
 }
 
 func writeVerify(w io.Writer, format string, results []verifyResult) error {
-	bad := 0
+	bad, skipped := 0, 0
 	for _, r := range results {
-		if !r.ok() {
+		switch {
+		case r.skipped():
+			skipped++
+		case !r.ok():
 			bad++
 		}
 	}
+	type summary struct {
+		Probed     int `json:"probed"`
+		Mismatches int `json:"mismatches"`
+		NotRunning int `json:"not_running"`
+	}
+	sum := summary{len(results) - skipped, bad, skipped}
 	switch format {
 	case "json":
 		doc, err := json.MarshalIndent(struct {
 			Results []verifyResult `json:"results"`
-			Summary struct {
-				Probed     int `json:"probed"`
-				Mismatches int `json:"mismatches"`
-			} `json:"summary"`
-		}{Results: results, Summary: struct {
-			Probed     int `json:"probed"`
-			Mismatches int `json:"mismatches"`
-		}{len(results), bad}}, "", "  ")
+			Summary summary        `json:"summary"`
+		}{results, sum}, "", "  ")
 		if err != nil {
 			return err
 		}
 		_, err = fmt.Fprintf(w, "%s\n", doc)
 		return err
 	case "junit":
-		type failure struct {
+		type message struct {
 			Message string `xml:"message,attr"`
 			Text    string `xml:",chardata"`
 		}
 		type testcase struct {
 			Name      string   `xml:"name,attr"`
 			Classname string   `xml:"classname,attr"`
-			Failure   *failure `xml:"failure,omitempty"`
+			Failure   *message `xml:"failure,omitempty"`
+			Skipped   *message `xml:"skipped,omitempty"`
 		}
 		suite := struct {
 			XMLName  xml.Name   `xml:"testsuite"`
 			Name     string     `xml:"name,attr"`
 			Tests    int        `xml:"tests,attr"`
 			Failures int        `xml:"failures,attr"`
+			Skipped  int        `xml:"skipped,attr"`
 			Cases    []testcase `xml:"testcase"`
-		}{Name: "zonewarden verify", Tests: len(results), Failures: bad}
+		}{Name: "zonewarden verify", Tests: len(results), Failures: bad, Skipped: skipped}
 		for _, r := range results {
-			tc := testcase{Name: r.From + " -> " + r.To + ":" + r.Port + " " + allowWord(r.Expected), Classname: "zonewarden.verify"}
-			if !r.ok() {
-				tc.Failure = &failure{Message: r.Cause, Text: strings.Join(r.Probes, "\n")}
+			tc := testcase{Name: verifyKey(r) + " " + allowWord(r.Expected), Classname: "zonewarden.verify"}
+			switch {
+			case r.skipped():
+				tc.Name = r.To + " " + r.Outcome
+				tc.Skipped = &message{Message: r.Cause}
+			case !r.ok():
+				tc.Failure = &message{Message: r.Cause, Text: strings.Join(r.Probes, "\n")}
 			}
 			suite.Cases = append(suite.Cases, tc)
 		}
@@ -381,12 +632,22 @@ func writeVerify(w io.Writer, format string, results []verifyResult) error {
 	}
 	var sb strings.Builder
 	for _, r := range results {
+		if r.skipped() {
+			fmt.Fprintf(&sb, "skip %s: %s\n", r.To, r.Cause)
+			continue
+		}
 		mark := "ok  "
 		if !r.ok() {
 			mark = "FAIL"
 		}
-		fmt.Fprintf(&sb, "%s %s -> %s:%s expected=%s observed=%s", mark, r.From, r.To, r.Port, allowWord(r.Expected), openWord(r.Observed))
-		if r.Listener == "zonewarden" {
+		fmt.Fprintf(&sb, "%s %s expected=%s observed=%s", mark, verifyKey(r), allowWord(r.Expected), r.Outcome)
+		if r.ByName != "" {
+			fmt.Fprintf(&sb, " by-name=%s", r.ByName)
+		}
+		switch {
+		case r.Outcome == outcomeClosed && r.Expected:
+			sb.WriteString(" (the path is open; nothing listens there and verify could not listen itself: is the service down, or bound to another address?)")
+		case r.Listener == "zonewarden" && r.Observed:
 			sb.WriteString(" (temporary listener)")
 		}
 		sb.WriteByte('\n')
@@ -394,21 +655,21 @@ func writeVerify(w io.Writer, format string, results []verifyResult) error {
 			fmt.Fprintf(&sb, "     %s\n     probes: %s\n", r.Cause, strings.Join(r.Probes, ", "))
 		}
 	}
-	fmt.Fprintf(&sb, "\n%d keys probed, %d mismatches.\n", len(results), bad)
+	fmt.Fprintf(&sb, "\n%d keys probed, %d mismatches", sum.Probed, bad)
+	if skipped > 0 {
+		fmt.Fprintf(&sb, ", %s not running (not probed)", count(skipped, "container"))
+	}
+	sb.WriteString(".\n")
 	_, err := io.WriteString(w, sb.String())
 	return err
 }
+
+// verifyKey renders a key as "web -> db:5432/tcp" or "web -> db:icmp".
+func verifyKey(r verifyResult) string { return r.From + " -> " + r.To + ":" + r.Port }
 
 func allowWord(b bool) string {
 	if b {
 		return "allow"
 	}
 	return "deny"
-}
-
-func openWord(b bool) string {
-	if b {
-		return "open"
-	}
-	return "blocked"
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
@@ -140,14 +141,16 @@ func hostPorts(c Container) string {
 	return strings.Join(ps, ", ")
 }
 
-// ensureImage builds the demo image under every demo tag unless present.
+// ensureImage builds the demo image under every demo tag unless they all
+// name it already (a demo run with another payload, busybox or a static
+// zonewarden, moves the tags to its own image).
 func ensureImage(ctx context.Context, dc *dockerapi.Client, payload ImagePayload, hash string) error {
 	marker := "zonewarden-demo/payload:" + hash
-	if dc.ImageExists(ctx, marker) {
-		return nil
-	}
 	tags := append([]string{marker}, Images...)
 	tags = append(tags, "zonewarden-demo/shop-api:2.4-rc1")
+	if id := dc.ImageID(ctx, marker); id != "" && !slices.ContainsFunc(tags, func(t string) bool { return dc.ImageID(ctx, t) != id }) {
+		return nil
+	}
 	dockerfile := fmt.Sprintf("FROM scratch\nCOPY payload %s\nCMD [%q]\n", payload.path(), payload.path())
 	return dc.BuildImage(ctx, dockerfile,
 		[]dockerapi.BuildFile{{Name: "payload", Mode: 0o755, Data: payload.Binary}},

@@ -67,16 +67,37 @@ func (s Status) String() string {
 const (
 	TCP = "tcp"
 	UDP = "udp"
+	// ICMP is an echo request (ping), ICMPv6 for an IPv6 address; the
+	// port is 0. Open means the echo reply came back.
+	ICMP = "icmp"
 )
 
 // Target is one address, port and protocol to probe.
 type Target struct {
-	Proto string // TCP or UDP
-	Addr  netip.AddrPort
+	Proto string // TCP, UDP or ICMP
+	// Addr is the address and port; the port is 0 for ICMP. With Name,
+	// only the port counts: the address is the one the name resolves to.
+	Addr netip.AddrPort
+	// Name, when set, is resolved first through Docker's embedded DNS
+	// server inside the source namespace ([Prober.Resolve]), and the
+	// probe goes to the first address it returns (IPv4 first).
+	Name string
 }
 
-// String renders the target as "10.0.0.2:5432/tcp" or "[fd00::2]:53/udp".
-func (t Target) String() string { return t.Addr.String() + "/" + t.Proto }
+// String renders the target as "10.0.0.2:5432/tcp", "[fd00::2]:53/udp",
+// "10.0.0.2/icmp", or by name "db:5432/tcp" and "db/icmp".
+func (t Target) String() string {
+	host := t.Addr.Addr().String()
+	if t.Name != "" {
+		host = t.Name
+	} else if t.Addr.Addr().Is6() && t.Proto != ICMP {
+		host = "[" + host + "]"
+	}
+	if t.Proto == ICMP {
+		return host + "/" + t.Proto
+	}
+	return host + ":" + strconv.Itoa(int(t.Addr.Port())) + "/" + t.Proto
+}
 
 // Job is one probe: from inside a namespace to a target.
 type Job struct {
@@ -94,12 +115,20 @@ type Result struct {
 	Reply []byte
 	// Err is the error behind a status other than open.
 	Err error
-	// Elapsed is how long the probe took.
+	// Elapsed is how long the probe took, name resolution included.
 	Elapsed time.Duration
+	// Resolved are the addresses the target's Name resolved to inside the
+	// source namespace; the probe went to the first (To.Addr). Empty
+	// when the target has no Name or it did not resolve (see Err).
+	Resolved []netip.Addr
 }
 
 func (r Result) String() string {
-	s := r.From.String() + " -> " + r.To.String() + ": " + r.Status.String()
+	s := r.From.String() + " -> " + r.To.String()
+	if r.To.Name != "" && len(r.Resolved) > 0 {
+		s += " (" + r.To.Addr.Addr().String() + ")"
+	}
+	s += ": " + r.Status.String()
 	if len(r.Reply) > 0 {
 		s += " " + strconv.Quote(string(r.Reply))
 	}
@@ -155,23 +184,38 @@ func (p *Prober) Run(ctx context.Context, jobs []Job) []Result {
 }
 
 // Probe runs one probe from inside the namespace from (nil: the host's).
-func (p *Prober) Probe(ctx context.Context, from *Namespace, to Target) Result {
+func (p *Prober) Probe(ctx context.Context, from *Namespace, to Target) (r Result) {
 	start := time.Now()
-	r := Result{Job: Job{From: from, To: to}}
+	r = Result{Job: Job{From: from, To: to}}
 	if from == nil {
 		r.From = host
 	}
-	switch {
-	case !to.Addr.IsValid() || to.Addr.Port() == 0:
-		r.Err = fmt.Errorf("probe target %s: want an address and a port", to)
-	case to.Proto == TCP:
-		p.probeTCP(ctx, &r)
-	case to.Proto == UDP:
-		p.probeUDP(ctx, &r)
-	default:
-		r.Err = fmt.Errorf("probe target %s: protocol must be %s or %s", to, TCP, UDP)
+	defer func() { r.Elapsed = time.Since(start) }()
+	if to.Proto != TCP && to.Proto != UDP && to.Proto != ICMP {
+		r.Err = fmt.Errorf("probe target %s: protocol must be %s, %s or %s", to, TCP, UDP, ICMP)
+		return r
 	}
-	r.Elapsed = time.Since(start)
+	if to.Name != "" {
+		addrs, err := p.Resolve(ctx, r.From, to.Name)
+		if err != nil {
+			r.Err = err
+			return r
+		}
+		r.Resolved = addrs
+		r.To.Addr = netip.AddrPortFrom(addrs[0], to.Addr.Port())
+	}
+	switch {
+	case !r.To.Addr.Addr().IsValid():
+		r.Err = fmt.Errorf("probe target %s: want an address", to)
+	case r.To.Proto == ICMP:
+		p.probeICMP(ctx, &r)
+	case r.To.Addr.Port() == 0:
+		r.Err = fmt.Errorf("probe target %s: want a port", to)
+	case r.To.Proto == TCP:
+		p.probeTCP(ctx, &r)
+	default:
+		p.probeUDP(ctx, &r)
+	}
 	return r
 }
 

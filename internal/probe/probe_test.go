@@ -356,3 +356,68 @@ func TestHostNamespace(t *testing.T) {
 		}
 	}
 }
+
+// TestICMP pings from namespace a: b answers on IPv4 and IPv6, many pings
+// at once are each matched to their own reply, a route that does not
+// exist is unreachable, a dropped echo is filtered after the timeout, and
+// a rejected one is filtered at once.
+func TestICMP(t *testing.T) {
+	p := newPair(t)
+	pr := &probe.Prober{Timeout: 300 * time.Millisecond, Workers: 200}
+	ctx := context.Background()
+	for _, a := range []netip.Addr{p.b4, p.b6, p.a4} {
+		r := pr.Probe(ctx, p.a, probe.ICMPTarget(a))
+		if r.Status != probe.Open {
+			t.Errorf("ping %s: %v, want open", a, r)
+		}
+		if r.Elapsed > 50*time.Millisecond {
+			t.Errorf("ping %s took %v; an answered ping on one host takes well under 50 ms", a, r.Elapsed)
+		}
+	}
+	if r := pr.Probe(ctx, p.a, probe.ICMPTarget(netip.MustParseAddr("203.0.113.9"))); r.Status != probe.Unreachable {
+		t.Errorf("ping without a route: %v, want unreachable", r)
+	}
+	// 400 pings at once over one link: every reply finds its probe.
+	var jobs []probe.Job
+	for i := range 400 {
+		a := p.b4
+		if i%2 == 1 {
+			a = p.b6
+		}
+		jobs = append(jobs, probe.Job{From: p.a, To: probe.ICMPTarget(a)})
+	}
+	start := time.Now()
+	open := 0
+	for _, r := range pr.Run(ctx, jobs) {
+		if r.Status == probe.Open {
+			open++
+		}
+	}
+	t.Logf("400 concurrent pings: %d answered in %v", open, time.Since(start))
+	if open != len(jobs) {
+		t.Errorf("%d of %d concurrent pings answered, want all", open, len(jobs))
+	}
+
+	// b drops echo requests from a's IPv4 address, and rejects a's IPv6
+	// ones as administratively prohibited.
+	cmd := exec.Command("ip", "netns", "exec", p.bName, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(fmt.Sprintf(`table inet zwprobeicmp {
+	chain input {
+		type filter hook input priority -10; policy accept;
+		ip saddr %s icmp type echo-request drop
+		ip6 saddr %s icmpv6 type echo-request reject with icmpv6 type admin-prohibited
+	}
+}
+`, p.a4, p.a6))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft in %s: %v\n%s", p.bName, err, out)
+	}
+	r := pr.Probe(ctx, p.a, probe.ICMPTarget(p.b4))
+	if r.Status != probe.Filtered || r.Elapsed < 250*time.Millisecond {
+		t.Errorf("dropped ping: %v after %v, want filtered after the 300ms timeout", r, r.Elapsed)
+	}
+	r = pr.Probe(ctx, p.a, probe.ICMPTarget(p.b6))
+	if r.Status != probe.Filtered || r.Elapsed > 100*time.Millisecond || r.Err == nil || !strings.Contains(r.Err.Error(), "prohibits") {
+		t.Errorf("rejected ping: %v after %v, want filtered at once by the answer", r, r.Elapsed)
+	}
+}

@@ -201,8 +201,16 @@ func first(s []string) string {
 
 // ImageExists reports whether the image reference is present locally.
 func (c *Client) ImageExists(ctx context.Context, ref string) bool {
-	_, err := c.api.ImageInspect(ctx, ref)
-	return err == nil
+	return c.ImageID(ctx, ref) != ""
+}
+
+// ImageID returns the id of the local image ref, or "" when there is none.
+func (c *Client) ImageID(ctx context.Context, ref string) string {
+	img, err := c.api.ImageInspect(ctx, ref)
+	if err != nil {
+		return ""
+	}
+	return img.ID
 }
 
 // BuildFile is one file of an in-memory build context.
