@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
@@ -178,39 +179,32 @@ func inSet(rs *enforce.Ruleset, addr string) bool {
 }
 
 // memberships reports (and with EnforceMembership ends) the containers
-// connected to a zone their workload may not join.
+// connected to a zone their workload may not join. The firewall does not
+// admit them there meanwhile.
 func (a *Agent) memberships(ctx context.Context, b *policy.Binding) []string {
-	zones := map[string]bool{}
-	for _, z := range b.Model.Policy().Zones {
-		zones[z.Name] = true
-	}
 	var out []string
-	for _, m := range b.Containers {
-		if m.Workload == nil || !m.Container.Running() {
+	for _, s := range b.Strays() {
+		m := s.Member
+		if !m.Container.Running() {
 			continue
 		}
-		for _, z := range m.Attached {
-			if !zones[z] || slices.Contains(m.Zones, z) {
-				continue
-			}
-			v := fmt.Sprintf("%s on zone %s (workload %s may join %v)", m.Container.Name, z, m.Workload.Name, m.Zones)
-			out = append(out, v)
-			if !a.cfg.EnforceMembership {
-				continue
-			}
-			if err := a.cfg.Docker.DisconnectNetwork(ctx, z, m.Container.ID); err != nil {
-				a.log.Error("cannot disconnect a container from a zone its workload may not join", "container", m.Container.Name, "zone", z, "error", err.Error())
-				continue
-			}
-			a.metrics.membershipRepairs.Inc()
-			a.log.Warn("disconnected a container from a zone its workload may not join", "container", m.Container.Name, "zone", z, "workload", m.Workload.Name)
+		v := fmt.Sprintf("%s on zone %s (workload %s may join %s)", m.Container.Name, s.Network, m.Workload.Name, strings.Join(m.Zones, ", "))
+		out = append(out, v)
+		if !a.cfg.EnforceMembership {
+			continue
 		}
+		if err := a.cfg.Docker.DisconnectNetwork(ctx, s.Network, m.Container.ID); err != nil {
+			a.log.Error("cannot disconnect a container from a zone its workload may not join", "container", m.Container.Name, "zone", s.Network, "error", err.Error())
+			continue
+		}
+		a.metrics.membershipRepairs.Inc()
+		a.log.Warn("disconnected a container from a zone its workload may not join", "container", m.Container.Name, "zone", s.Network, "workload", m.Workload.Name)
 	}
 	slices.Sort(out)
 	prev := a.status.get().Violations
 	for _, v := range out {
 		if !slices.Contains(prev, v) && !a.cfg.EnforceMembership {
-			a.log.Warn("membership the policy forbids (run with --enforce-membership to disconnect it)", "violation", v)
+			a.log.Warn("membership the policy forbids (not admitted there; run with --enforce-membership to disconnect it)", "violation", v)
 		}
 	}
 	a.metrics.membershipViolations.Set(float64(len(out)))

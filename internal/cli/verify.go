@@ -172,12 +172,16 @@ could not run.`,
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
 			}
-			err = writeVerify(w, format, results)
+			strays := strayMemberships(b)
+			err = writeVerify(w, format, results, strays)
 			if cerr := closeOut(); err == nil {
 				err = cerr
 			}
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
+			}
+			if len(strays) > 0 {
+				return &exitErr{Code: exitFindings}
 			}
 			for _, r := range results {
 				if !r.ok() {
@@ -566,7 +570,21 @@ func strayMembership(b *policy.Binding, c, n string) string {
 	return c + " is on network " + n + ", which its workload " + m.Workload.Name + " may not join (its zones: " + zones + "): disconnect it ('docker network disconnect " + n + " " + c + "'), or add " + n + " to the workload's zones if it belongs there"
 }
 
-func writeVerify(w io.Writer, format string, results []verifyResult) error {
+// strayMemberships explains each membership the policy forbids (nil
+// without a policy). Each is a failure of verify even where the firewall
+// keeps the container out: the host is not as the policy says.
+func strayMemberships(b *policy.Binding) []string {
+	if b == nil {
+		return nil
+	}
+	var out []string
+	for _, s := range b.Strays() {
+		out = append(out, strayMembership(b, s.Member.Container.Name, s.Network))
+	}
+	return out
+}
+
+func writeVerify(w io.Writer, format string, results []verifyResult, strays []string) error {
 	bad, skipped := 0, 0
 	for _, r := range results {
 		switch {
@@ -580,14 +598,20 @@ func writeVerify(w io.Writer, format string, results []verifyResult) error {
 		Probed     int `json:"probed"`
 		Mismatches int `json:"mismatches"`
 		NotRunning int `json:"not_running"`
+		// Memberships the policy forbids: failures whatever the packets do.
+		ForbiddenMemberships int `json:"forbidden_memberships"`
 	}
-	sum := summary{len(results) - skipped, bad, skipped}
+	sum := summary{len(results) - skipped, bad, skipped, len(strays)}
+	if strays == nil {
+		strays = []string{}
+	}
 	switch format {
 	case "json":
 		doc, err := json.MarshalIndent(struct {
-			Results []verifyResult `json:"results"`
-			Summary summary        `json:"summary"`
-		}{results, sum}, "", "  ")
+			Results     []verifyResult `json:"results"`
+			Memberships []string       `json:"forbidden_memberships"`
+			Summary     summary        `json:"summary"`
+		}{results, strays, sum}, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -611,7 +635,10 @@ func writeVerify(w io.Writer, format string, results []verifyResult) error {
 			Failures int        `xml:"failures,attr"`
 			Skipped  int        `xml:"skipped,attr"`
 			Cases    []testcase `xml:"testcase"`
-		}{Name: "zonewarden verify", Tests: len(results), Failures: bad, Skipped: skipped}
+		}{Name: "zonewarden verify", Tests: len(results) + len(strays), Failures: bad + len(strays), Skipped: skipped}
+		for _, m := range strays {
+			suite.Cases = append(suite.Cases, testcase{Name: "membership", Classname: "zonewarden.verify", Failure: &message{Message: m}})
+		}
 		for _, r := range results {
 			tc := testcase{Name: verifyKey(r) + " " + allowWord(r.Expected), Classname: "zonewarden.verify"}
 			switch {
@@ -655,7 +682,13 @@ func writeVerify(w io.Writer, format string, results []verifyResult) error {
 			fmt.Fprintf(&sb, "     %s\n     probes: %s\n", r.Cause, strings.Join(r.Probes, ", "))
 		}
 	}
+	for _, m := range strays {
+		fmt.Fprintf(&sb, "FAIL membership: %s\n", m)
+	}
 	fmt.Fprintf(&sb, "\n%d keys probed, %d mismatches", sum.Probed, bad)
+	if len(strays) > 0 {
+		fmt.Fprintf(&sb, ", %s the policy forbids", count(len(strays), "membership"))
+	}
 	if skipped > 0 {
 		fmt.Fprintf(&sb, ", %s not running (not probed)", count(skipped, "container"))
 	}

@@ -100,8 +100,15 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 		addrs := addresses(ix, m.Container)
 		switch {
 		case m.Workload != nil:
-			for _, a := range addrs {
-				r.add("admitted"+familyOf(a).suffix, a.String(), m.Container.Name)
+			for _, e := range endpoints(ix, m.Container) {
+				if zoneNames[e.Network] != nil && !slices.Contains(m.Zones, e.Network) {
+					continue // a stray membership (Binding.Strays): not admitted there (fail closed)
+				}
+				for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
+					if a.IsValid() {
+						r.add("admitted"+familyOf(a).suffix, a.String(), m.Container.Name)
+					}
+				}
 			}
 		case len(m.Matches) == 0 && unmanagedFree && len(m.Attached) > 0:
 			// Only where it shares a zone does admission matter.

@@ -242,6 +242,31 @@ func (b *Binding) Conflicts() []*Member {
 	return out
 }
 
+// Stray is a container on a zone network its workload may not join.
+type Stray struct {
+	Member  *Member
+	Network string
+}
+
+// Strays returns the memberships the policy forbids: containers a
+// workload selects that are on a zone network outside its zones, in
+// container order. zonewarden does not admit them there (fail closed).
+func (b *Binding) Strays() []Stray {
+	var out []Stray
+	for i := range b.Containers {
+		m := &b.Containers[i]
+		if m.Workload == nil {
+			continue
+		}
+		for _, n := range m.Attached {
+			if !slices.Contains(m.Zones, n) {
+				out = append(out, Stray{Member: m, Network: n})
+			}
+		}
+	}
+	return out
+}
+
 // MemberZones maps each container that exactly one workload selects to
 // the zones it must join.
 func (b *Binding) MemberZones() map[string][]string {
