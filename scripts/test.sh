@@ -7,7 +7,8 @@
 # starts dockerd if no Docker daemon answers (and stops it again at the end;
 # a daemon that was already running is left running), then runs, stopping at
 # the first failure:
-#   gofmt -l, go vet, staticcheck, go test -race ./...
+#   gofmt -l, go vet, staticcheck, go test -race ./..., then (without
+#   arguments) the dockerd-restart test alone: it restarts the daemon.
 # The integration tests are ordinary tests that need root and Docker (see
 # internal/testenv); ZONEWARDEN_REQUIRE_DOCKER=1 makes them fail rather than
 # skip when either is missing. Extra arguments go to go test.
@@ -80,3 +81,27 @@ go tool staticcheck ./...
 step "go test -race (unit and integration tests)"
 # -timeout bounds each test binary; they run in parallel.
 go test -race -count=1 -timeout "${ZW_TEST_TIMEOUT:-10m}" "$@" ./...
+
+# Restarting dockerd stops every container of the host for a few seconds:
+# that test runs alone, after the others (and not when extra arguments
+# select tests).
+if [ "$#" -eq 0 ]; then
+	step "dockerd restart (enforcement and the agent survive it)"
+	export ZW_DOCKERD_LOG
+	restart_log="$(mktemp)"
+	ZONEWARDEN_DISRUPTIVE=1 go test -race -count=1 -timeout 5m -run '^TestDockerdRestart$' -v ./internal/agent >"$restart_log" 2>&1 || {
+		cat "$restart_log" >&2
+		rm -f "$restart_log"
+		false
+	}
+	grep -q -- '--- PASS: TestDockerdRestart' "$restart_log" || {
+		cat "$restart_log" >&2
+		rm -f "$restart_log"
+		zw_die "TestDockerdRestart did not run"
+	}
+	rm -f "$restart_log"
+	# The test started dockerd again: that is the daemon to stop at the end.
+	if [ "$ZW_STARTED_DOCKERD" = 1 ]; then
+		ZW_DOCKERD_PID="$(pidof dockerd || true)"
+	fi
+fi

@@ -1,0 +1,214 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+
+	"github.com/zonewarden/zonewarden/internal/nft/nflink"
+	"github.com/zonewarden/zonewarden/internal/probe"
+	"github.com/zonewarden/zonewarden/internal/testenv"
+)
+
+// DisruptiveEnv, set to 1, runs the tests that restart dockerd: they stop
+// every container on the host for a few seconds, so scripts/test.sh runs
+// them alone, after the other tests.
+const DisruptiveEnv = "ZONEWARDEN_DISRUPTIVE"
+
+// TestDockerdRestart restarts dockerd under a running agent: zonewarden's
+// table stays in force throughout (Docker re-creates its own rules, never
+// ours), the agent reconnects to the event stream and admits the
+// containers as they come back (with restart: always), allowed flows work
+// again and denied ones stay denied.
+func TestDockerdRestart(t *testing.T) {
+	if os.Getenv(DisruptiveEnv) != "1" {
+		t.Skipf("restarts dockerd, stopping every container of the host: set %s=1 (scripts/test.sh does, in a step of its own)", DisruptiveEnv)
+	}
+	h := newZoneHost(t)
+	ag := h.startAgent(false)
+	// Containers that come back after the restart, each with its
+	// listener (started again after the restart: its namespace is new).
+	svc := h.restarting(t, "svc2", h.app)
+	cl := h.restarting(t, "client-r", h.app)
+	listen := func() {
+		ns, err := probe.OpenPID(testenv.Pid(t, h.cli, svc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := probe.Listen(ns, probe.ListenConfig{TCP: []uint16{80, 5432}, Banner: "svc2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close(); ns.Close() })
+	}
+	listen()
+	// svc2 is selected by no workload but lives in a zone: unmanaged:
+	// allow leaves it to Docker; the client reaches it, and svc on 80.
+	check := func(within time.Duration) {
+		t.Helper()
+		svcAddr := testenv.Addr(t, h.cli, svc, h.app)
+		eventually(t, within, func() string {
+			if st, err := h.probe(cl, h.svc, 80, 200*time.Millisecond); st != probe.Open {
+				return fmt.Sprintf("client -> svc:80 %s (%v)", st, err)
+			}
+			if st, err := h.probe(cl, svcAddr, 80, 200*time.Millisecond); st != probe.Open {
+				return fmt.Sprintf("client -> svc2:80 %s (%v)", st, err)
+			}
+			return ""
+		})
+		if st, _ := h.probe(cl, h.db, 5432, 300*time.Millisecond); st == probe.Open {
+			t.Errorf("client reaches db:5432, which the policy denies")
+		}
+	}
+	check(3 * time.Second)
+
+	l, err := nflink.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	stop := make(chan struct{})
+	absent := make(chan int, 1)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				absent <- n
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if ok, err := l.HasTable(h.table); err == nil && !ok {
+				n++
+			}
+		}
+	}()
+	restartDockerd(t, h.cli)
+	close(stop)
+	if n := <-absent; n > 0 {
+		t.Errorf("zonewarden's table was absent %d times while dockerd restarted", n)
+	}
+	// The listener of svc (not restarting) is gone with its container;
+	// svc2 and the client come back.
+	eventually(t, 30*time.Second, func() string {
+		for _, id := range []string{svc, cl} {
+			info, err := h.cli.ContainerInspect(context.Background(), id)
+			if err != nil || info.State == nil || !info.State.Running {
+				return "containers not back yet"
+			}
+		}
+		return ""
+	})
+	listen()
+	h.listenerAgain(t, "svc")
+	check(5 * time.Second)
+	if s := ag.Status(); s.Docker != "connected" {
+		t.Errorf("agent after the restart: Docker %q", s.Docker)
+	}
+}
+
+// restarting runs a container with restart: always on net.
+func (h *zoneHost) restarting(t *testing.T, name, net string) string {
+	t.Helper()
+	resp, err := h.cli.ContainerCreate(context.Background(),
+		&container.Config{Image: testenv.Image(t, h.cli), Cmd: []string{"sleep", "3600"}, Labels: map[string]string{testenv.Label: h.runID}},
+		&container.HostConfig{NetworkMode: container.NetworkMode(net), RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyAlways}},
+		&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{net: {}}}, nil, h.pre+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.cli.ContainerStart(context.Background(), resp.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return resp.ID
+}
+
+// listenerAgain starts the stopped listener container name again (its
+// namespace is new) and listens in it.
+func (h *zoneHost) listenerAgain(t *testing.T, name string) netip.Addr {
+	t.Helper()
+	id := h.pre + name
+	if err := h.cli.ContainerStart(context.Background(), id, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := probe.OpenPID(testenv.Pid(t, h.cli, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := probe.Listen(ns, probe.ListenConfig{TCP: []uint16{80, 5432}, Banner: "reached-" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(); ns.Close() })
+	a := testenv.Addr(t, h.cli, id, h.app)
+	h.svc = a
+	return a
+}
+
+// restartDockerd restarts the Docker daemon: with systemctl where systemd
+// runs it, else by stopping the dockerd process and starting its command
+// line again (in a session of its own, logging to $ZW_DOCKERD_LOG), as
+// scripts/test.sh started it.
+func restartDockerd(t *testing.T, cli *client.Client) {
+	t.Helper()
+	if exec.Command("systemctl", "is-active", "--quiet", "docker").Run() == nil {
+		if out, err := exec.Command("systemctl", "restart", "docker").CombinedOutput(); err != nil {
+			t.Fatalf("systemctl restart docker: %v\n%s", err, out)
+		}
+	} else {
+		out, err := exec.Command("pidof", "dockerd").Output()
+		if err != nil {
+			t.Fatalf("no dockerd process: %v", err)
+		}
+		pid, _ := strconv.Atoi(strings.Fields(string(out))[0])
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		argv := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, func() string {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+				return "dockerd has not stopped"
+			}
+			return ""
+		})
+		logPath := os.Getenv("ZW_DOCKERD_LOG")
+		if logPath == "" {
+			logPath = "/var/log/zonewarden-dockerd.log"
+		}
+		logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer logf.Close()
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("starting %v again: %v", argv, err)
+		}
+		_ = cmd.Process.Release()
+	}
+	eventually(t, 60*time.Second, func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := cli.Ping(ctx); err != nil {
+			return "dockerd does not answer after the restart: " + err.Error()
+		}
+		return ""
+	})
+}
