@@ -252,6 +252,16 @@ func (a *Agent) watchEvents(ctx context.Context) {
 		a.status.set(func(s *Status) { s.Docker = "connected" })
 		a.mark(func(d *dirty) { d.full = true })
 		for e := range events {
+			if e.Container != "" && (e.Action == "connect" || e.Action == "disconnect") {
+				// Docker reports a connect or disconnect before its
+				// container list shows it: read the container again
+				// once the list has caught up.
+				for _, after := range []time.Duration{200 * time.Millisecond, time.Second} {
+					time.AfterFunc(after, func() {
+						a.mark(func(d *dirty) { d.markContainer(e.Container, "", time.Time{}) })
+					})
+				}
+			}
 			a.mark(func(d *dirty) {
 				if e.Container != "" {
 					d.markContainer(e.Container, e.Action, e.Time)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
-	"os"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -16,7 +14,8 @@ import (
 // dirty when a transaction of another process touched it (a table
 // deleted, a rule or set element changed by hand, another tool flushing
 // the ruleset). The next reconcile then reloads the whole table in one
-// transaction. Transactions by this process's threads are ours.
+// transaction. Transactions sent from the agent's loader socket are its
+// own.
 //
 // A notification burst too large for the socket (ENOBUFS, e.g. while
 // the agent itself loads a big ruleset) is followed by a check of the
@@ -86,7 +85,11 @@ func (a *Agent) monitorTable(ctx context.Context) error {
 			}
 			switch typ := int(m.Header.Type & 0xff); typ {
 			case unix.NFT_MSG_NEWGEN:
-				if touched && !ourThread(genPID(m.Data)) {
+				// The notification's port id is the sender's socket:
+				// the agent's own transactions all go through its
+				// loader.
+				if touched && (a.loader == nil || m.Header.PID != a.loader.PortID()) {
+					a.log.Debug("zonewarden's table changed by another process", "pid", genPID(m.Data), "port", m.Header.PID)
 					a.mark(func(d *dirty) { d.table = true })
 				}
 				touched = false
@@ -145,17 +148,4 @@ func genPID(data []byte) int {
 		}
 	}
 	return 0
-}
-
-// ourThread reports whether pid is a thread of this process: nf_tables
-// reports the thread that sent the transaction.
-func ourThread(pid int) bool {
-	if pid == 0 {
-		return false
-	}
-	if pid == os.Getpid() {
-		return true
-	}
-	_, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", pid))
-	return err == nil
 }

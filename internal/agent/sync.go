@@ -77,10 +77,12 @@ func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw 
 	switch {
 	case d.policy || d.table || installed == nil:
 		kind = "full"
-		res, err := firewall.Load(ctx, rs, rs.Script())
-		if err != nil {
-			return nil, err
+		// Through the agent's own socket, so that the table watch
+		// knows the change for its own (no nft -f fallback here).
+		if err := a.loader.Sync(rs); err != nil {
+			return nil, fmt.Errorf("loading table inet %s: %w", a.cfg.Table, err)
 		}
+		res := firewall.EndForbidden(rs)
 		if res.Killed > 0 {
 			a.log.Info("ended connections the policy no longer allows", "connections", res.Killed)
 		}

@@ -36,11 +36,17 @@ func Load(ctx context.Context, rs *enforce.Ruleset, script string) (Result, erro
 			return Result{}, err
 		}
 	}
+	return EndForbidden(rs), nil
+}
+
+// EndForbidden ends every tracked connection rs forbids, so that a
+// tightened policy does not leave sessions open that it no longer allows.
+func EndForbidden(rs *enforce.Ruleset) Result {
 	killed, err := conntrack.Kill(func(c conntrack.Conn) bool {
 		drop, _ := rs.Forbids(c.Src, c.Dst, c.Dialled, c.Proto, c.Port, c.DialledTo)
 		return drop
 	})
-	return Result{Killed: killed, ConntrackErr: err}, nil
+	return Result{Killed: killed, ConntrackErr: err}
 }
 
 func syncNetlink(rs *enforce.Ruleset) error {

@@ -358,3 +358,16 @@ func (l *Loader) HasTable(name string) (bool, error) {
 	}
 	return false, nil
 }
+
+// PortID returns the netlink port id of the loader's socket: nf_tables
+// notifications of the transactions it sends carry it, which tells them
+// from other processes' (the process id in them is of the initial PID
+// namespace, not of a container's). 0 when closed.
+func (l *Loader) PortID() uint32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sock == nil || l.conn == nil {
+		return 0
+	}
+	return l.sock.PID()
+}
