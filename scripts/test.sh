@@ -8,7 +8,8 @@
 # a daemon that was already running is left running), then runs, stopping at
 # the first failure:
 #   gofmt -l, go vet, staticcheck, go test -race ./..., then (without
-#   arguments) the dockerd-restart test alone: it restarts the daemon.
+#   arguments) the tests that need the host alone (ZONEWARDEN_ALONE=1):
+#   200 concurrent starts under the agent, and a dockerd restart.
 # The integration tests are ordinary tests that need root and Docker (see
 # internal/testenv); ZONEWARDEN_REQUIRE_DOCKER=1 makes them fail rather than
 # skip when either is missing. Extra arguments go to go test.
@@ -82,25 +83,30 @@ step "go test -race (unit and integration tests)"
 # -timeout bounds each test binary; they run in parallel.
 go test -race -count=1 -timeout "${ZW_TEST_TIMEOUT:-10m}" "$@" ./...
 
-# Restarting dockerd stops every container of the host for a few seconds:
-# that test runs alone, after the others (and not when extra arguments
-# select tests).
+# Tests that need the host to themselves run alone, after the others (and
+# not when extra arguments select tests): restarting dockerd stops every
+# container for a few seconds, and 200 concurrent container starts measure
+# admission latency that the other tests' load would distort.
 if [ "$#" -eq 0 ]; then
-	step "dockerd restart (enforcement and the agent survive it)"
+	step "alone: 200 concurrent starts under the agent; dockerd restart"
 	export ZW_DOCKERD_LOG
-	restart_log="$(mktemp)"
-	ZONEWARDEN_DISRUPTIVE=1 go test -race -count=1 -timeout 5m -run '^TestDockerdRestart$' -v ./internal/agent >"$restart_log" 2>&1 || {
-		cat "$restart_log" >&2
-		rm -f "$restart_log"
+	alone_log="$(mktemp)"
+	alone=(TestAgentAdmitsConcurrentStarts TestDockerdRestart)
+	ZONEWARDEN_ALONE=1 go test -race -count=1 -timeout 10m -run "^($(IFS='|'; echo "${alone[*]}"))\$" -v ./internal/agent >"$alone_log" 2>&1 || {
+		cat "$alone_log" >&2
+		rm -f "$alone_log"
 		false
 	}
-	grep -q -- '--- PASS: TestDockerdRestart' "$restart_log" || {
-		cat "$restart_log" >&2
-		rm -f "$restart_log"
-		zw_die "TestDockerdRestart did not run"
-	}
-	rm -f "$restart_log"
-	# The test started dockerd again: that is the daemon to stop at the end.
+	for t in "${alone[@]}"; do
+		grep -q -- "--- PASS: $t " "$alone_log" || {
+			cat "$alone_log" >&2
+			rm -f "$alone_log"
+			zw_die "$t did not run"
+		}
+	done
+	grep -h 'every container reached\|admission latency' "$alone_log" >&2 || true
+	rm -f "$alone_log"
+	# The restart test started dockerd again: that is the daemon to stop.
 	if [ "$ZW_STARTED_DOCKERD" = 1 ]; then
 		ZW_DOCKERD_PID="$(pidof dockerd || true)"
 	fi

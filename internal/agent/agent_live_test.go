@@ -218,6 +218,7 @@ func eventually(t *testing.T, within time.Duration, f func() string) time.Durati
 // policy denies (svc:5432, then db:5432 across zones): none succeeds. Each
 // reaches its allowed flow (svc:80) within 1 s of its start.
 func TestAgentAdmitsConcurrentStarts(t *testing.T) {
+	requireAlone(t, "measures admission under a start storm: other tests' load would distort it")
 	h := newZoneHost(t)
 	a := h.startAgent(false)
 	const n = 200
