@@ -45,6 +45,11 @@ type Config struct {
 	// how often the policy file is checked for changes (default 1 s).
 	Resync     time.Duration
 	PolicyPoll time.Duration
+	// MinInterval spaces reconciles at least this far apart, so that a
+	// storm of events costs a bounded number of them; changes meanwhile
+	// are taken together. 0: the next reconcile starts as soon as the
+	// previous one ends (they never overlap).
+	MinInterval time.Duration
 	// EnforceMembership disconnects containers from zones their workload
 	// may not join; otherwise they are only reported.
 	EnforceMembership bool

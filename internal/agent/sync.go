@@ -25,6 +25,7 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 	retry := time.NewTimer(0)
 	<-retry.C
 	backoff := 100 * time.Millisecond
+	var last time.Time // when the last reconcile started
 	for {
 		select {
 		case <-ctx.Done():
@@ -35,6 +36,14 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 			a.mark(func(d *dirty) { d.full = true })
 			<-a.wake
 		}
+		if wait := a.cfg.MinInterval - time.Since(last); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return
+			}
+		}
+		last = time.Now()
 		d, pol, raw := a.take()
 		if installed == nil {
 			d.full, d.table = true, true

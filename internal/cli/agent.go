@@ -135,6 +135,7 @@ no netlink, the socket taken).`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.PolicyPath, "policy", "", "the policy `FILE` to keep true (reloaded when it changes)")
 	f.DurationVar(&cfg.Resync, "resync", 30*time.Second, "period of the full resync with the host")
+	f.DurationVar(&cfg.MinInterval, "min-interval", 0, "space reconciles at least this far apart (events meanwhile are taken together); 0: back to back, never overlapping")
 	f.BoolVar(&cfg.EnforceMembership, "enforce-membership", false, "disconnect containers from zones their workload may not join (default: report them)")
 	f.StringVar(&cfg.Socket, "socket", agent.DefaultSocket, "control socket `PATH` (status, flows, metrics); empty for none")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "also serve /metrics and /healthz on this loopback `ADDR` (127.0.0.1:9847)")

@@ -400,20 +400,7 @@ func convertContainer(ct container.InspectResponse) inventory.Container {
 	out.Ports = slices.Compact(out.Ports)
 
 	if ns := ct.NetworkSettings; ns != nil {
-		for name, ep := range ns.Networks {
-			if ep == nil {
-				continue
-			}
-			e := inventory.Endpoint{Network: name, MAC: ep.MacAddress, Aliases: ep.Aliases}
-			if a, err := netip.ParseAddr(ep.IPAddress); err == nil {
-				e.IPv4 = a
-			}
-			if a, err := netip.ParseAddr(ep.GlobalIPv6Address); err == nil {
-				e.IPv6 = a
-			}
-			out.Endpoints = append(out.Endpoints, e)
-		}
-		slices.SortFunc(out.Endpoints, func(a, b inventory.Endpoint) int { return strings.Compare(a.Network, b.Network) })
+		out.Endpoints = convertEndpoints(ns.Networks)
 	}
 	for _, m := range ct.Mounts {
 		out.Mounts = append(out.Mounts, inventory.Mount{
@@ -568,20 +555,27 @@ func convertSummary(s container.Summary) inventory.Container {
 	slices.SortFunc(out.Ports, inventory.PortBinding.Compare)
 	out.Ports = slices.Compact(out.Ports)
 	if ns := s.NetworkSettings; ns != nil {
-		for name, ep := range ns.Networks {
-			if ep == nil {
-				continue
-			}
-			e := inventory.Endpoint{Network: name, MAC: ep.MacAddress, Aliases: ep.Aliases}
-			if a, err := netip.ParseAddr(ep.IPAddress); err == nil {
-				e.IPv4 = a
-			}
-			if a, err := netip.ParseAddr(ep.GlobalIPv6Address); err == nil {
-				e.IPv6 = a
-			}
-			out.Endpoints = append(out.Endpoints, e)
-		}
-		slices.SortFunc(out.Endpoints, func(a, b inventory.Endpoint) int { return strings.Compare(a.Network, b.Network) })
+		out.Endpoints = convertEndpoints(ns.Networks)
 	}
+	return out
+}
+
+// convertEndpoints converts a container's networks, sorted by name.
+func convertEndpoints(nets map[string]*network.EndpointSettings) []inventory.Endpoint {
+	var out []inventory.Endpoint
+	for name, ep := range nets {
+		if ep == nil {
+			continue
+		}
+		e := inventory.Endpoint{Network: name, MAC: ep.MacAddress, Aliases: ep.Aliases}
+		if a, err := netip.ParseAddr(ep.IPAddress); err == nil {
+			e.IPv4 = a
+		}
+		if a, err := netip.ParseAddr(ep.GlobalIPv6Address); err == nil {
+			e.IPv6 = a
+		}
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b inventory.Endpoint) int { return strings.Compare(a.Network, b.Network) })
 	return out
 }
