@@ -263,7 +263,7 @@ func (a *Agent) watchEvents(ctx context.Context) {
 				// once the list has caught up.
 				for _, after := range []time.Duration{200 * time.Millisecond, time.Second} {
 					time.AfterFunc(after, func() {
-						a.mark(func(d *dirty) { d.markContainer(e.Container, "", time.Time{}) })
+						a.mark(func(d *dirty) { d.markContainer(e.Container, e.Action, e.Time) })
 					})
 				}
 			}

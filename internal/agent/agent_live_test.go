@@ -256,8 +256,17 @@ func TestAgentAdmitsConcurrentStarts(t *testing.T) {
 				return
 			}
 			started, _ := time.Parse(time.RFC3339Nano, info.State.StartedAt)
+			ns, err := probe.OpenPID(info.State.Pid)
+			if err != nil {
+				problem("%s: %v", names[i], err)
+				return
+			}
+			defer ns.Close()
+			prober := probe.Prober{Timeout: 100 * time.Millisecond}
+			to := probe.Target{Proto: probe.TCP, Addr: netip.AddrPortFrom(h.svc, 80)}
 			for {
-				st, err := h.probe(ids[i], h.svc, 80, 100*time.Millisecond)
+				r := prober.Probe(context.Background(), ns, to)
+				st, err := r.Status, r.Err
 				if st == probe.Open {
 					break
 				}
