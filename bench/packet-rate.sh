@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Per-packet cost of enforcement (issue 5): the rate of new TCP connections
 # forwarded between two network namespaces through a router namespace, with
-# no rules, with the zonewarden-shaped nftables ruleset and with the seed's
+# no rules, with zonewarden's compiled ruleset (loaded with nflink) and with the seed's
 # linear iptables chain, at 10, 10,000 and 100,000 allowed flows. Touches
 # nothing of the host: it builds its own namespaces (198.18.0.0/15) and
 # removes them, also on Ctrl-C. See bench/README.md.

@@ -1,7 +1,7 @@
 // Command packet-rate measures what zonewarden's enforcement costs per
 // packet: the rate of new TCP connections forwarded between two network
-// namespaces through a router namespace, with no rules, with the
-// zonewarden-shaped nftables ruleset and with the seed's approach (one
+// namespaces through a router namespace, with no rules, with
+// zonewarden's compiled ruleset and with the seed's approach (one
 // iptables rule per allowed pair in a linear chain), each with 10, 10,000
 // and 100,000 allowed flows loaded.
 //
@@ -23,21 +23,25 @@
 // time. Before each run it waits for other tasks to use less than -busy of
 // the CPUs, and repeats a run they disturbed (-retries).
 //
-// Configurations (-configs):
+// Configurations (-configs; the first five are the default):
 //
 //	none             no rules at all: conntrack is not even active
 //	ct               only "ct state established,related accept" (nft): the
-//	                 conntrack cost every stateful ruleset pays
-//	zonewarden       table inet zonewarden: forward hook, priority -5,
-//	                 ct accept, fail-closed checks on small sets, then a
-//	                 lookup in an interval set with concatenated keys
-//	                 ip saddr . ip daddr . meta l4proto . th dport holding
-//	                 N flows, counter drop; one `nft -f` transaction
-//	zonewarden-hash  the same with a hash set of exact keys (no "flags
-//	                 interval"): what the interval set costs
+//	                 conntrack cost every stateful ruleset pays (and every
+//	                 Docker host already pays)
+//	zonewarden       zonewarden's real ruleset: a synthetic policy bound to
+//	                 a host in which the benchmark's client and server are
+//	                 admitted workloads (real.go), compiled by
+//	                 enforce.Compile, loaded with nflink (one transaction)
 //	iptables-nft     FORWARD: ctstate accept, N rules -s A -d B -p tcp
 //	                 --dport P -j ACCEPT, DROP; iptables-nft-restore
 //	iptables-legacy  the same through iptables-legacy-restore (x_tables)
+//	zonewarden-deny  the real ruleset of the policy with unmanaged: deny
+//	zonewarden-nft   the real ruleset loaded as its nft script (nft -f)
+//	exp-*            experiments: the nft script with forward4 or the flow
+//	                 sets edited by hand (experiments.go)
+//	sketch-*         the hand-written sketch loaded before internal/enforce
+//	                 existed: one lookup in an interval or a hash set
 //
 // Address plan (nothing of the host is touched: the three namespaces are
 // the benchmark's own, and their veths are created inside them):
@@ -47,8 +51,10 @@
 //	router ns  r0 198.18.1.1/24 — r1 198.18.2.1/24, ip_forward=1
 //	server ns  s0 198.18.2.2/24, default via 198.18.2.1; listens on
 //	           198.18.2.2:8080 (allowed) and :8081 (never allowed)
-//	filler     flows from 198.19.0.0/16 to 198.18.200.0/24: rules only,
-//	           no packet is sent to them
+//	filler     zonewarden: a synthetic policy's flows in 10.x.y.0/24
+//	           zones (real.go); iptables and sketch-*: flows from
+//	           198.19.0.0/16 to 198.18.200.0/24. Rules only: no packet is
+//	           sent to them
 //
 // Everything is removed on exit, on failure and on Ctrl-C (SIGINT,
 // SIGTERM). After a SIGKILL, remove leftovers with

@@ -6,20 +6,24 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
 // config is one way of filtering the router's forward path.
 type config struct {
 	name  string // for -configs
 	title string // column heading
-	// script renders the ruleset for flows allowed flows, one of which is
-	// the benchmark's; nil loads nothing.
-	script func(flows int) []byte
-	// load is the command that reads script on stdin inside the router
-	// namespace.
-	load []string
+	// load loads the ruleset for flows allowed flows, one of which is the
+	// benchmark's, into the router namespace and returns how long the
+	// load took; nil loads nothing.
+	load func(ctx context.Context, t topology, flows int) (time.Duration, error)
+	// tool is the command load runs, checked before anything is built.
+	tool string
 	// filters says whether the ruleset drops what it does not allow.
 	filters bool
+	// extra configurations run only when -configs names them.
+	extra bool
 }
 
 // noRules is the baseline the others are compared with.
@@ -27,11 +31,36 @@ var noRules = config{name: "none", title: "no rules"}
 
 var configs = []config{
 	noRules,
-	{name: "ct", title: "ct accept only", script: ctOnlyScript, load: []string{"nft", "-f", "-"}},
-	{name: "zonewarden", title: "zonewarden nft", script: zonewardenScript, load: []string{"nft", "-f", "-"}, filters: true},
-	{name: "zonewarden-hash", title: "nft hash set", script: hashScript, load: []string{"nft", "-f", "-"}, filters: true},
-	{name: "iptables-nft", title: "iptables-nft chain", script: iptablesScript, load: []string{"iptables-nft-restore"}, filters: true},
-	{name: "iptables-legacy", title: "iptables-legacy chain", script: iptablesScript, load: []string{"iptables-legacy-restore"}, filters: true},
+	{name: "ct", title: "ct accept only", load: scriptLoad(ctOnlyScript, "nft", "-f", "-"), tool: "nft"},
+	{name: "zonewarden", title: "zonewarden", load: realLoad(policy.UnmanagedWarn), filters: true},
+	{name: "iptables-nft", title: "iptables-nft chain", load: scriptLoad(iptablesScript, "iptables-nft-restore"), tool: "iptables-nft-restore", filters: true},
+	{name: "iptables-legacy", title: "iptables-legacy chain", load: scriptLoad(iptablesScript, "iptables-legacy-restore"), tool: "iptables-legacy-restore", filters: true},
+
+	// zonewarden's ruleset in other forms.
+	{name: "zonewarden-deny", title: "zw unmanaged:deny", load: realLoad(policy.UnmanagedDeny), filters: true, extra: true},
+	{name: "zonewarden-nft", title: "zw via nft -f", load: variantLoad(nil), tool: "nft", filters: true, extra: true},
+	// Experiments: zonewarden's ruleset with its chains or sets changed by
+	// hand (see experiments.go), loaded with nft -f: compare them with
+	// zonewarden-nft.
+	{name: "exp-allow-first", title: "exp allow first", load: variantLoad(allowFirst), tool: "nft", filters: true, extra: true},
+	{name: "exp-hash-first", title: "exp hash first", load: variantLoad(hashFirst), tool: "nft", filters: true, extra: true},
+	{name: "exp-no-counter", title: "exp no counters", load: variantLoad(noFlowCounters), tool: "nft", filters: true, extra: true},
+	{name: "exp-allow-first-no-counter", title: "exp allow first, no counters", load: variantLoad(chain(allowFirst, noFlowCounters)), tool: "nft", filters: true, extra: true},
+	// The first sketch of the ruleset, written by hand before
+	// internal/enforce existed: one lookup in one flow set.
+	{name: "sketch-interval", title: "sketch interval set", load: scriptLoad(sketchScript, "nft", "-f", "-"), tool: "nft", filters: true, extra: true},
+	{name: "sketch-hash", title: "sketch hash set", load: scriptLoad(sketchHashScript, "nft", "-f", "-"), tool: "nft", filters: true, extra: true},
+}
+
+// defaultConfigs are the configurations -configs names by default.
+func defaultConfigs() []string {
+	var out []string
+	for _, c := range configs {
+		if !c.extra {
+			out = append(out, c.name)
+		}
+	}
+	return out
 }
 
 // flow is one allowed flow: source . destination . tcp . port range.
@@ -105,12 +134,12 @@ func ctOnlyScript(int) []byte {
 // still one transaction.
 const elementsPerLine = 5000
 
-// zonewardenScript is the shape of zonewarden's enforcement overlay
-// (internal/enforce): its own table, a forward chain at priority -5,
-// established/related accepted, fail-closed checks against small sets,
-// then one lookup of (saddr . daddr . l4proto . dport) in an interval set
-// of allowed flows.
-func zonewardenScript(flows int) []byte {
+// sketchScript is the first sketch of zonewarden's enforcement overlay,
+// written by hand before internal/enforce existed: its own table, a
+// forward chain at priority -5, established/related accepted, fail-closed
+// checks against small sets, then one lookup of (saddr . daddr . l4proto
+// . dport) in an interval set of allowed flows.
+func sketchScript(flows int) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, `table inet zonewarden {
 	set zones4 {
@@ -150,15 +179,15 @@ func zonewardenScript(flows int) []byte {
 	return []byte(b.String())
 }
 
-// hashScript is zonewardenScript with a hash set of exact keys instead
+// sketchHashScript is sketchScript with a hash set of exact keys instead
 // of the interval set: no prefixes, no port ranges (each range flow keeps
 // its first port; the benchmark's /30 of sources becomes one element per
 // address, so the set holds flows+3 elements). A hash lookup costs the
 // same at any size; an interval set with concatenated keys (pipapo) scans
 // bitmaps as long as the set. This configuration shows what the interval
 // flag costs.
-func hashScript(flows int) []byte {
-	script := string(zonewardenScript(1))
+func sketchHashScript(flows int) []byte {
+	script := string(sketchScript(1))
 	script = strings.Replace(script, "typeof ip saddr . ip daddr . meta l4proto . th dport; flags interval;",
 		"typeof ip saddr . ip daddr . meta l4proto . th dport;", 1)
 	script = script[:strings.Index(script, "add element")]
@@ -192,17 +221,63 @@ func iptablesScript(flows int) []byte {
 	return []byte(b.String())
 }
 
-// loadRules loads c's ruleset for flows into the router namespace and
-// returns how long the load command took.
-func loadRules(ctx context.Context, t topology, c config, flows int) (time.Duration, error) {
-	if c.script == nil {
-		return 0, nil
+// scriptLoad loads the script for flows with cmd (reading it on stdin)
+// in the router namespace.
+func scriptLoad(script func(flows int) []byte, cmd ...string) func(context.Context, topology, int) (time.Duration, error) {
+	return func(ctx context.Context, t topology, flows int) (time.Duration, error) {
+		return loadScript(ctx, t, script(flows), cmd...)
 	}
-	script := c.script(flows)
-	args := append([]string{"netns", "exec", t.router}, c.load...)
+}
+
+func loadScript(ctx context.Context, t topology, script []byte, cmd ...string) (time.Duration, error) {
+	args := append([]string{"netns", "exec", t.router}, cmd...)
 	start := time.Now()
 	if err := runInput(ctx, script, "ip", args...); err != nil {
-		return 0, fmt.Errorf("loading %s with %d flows: %w", c.name, flows, err)
+		return 0, err
 	}
 	return time.Since(start), nil
+}
+
+// realLoad loads zonewarden's ruleset compiled from benchPolicy with
+// nflink, as zonewarden apply does.
+func realLoad(unmanaged policy.Unmanaged) func(context.Context, topology, int) (time.Duration, error) {
+	return func(_ context.Context, t topology, flows int) (time.Duration, error) {
+		c, err := realRuleset(flows, unmanaged)
+		if err != nil {
+			return 0, err
+		}
+		return loadNetlink(t, c.rs)
+	}
+}
+
+// variantLoad loads zonewarden's ruleset (unmanaged: warn) as the nft
+// script Ruleset.Script renders, changed by edit (nil: unchanged), with
+// nft -f.
+func variantLoad(edit func(string) (string, error)) func(context.Context, topology, int) (time.Duration, error) {
+	return func(ctx context.Context, t topology, flows int) (time.Duration, error) {
+		c, err := realRuleset(flows, policy.UnmanagedWarn)
+		if err != nil {
+			return 0, err
+		}
+		script := c.rs.Script()
+		if edit != nil {
+			if script, err = edit(script); err != nil {
+				return 0, err
+			}
+		}
+		return loadScript(ctx, t, []byte(script), "nft", "-f", "-")
+	}
+}
+
+// loadRules loads c's ruleset for flows into the router namespace and
+// returns how long the load took.
+func loadRules(ctx context.Context, t topology, c config, flows int) (time.Duration, error) {
+	if c.load == nil {
+		return 0, nil
+	}
+	d, err := c.load(ctx, t, flows)
+	if err != nil {
+		return 0, fmt.Errorf("loading %s with %d flows: %w", c.name, flows, err)
+	}
+	return d, nil
 }

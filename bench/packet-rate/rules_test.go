@@ -57,15 +57,15 @@ func TestIptablesScriptBenchFlowLast(t *testing.T) {
 	}
 }
 
-func TestNftScripts(t *testing.T) {
-	z := string(zonewardenScript(10))
+func TestSketchScripts(t *testing.T) {
+	z := string(sketchScript(10))
 	if got := strings.Count(z, " . tcp . "); got != 10 {
 		t.Errorf("zonewarden script: %d elements, want 10", got)
 	}
 	if !strings.Contains(z, "198.18.1.8/30 . 198.18.2.2 . tcp . 8080 }") {
 		t.Errorf("zonewarden script lacks the benchmark's flow:\n%s", z)
 	}
-	h := string(hashScript(10))
+	h := string(sketchHashScript(10))
 	if strings.Contains(h, "flags interval; }") || strings.Contains(h, "dport; flags interval") {
 		t.Errorf("hash script has an interval flows set:\n%s", h)
 	}

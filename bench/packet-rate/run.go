@@ -15,6 +15,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
 // options are the command line.
@@ -38,9 +40,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	for _, c := range configs {
 		names = append(names, c.name)
 	}
+	defaults := defaultConfigs()
 	var (
 		flows    = fs.String("flows", "10,10000,100000", "comma-separated numbers of allowed flows to load")
-		cfgs     = fs.String("configs", strings.Join(names, ","), "comma-separated configurations to measure")
+		cfgs     = fs.String("configs", strings.Join(defaults, ","), "comma-separated configurations to measure (known: "+strings.Join(names, ", ")+")")
 		duration = fs.Duration("duration", 5*time.Second, "measured time of each run")
 		warmup   = fs.Duration("warmup", time.Second, "unmeasured load before each run")
 		reps     = fs.Int("reps", 3, "runs of each measurement (the median is reported)")
@@ -96,6 +99,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := preflight(o); err != nil {
 		return err
 	}
+	if err := describeRulesets(o, stdout); err != nil {
+		return err
+	}
 	softirqd := softirqThreads()
 	results := map[string][]sample{} // by key(config, flows)
 	fmt.Fprintf(stderr, "%d configurations x %d sizes x %d runs of %s (+%s warm-up), %d client threads x %d connections in flight, %d CPUs\n",
@@ -149,8 +155,8 @@ func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsec
 func preflight(o options) error {
 	tools := []string{"ip", "sysctl"}
 	for _, c := range o.configs {
-		if len(c.load) > 0 {
-			tools = append(tools, c.load[0])
+		if c.tool != "" {
+			tools = append(tools, c.tool)
 		}
 	}
 	for _, t := range tools {
@@ -268,6 +274,19 @@ func medianOf(results map[string][]sample, c config, n int, fig func(sample) flo
 	return median(xs)
 }
 
+// halfRange is half the difference between the largest and the smallest
+// of one figure over the runs of c with n flows.
+func halfRange(results map[string][]sample, c config, n int, fig func(sample) float64) float64 {
+	var xs []float64
+	for _, s := range results[key(c, n)] {
+		xs = append(xs, fig(s))
+	}
+	if len(xs) == 0 {
+		return 0
+	}
+	return (slices.Max(xs) - slices.Min(xs)) / 2
+}
+
 // report prints the medians: connection rate (as a share of "no rules" at
 // the same size, when that was measured), CPU time per connection (and
 // what the rules add to it), ruleset load time.
@@ -296,11 +315,18 @@ func report(w io.Writer, o options, results map[string][]sample) {
 		fmt.Fprintln(w)
 	}
 
-	table(fmt.Sprintf("New TCP connections per second, median of %d runs of %s (%% of no rules at the same size):", o.reps, o.duration),
+	ctOnly := configs[slices.IndexFunc(configs, func(c config) bool { return c.name == "ct" })]
+	_, haveCt := results[key(ctOnly, o.flows[0])]
+	table(fmt.Sprintf("New TCP connections per second, median of %d runs of %s, ± half the range of the runs (%% of no rules | %% of ct accept only, at the same size):", o.reps, o.duration),
 		o.configs, func(c config, n int) string {
 			m := medianOf(results, c, n, rate)
-			cell := fmt.Sprintf("%.0f", m)
-			if b := medianOf(results, noRules, n, rate); haveBase && b > 0 {
+			cell := fmt.Sprintf("%.0f ±%.0f%%", m, 100*halfRange(results, c, n, rate)/m)
+			b := medianOf(results, noRules, n, rate)
+			k := medianOf(results, ctOnly, n, rate)
+			switch {
+			case haveBase && haveCt && b > 0 && k > 0:
+				cell += fmt.Sprintf(" (%.1f%% | %.1f%%)", 100*m/b, 100*m/k)
+			case haveBase && b > 0:
 				cell += fmt.Sprintf(" (%.1f%%)", 100*m/b)
 			}
 			var fails int64
@@ -313,10 +339,10 @@ func report(w io.Writer, o options, results map[string][]sample) {
 			return cell
 		})
 
-	table(fmt.Sprintf("CPU time per connection in µs, client + server + router, median of %d (+ added to no rules):", o.reps),
+	table(fmt.Sprintf("CPU time per connection in µs, client + server + router, median of %d ± half the range (+ added to no rules):", o.reps),
 		o.configs, func(c config, n int) string {
 			m := medianOf(results, c, n, perConn)
-			cell := fmt.Sprintf("%.1f", m)
+			cell := fmt.Sprintf("%.1f ±%.1f", m, halfRange(results, c, n, perConn))
 			if b := medianOf(results, noRules, n, perConn); haveBase && c.name != noRules.name {
 				cell += fmt.Sprintf(" (%+.1f)", m-b)
 			}
@@ -325,12 +351,12 @@ func report(w io.Writer, o options, results map[string][]sample) {
 
 	var withRules []config
 	for _, c := range o.configs {
-		if c.script != nil {
+		if c.load != nil {
 			withRules = append(withRules, c)
 		}
 	}
 	if len(withRules) > 0 {
-		table(fmt.Sprintf("Ruleset load time (%s in the router namespace), median of %d:", "nft -f / iptables-*-restore", o.reps),
+		table(fmt.Sprintf("Ruleset load time (%s in the router namespace), median of %d:", "nflink / nft -f / iptables-*-restore", o.reps),
 			withRules, func(c config, n int) string {
 				d := time.Duration(medianOf(results, c, n, loaded) * float64(time.Second))
 				return d.Round(time.Millisecond).String()
@@ -346,4 +372,34 @@ func report(w io.Writer, o options, results map[string][]sample) {
 	slices.Sort(others)
 	fmt.Fprintf(w, "Other tasks (and steal) during the runs: median %.0f%%, max %.0f%% of the CPUs.\n",
 		100*median(others), 100*others[len(others)-1])
+}
+
+// describeRulesets compiles zonewarden's rulesets of the sizes measured
+// (once: every run loads the same) and says what they hold.
+func describeRulesets(o options, w io.Writer) error {
+	modes := map[policy.Unmanaged]bool{}
+	for _, c := range o.configs {
+		switch {
+		case c.name == "zonewarden-deny":
+			modes[policy.UnmanagedDeny] = true
+		case strings.HasPrefix(c.name, "zonewarden"), strings.HasPrefix(c.name, "exp-"):
+			modes[policy.UnmanagedWarn] = true
+		}
+	}
+	for _, mode := range []policy.Unmanaged{policy.UnmanagedWarn, policy.UnmanagedDeny} {
+		if !modes[mode] {
+			continue
+		}
+		for _, n := range o.flows {
+			c, err := realRuleset(n, mode)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "zonewarden ruleset (unmanaged: %s), %d declared flows: %d elements, allow4 %d, allowrange4 %d, admitted4 %d, zones4 %d; bound and compiled in %s\n",
+				mode, c.flows, c.rs.Size(), len(c.rs.Elements("allow4")), len(c.rs.Elements("allowrange4")),
+				len(c.rs.Elements("admitted4")), len(c.rs.Elements("zones4")), c.compile.Round(time.Millisecond))
+		}
+	}
+	fmt.Fprintln(w)
+	return nil
 }
