@@ -11,8 +11,10 @@ import (
 // forward4. They are measurements for a change to internal/enforce, not
 // rulesets zonewarden loads.
 //
-// What the first packet of an allowed connection meets in forward4 as
-// compiled (unmanaged: warn, the policy's default), in order:
+// What the first packet of an allowed connection met in forward4 as
+// compiled before these experiments (unmanaged: warn, the policy's
+// default), in order — internal/enforce has since adopted allowFirst, so
+// that variant is now the compiled ruleset itself:
 //
 //	ip saddr @zones4 ip saddr != @admitted4 drop       interval, hash
 //	ip daddr @zones4 ip daddr != @admitted4 drop       interval, hash

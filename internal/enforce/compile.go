@@ -98,17 +98,13 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 	for i := range b.Containers {
 		m := &b.Containers[i]
 		addrs := addresses(ix, m.Container)
+		if m.Workload != nil {
+			addrs = endpointAddrs(admittedEndpoints(ix, zoneNames, m.Container, m.Zones))
+		}
 		switch {
 		case m.Workload != nil:
-			for _, e := range endpoints(ix, m.Container) {
-				if zoneNames[e.Network] != nil && !slices.Contains(m.Zones, e.Network) {
-					continue // a stray membership (Binding.Strays): not admitted there (fail closed)
-				}
-				for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
-					if a.IsValid() {
-						r.add("admitted"+familyOf(a).suffix, a.String(), m.Container.Name)
-					}
-				}
+			for _, a := range addrs {
+				r.add("admitted"+familyOf(a).suffix, a.String(), m.Container.Name)
 			}
 		case len(m.Matches) == 0 && unmanagedFree && len(m.Attached) > 0:
 			// Only where it shares a zone does admission matter.
@@ -178,12 +174,12 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 		note := wf.From.Name + " -> " + wf.To.Name
 		keys := make([]string, len(wf.Ports))
 		for _, src := range from {
-			srcEps := endpoints(ix, src)
+			srcEps := admittedEndpoints(ix, zoneNames, src, wf.From.Zones)
 			for _, dst := range to {
 				if dst == src {
 					continue
 				}
-				dstEps := endpoints(ix, dst)
+				dstEps := admittedEndpoints(ix, zoneNames, dst, wf.To.Zones)
 				for _, se := range srcEps {
 					for _, de := range dstEps {
 						if se.Network != de.Network {
@@ -211,7 +207,7 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 						continue
 					}
 					suffix := " . " + pb.ContainerPort.Protocol + " . " + strconv.Itoa(int(pb.HostPort))
-					for _, sa := range addresses(ix, src) {
+					for _, sa := range endpointAddrs(srcEps) {
 						r.add("pubin"+familyOf(sa).suffix, sa.String()+suffix, note+" via "+pb.String())
 					}
 				}
@@ -238,8 +234,29 @@ func endpoints(ix *inventory.Index, c *inventory.Container) []inventory.Endpoint
 // addresses returns the container's addresses (of its namespace's owner
 // for --network container:X).
 func addresses(ix *inventory.Index, c *inventory.Container) []netip.Addr {
-	var out []netip.Addr
+	return endpointAddrs(endpoints(ix, c))
+}
+
+// admittedEndpoints returns the endpoints of a member of a workload with
+// these zones that zonewarden admits: all but those on a zone the
+// workload may not join (a stray membership, Binding.Strays), where the
+// container stays unadmitted (fail closed). Every set that accepts a
+// workload's traffic is built from these, so no accept reaches past the
+// fail-closed rules.
+func admittedEndpoints(ix *inventory.Index, zones map[string]*policy.Zone, c *inventory.Container, workloadZones []string) []inventory.Endpoint {
+	var out []inventory.Endpoint
 	for _, e := range endpoints(ix, c) {
+		if zones[e.Network] == nil || slices.Contains(workloadZones, e.Network) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// endpointAddrs returns the distinct addresses of endpoints.
+func endpointAddrs(eps []inventory.Endpoint) []netip.Addr {
+	var out []netip.Addr
+	for _, e := range eps {
 		for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
 			if a.IsValid() && !slices.Contains(out, a) {
 				out = append(out, a)

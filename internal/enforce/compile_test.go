@@ -213,3 +213,44 @@ func TestUnallowedPublishedPortIsGuarded(t *testing.T) {
 		}
 	}
 }
+
+// TestAcceptsOnlyAdmitted: the flow sets, checked before the fail-closed
+// rules, hold admitted addresses only; a container connected to a zone its
+// workload may not join (frontend on database-tier) is admitted on its own
+// zones and not there, and its packets from that address are dropped
+// even towards a flow's destination.
+func TestAcceptsOnlyAdmitted(t *testing.T) {
+	snap := threeTier()
+	for i := range snap.Containers {
+		if c := &snap.Containers[i]; c.Name == "frontend" {
+			c.Endpoints = append(c.Endpoints, inventory.Endpoint{Network: "database-tier", IPv4: netip.MustParseAddr("10.20.3.99")})
+		}
+	}
+	b := bind(t, threeTierPolicy, snap)
+	if len(b.Strays()) != 1 {
+		t.Fatalf("strays: %+v", b.Strays())
+	}
+	r := Compile(b, Options{})
+	for _, f := range families {
+		admitted := map[string]bool{}
+		for _, a := range r.Elements("admitted" + f.suffix) {
+			admitted[a] = true
+		}
+		for _, set := range []string{"allow", "allowrange", "pubin"} {
+			for _, e := range r.Elements(set + f.suffix) {
+				parts := strings.Split(e, " . ")
+				if !admitted[parts[0]] || set != "pubin" && !admitted[parts[1]] {
+					t.Errorf("%s%s: %s accepts an address zonewarden does not admit", set, f.suffix, e)
+				}
+			}
+		}
+	}
+	stray := netip.MustParseAddr("10.20.3.99")
+	api := netip.MustParseAddr("10.20.3.13") // api on database-tier
+	if v := r.Trace(Packet{Hook: Forward, Src: stray, Dst: api, Proto: "tcp", Port: 8080}); !v.Drop || v.Rule != DropUnadmittedSrc.Comment {
+		t.Errorf("frontend from its stray address to api:8080: %+v, want dropped as not admitted", v)
+	}
+	if v := r.Trace(Packet{Hook: Forward, Src: netip.MustParseAddr("10.20.2.12"), Dst: netip.MustParseAddr("10.20.2.13"), Proto: "tcp", Port: 8080}); v.Drop {
+		t.Errorf("frontend to api:8080 on application-tier: %+v, want accepted", v)
+	}
+}

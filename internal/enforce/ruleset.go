@@ -120,6 +120,12 @@ func (r *Ruleset) chains() string {
 	for _, f := range families {
 		s, ip := f.suffix, f.ip
 		fmt.Fprintf(&b, "\tchain forward%s {\n", s)
+		// Declared flows first: their sets hold admitted addresses only
+		// (compile.go, admittedEndpoints), so accepting them before the
+		// fail-closed checks decides the same and costs an allowed new
+		// connection one hash lookup instead of eleven.
+		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr . meta l4proto . th dport @allow%s accept comment \"declared flows\"\n", ip, ip, s)
+		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr . meta l4proto . th dport @allowrange%s accept comment \"declared flows on port ranges\"\n", ip, ip, s)
 		fmt.Fprintf(&b, "\t\t%s saddr @zones%s %s saddr != @admitted%s %s\n", ip, s, ip, s, r.drop(DropUnadmittedSrc))
 		fmt.Fprintf(&b, "\t\t%s daddr @zones%s %s daddr != @admitted%s %s\n", ip, s, ip, s, r.drop(DropUnadmittedDst))
 		if r.unmanagedFree {
@@ -128,8 +134,6 @@ func (r *Ruleset) chains() string {
 			fmt.Fprintf(&b, "\t\t%s saddr @local%s %s saddr != @zones%s accept comment \"from a network outside the policy: Docker decides\"\n", ip, s, ip, s)
 			fmt.Fprintf(&b, "\t\t%s daddr @local%s %s daddr != @zones%s accept comment \"to a network outside the policy: Docker decides\"\n", ip, s, ip, s)
 		}
-		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr . meta l4proto . th dport @allow%s accept comment \"declared flows\"\n", ip, ip, s)
-		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr . meta l4proto . th dport @allowrange%s accept comment \"declared flows on port ranges\"\n", ip, ip, s)
 		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr @allowzone%s accept comment \"zones with default: allow\"\n", ip, ip, s)
 		fmt.Fprintf(&b, "\t\t%s daddr != @local%s %s saddr . %s daddr . meta l4proto . th dport @egress%s accept comment \"egress\"\n", ip, s, ip, ip, s)
 		fmt.Fprintf(&b, "\t\t%s saddr != @local%s %s saddr . %s daddr . meta l4proto . th dport @ingress%s accept comment \"ingress to published ports\"\n", ip, s, ip, ip, s)

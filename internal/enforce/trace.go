@@ -59,6 +59,10 @@ func (r *Ruleset) Trace(p Packet) Verdict {
 	}
 	src, dst := p.Src.String(), p.Dst.String()
 	switch {
+	case key("allow"+s, src, dst, proto, port):
+		return Verdict{Rule: "declared flows"}
+	case key("allowrange"+s, src, dst, proto, port):
+		return Verdict{Rule: "declared flows on port ranges"}
 	case in("zones", p.Src) && !in("admitted", p.Src):
 		return Verdict{Drop: true, Rule: DropUnadmittedSrc.Comment}
 	case in("zones", p.Dst) && !in("admitted", p.Dst):
@@ -69,10 +73,6 @@ func (r *Ruleset) Trace(p Packet) Verdict {
 		return Verdict{Rule: "from a network outside the policy: Docker decides"}
 	case r.unmanagedFree && in("local", p.Dst) && !in("zones", p.Dst):
 		return Verdict{Rule: "to a network outside the policy: Docker decides"}
-	case key("allow"+s, src, dst, proto, port):
-		return Verdict{Rule: "declared flows"}
-	case key("allowrange"+s, src, dst, proto, port):
-		return Verdict{Rule: "declared flows on port ranges"}
 	case key("allowzone"+s, src, dst):
 		return Verdict{Rule: "zones with default: allow"}
 	case !in("local", p.Dst) && key("egress"+s, src, dst, proto, port):
