@@ -46,17 +46,18 @@ func main() {
 }
 
 type bench struct {
-	ctx    context.Context
-	dc     *dockerapi.Client
-	id     string
-	image  string
-	net    string
-	dir    string
-	table  string
-	socket string
-	bin    string
-	seq    int
-	mu     sync.Mutex
+	ctx     context.Context
+	dc      *dockerapi.Client
+	id      string
+	image   string
+	nets    []string  // zone networks, used in turn: a Linux bridge takes at most 1,024 ports
+	running *exec.Cmd // the agent, to kill at the end
+	dir     string
+	table   string
+	socket  string
+	bin     string
+	seq     int
+	mu      sync.Mutex
 }
 
 func run(sizesFlag string, starts int, bin string, parallel int) error {
@@ -73,13 +74,17 @@ func run(sizesFlag string, starts int, bin string, parallel int) error {
 	_, _ = rand.Read(rb[:])
 	b := &bench{ctx: ctx, dc: dc, id: hex.EncodeToString(rb[:]), image: "zonewarden-bench/busybox:1", bin: bin}
 	b.table = "zwbench_agent_" + b.id
-	b.net = "zwab" + b.id + "-app"
+	b.nets = []string{"zwab" + b.id + "-app0", "zwab" + b.id + "-app1"}
 	b.dir, err = os.MkdirTemp("", "zwagentbench")
 	if err != nil {
 		return err
 	}
 	b.socket = filepath.Join(b.dir, "agent.sock")
 	defer func() {
+		if b.running != nil {
+			_ = b.running.Process.Kill()
+			_ = b.running.Wait()
+		}
 		start := time.Now()
 		if err := dc.RemoveLabelled(context.Background(), label, b.id); err != nil {
 			fmt.Fprintln(os.Stderr, "cleanup:", err)
@@ -91,21 +96,24 @@ func run(sizesFlag string, starts int, bin string, parallel int) error {
 	if err := b.ensureImage(); err != nil {
 		return err
 	}
-	if _, err := dc.CreateNetwork(ctx, dockerapi.NetworkSpec{Name: b.net, Subnets: []netip.Prefix{netip.MustParsePrefix("10.213.0.0/20")},
-		Labels: map[string]string{label: b.id}}); err != nil {
-		return err
+	for i, n := range b.nets {
+		if _, err := dc.CreateNetwork(ctx, dockerapi.NetworkSpec{Name: n, Subnets: []netip.Prefix{netip.MustParsePrefix(fmt.Sprintf("10.213.%d.0/21", 8*i))},
+			Labels: map[string]string{label: b.id}}); err != nil {
+			return err
+		}
 	}
 	policy := strings.ReplaceAll(`version: 1
 zones:
-  NET: {default: deny}
+  NET0: {default: deny}
+  NET1: {default: deny}
 workloads:
-  idle: {match: {name: "PRE-c*"}, zones: [NET]}
-  svc:  {match: {name: PRE-svc}, zones: [NET]}
+  idle: {match: {name: "PRE-c*"}, zones: [NET0, NET1]}
+  svc:  {match: {name: PRE-svc}, zones: [NET0, NET1]}
 flows:
   - {from: idle, to: svc, ports: [80/tcp]}
 unmanaged: allow
 `, "PRE", "zwab"+b.id)
-	policy = strings.ReplaceAll(policy, "NET", b.net)
+	policy = strings.ReplaceAll(strings.ReplaceAll(policy, "NET0", b.nets[0]), "NET1", b.nets[1])
 	policyPath := filepath.Join(b.dir, "zones.yaml")
 	if err := os.WriteFile(policyPath, []byte(policy), 0o600); err != nil {
 		return err
@@ -192,6 +200,7 @@ func (b *bench) agent(policy string) (*exec.Cmd, time.Duration, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, 0, err
 	}
+	b.running = cmd
 	if err := b.waitFor(func(s agent.Status) bool { return !s.LastSync.IsZero() && s.Started.After(start.Add(-time.Second)) }, 60*time.Second); err != nil {
 		_ = cmd.Process.Kill()
 		return nil, 0, err
@@ -231,7 +240,14 @@ func (b *bench) start(name string) (string, error) {
 		name = fmt.Sprintf("zwab%s-c%05d", b.id, b.seq)
 		b.mu.Unlock()
 	}
-	id, err := b.dc.CreateContainer(b.ctx, dockerapi.ContainerSpec{Name: name, Image: b.image, Networks: []string{b.net}, Labels: map[string]string{label: b.id}})
+	b.mu.Lock()
+	net := b.nets[b.seq%len(b.nets)]
+	b.mu.Unlock()
+	nets := []string{net}
+	if strings.HasSuffix(name, "-svc") {
+		nets = b.nets
+	}
+	id, err := b.dc.CreateContainer(b.ctx, dockerapi.ContainerSpec{Name: name, Image: b.image, Networks: nets, Labels: map[string]string{label: b.id}})
 	if err == nil {
 		err = b.dc.StartContainer(b.ctx, id)
 	}

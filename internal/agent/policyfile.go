@@ -71,8 +71,12 @@ func (a *Agent) reloadPolicy() {
 	same := err == nil && bytes.Equal(raw, a.polRaw)
 	a.mu.Unlock()
 	if err != nil {
-		a.metrics.policyReloads.WithLabelValues("invalid").Inc()
-		a.log.Error("policy change rejected; the previous policy stays in force", "policy", a.cfg.PolicyPath, "error", err.Error())
+		// Said once per distinct problem: a file that stays broken (or
+		// gone) is not logged at every poll.
+		if a.status.get().PolicyError != err.Error() {
+			a.metrics.policyReloads.WithLabelValues("invalid").Inc()
+			a.log.Error("policy change rejected; the previous policy stays in force", "policy", a.cfg.PolicyPath, "error", err.Error())
+		}
 		a.status.set(func(s *Status) { s.PolicyError = err.Error() })
 		return
 	}
