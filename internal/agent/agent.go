@@ -89,6 +89,9 @@ type Agent struct {
 	host      *hostView // the reconcile goroutine's alone
 	loader    *nflink.Loader
 	latencies latencyRing // the reconcile goroutine's alone
+	// earlyAdmit: containers admitted before their own event was taken,
+	// and when (the reconcile goroutine's alone).
+	earlyAdmit map[string]time.Time
 
 	status statusBox
 
@@ -127,6 +130,8 @@ func New(cfg Config) (*Agent, error) {
 		wake:    make(chan struct{}, 1),
 		reload:  make(chan struct{}, 1),
 		host:    newHostView(cfg.Docker),
+
+		earlyAdmit: map[string]time.Time{},
 	}
 	a.flows = newFlowLog(cfg.FlowLog, cfg.FlowRate, a.metrics)
 	p, raw, err := readPolicy(cfg.PolicyPath)
@@ -201,18 +206,15 @@ func (a *Agent) take() (dirty, *policy.Policy, []byte) {
 }
 
 // markContainer records a change of one container: its event and when.
-// Admission latency counts from the start event, else from a network
-// connect (of a running container, or one whose start event is still to
-// come); other events carry no time.
+// Admission latency counts from the start event only; other events carry
+// no time (a container admitted on its network connect, before its start
+// event is taken, gets its latency when that event comes: see admitted).
 func (d *dirty) markContainer(id, action string, t time.Time) {
 	if d.containers == nil {
 		d.containers = map[string]time.Time{}
 	}
-	old, ok := d.containers[id]
-	switch {
+	switch _, ok := d.containers[id]; {
 	case action == "start":
-		d.containers[id] = t
-	case action == "connect" && (!ok || old.IsZero()):
 		d.containers[id] = t
 	case !ok:
 		d.containers[id] = time.Time{}

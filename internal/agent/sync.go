@@ -149,19 +149,20 @@ func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw 
 	return rs, nil
 }
 
-// admitted records the admission latency of the containers this
-// reconcile admitted: from their first event to now.
+// admitted counts the containers this reconcile admitted and records
+// their admission latency: from their start (or connect) event to now. A
+// container can be admitted before its own event is taken — a list of all
+// containers, read for others, already shows it running — and its latency
+// is then taken when the event comes: the time from the event to that
+// earlier admission, at least 0.
 func (a *Agent) admitted(rs, installed *enforce.Ruleset, changed map[string]time.Time, snap *inventory.Snapshot) int {
-	if len(changed) == 0 {
-		return 0
-	}
 	now := time.Now()
 	n := 0
 	for _, c := range snap.Containers {
-		t, ok := changed[c.ID]
-		if !ok || !c.Running() {
+		if !c.Running() {
 			continue
 		}
+		t := changed[c.ID]
 		newly := false
 		for _, e := range c.Endpoints {
 			for _, addr := range []netip.Addr{e.IPv4, e.IPv6} {
@@ -170,17 +171,38 @@ func (a *Agent) admitted(rs, installed *enforce.Ruleset, changed map[string]time
 				}
 			}
 		}
-		if !newly {
-			continue
+		early, wasEarly := a.earlyAdmit[c.ID]
+		switch {
+		case newly && !t.IsZero():
+			a.observeAdmission(now.Sub(t))
+			if d := now.Sub(t); d > slowAdmission {
+				a.log.Info("slow admission: the container was dropped meanwhile", "container", c.Name, "after_ms", ms(d))
+			}
+		case newly && installed != nil:
+			a.earlyAdmit[c.ID] = now
+		case wasEarly && !t.IsZero() && early.After(t.Add(-2*time.Second)):
+			a.observeAdmission(max(0, early.Sub(t)))
+			delete(a.earlyAdmit, c.ID)
 		}
-		n++
-		a.metrics.admissions.Inc()
-		if !t.IsZero() {
-			a.metrics.admissionSeconds.Observe(now.Sub(t).Seconds())
-			a.latencies.add(now.Sub(t))
+		if newly {
+			n++
+			a.metrics.admissions.Inc()
+		}
+	}
+	for id, at := range a.earlyAdmit {
+		if now.Sub(at) > time.Minute {
+			delete(a.earlyAdmit, id) // its event never came
 		}
 	}
 	return n
+}
+
+// slowAdmission is an admission latency worth a line in the log.
+const slowAdmission = 100 * time.Millisecond
+
+func (a *Agent) observeAdmission(d time.Duration) {
+	a.metrics.admissionSeconds.Observe(d.Seconds())
+	a.latencies.add(d)
 }
 
 func inSet(rs *enforce.Ruleset, addr string) bool {

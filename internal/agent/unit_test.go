@@ -145,7 +145,7 @@ func TestMarkContainer(t *testing.T) {
 		t.Errorf("containers %v: want x at its start, y with no time", d.containers)
 	}
 	var e dirty
-	e.markContainer("y", "connect", t1)
+	e.markContainer("y", "start", t1)
 	d.merge(e)
 	if d.containers["y"] != t1 {
 		t.Errorf("merge: y %v, want %v", d.containers["y"], t1)
