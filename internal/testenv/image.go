@@ -116,21 +116,26 @@ func ensureImage(ctx context.Context, cli *client.Client) (string, error) {
 	sum.Write([]byte(strings.Join(applets, "\n")))
 	tag := ImageRepo + ":" + hex.EncodeToString(sum.Sum(nil))[:12]
 
+	return tag, buildOnce(ctx, cli, tag, func() ([]byte, error) { return buildContext(busybox, applets) })
+}
+
+// buildOnce builds the image tag from the build context that makeContext
+// returns, unless the tag exists. It holds a file lock meanwhile, so that
+// concurrent test binaries build each image once.
+func buildOnce(ctx context.Context, cli *client.Client, tag string, makeContext func() ([]byte, error)) error {
 	unlock, err := lockFile(ctx, filepath.Join(os.TempDir(), "zonewarden-testenv-image.lock"))
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer unlock()
-
 	if _, err := cli.ImageInspect(ctx, tag); err == nil {
-		return tag, nil
+		return nil
 	} else if !cerrdefs.IsNotFound(err) {
-		return "", fmt.Errorf("inspecting %s: %w", tag, err)
+		return fmt.Errorf("inspecting %s: %w", tag, err)
 	}
-
-	buildCtx, err := buildContext(busybox, applets)
+	buildCtx, err := makeContext()
 	if err != nil {
-		return "", err
+		return err
 	}
 	resp, err := cli.ImageBuild(ctx, bytes.NewReader(buildCtx), build.ImageBuildOptions{
 		Tags:        []string{tag},
@@ -139,16 +144,16 @@ func ensureImage(ctx context.Context, cli *client.Client) (string, error) {
 		Version:     build.BuilderV1, // BuildKit over the API needs a session; nothing here needs it
 	})
 	if err != nil {
-		return "", fmt.Errorf("building %s: %w", tag, err)
+		return fmt.Errorf("building %s: %w", tag, err)
 	}
 	defer resp.Body.Close()
 	if err := readBuildOutput(resp.Body); err != nil {
-		return "", fmt.Errorf("building %s: %w", tag, err)
+		return fmt.Errorf("building %s: %w", tag, err)
 	}
 	if _, err := cli.ImageInspect(ctx, tag); err != nil {
-		return "", fmt.Errorf("building %s: the build finished but the image is not there: %w", tag, err)
+		return fmt.Errorf("building %s: the build finished but the image is not there: %w", tag, err)
 	}
-	return tag, nil
+	return nil
 }
 
 // busyboxApplets lists the applets of BusyboxPath, without "busybox".

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/client"
 )
 
@@ -87,39 +85,21 @@ func ensureScratchImage(ctx context.Context, cli *client.Client) (string, error)
 	sum := sha256.Sum256(append(data, scratchDockerfile...))
 	tag := ScratchRepo + ":" + hex.EncodeToString(sum[:])[:12]
 
-	unlock, err := lockFile(ctx, filepath.Join(os.TempDir(), "zonewarden-testenv-image.lock"))
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if _, err := cli.ImageInspect(ctx, tag); err == nil {
-		return tag, nil
-	} else if !cerrdefs.IsNotFound(err) {
-		return "", fmt.Errorf("inspecting %s: %w", tag, err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mtime := time.Unix(0, 0)
-	if err := writeFile(tw, "Dockerfile", 0o644, []byte(scratchDockerfile), mtime); err != nil {
-		return "", err
-	}
-	if err := writeFile(tw, "idle", 0o755, data, mtime); err != nil {
-		return "", err
-	}
-	if err := tw.Close(); err != nil {
-		return "", err
-	}
-	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{
-		Tags: []string{tag}, Remove: true, ForceRemove: true, Version: build.BuilderV1,
+	return tag, buildOnce(ctx, cli, tag, func() ([]byte, error) {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		mtime := time.Unix(0, 0)
+		if err := writeFile(tw, "Dockerfile", 0o644, []byte(scratchDockerfile), mtime); err != nil {
+			return nil, err
+		}
+		if err := writeFile(tw, "idle", 0o755, data, mtime); err != nil {
+			return nil, err
+		}
+		if err := tw.Close(); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
 	})
-	if err != nil {
-		return "", fmt.Errorf("building %s: %w", tag, err)
-	}
-	defer resp.Body.Close()
-	if err := readBuildOutput(resp.Body); err != nil {
-		return "", fmt.Errorf("building %s: %w", tag, err)
-	}
-	return tag, nil
 }
 
 // isStaticELF reports why path is not a static executable, or nil.
