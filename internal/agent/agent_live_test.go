@@ -137,7 +137,13 @@ func (h *zoneHost) client(ctx context.Context, start bool, cmd ...string) (strin
 // startAgent runs an agent in this process until the test ends.
 func (h *zoneHost) startAgent(enforceMembership bool) *agent.Agent {
 	h.t.Helper()
-	dc, err := dockerapi.New("")
+	return h.startAgentOn("", enforceMembership)
+}
+
+// startAgentOn runs an agent that reads the Docker API at dockerHost.
+func (h *zoneHost) startAgentOn(dockerHost string, enforceMembership bool) *agent.Agent {
+	h.t.Helper()
+	dc, err := dockerapi.New(dockerHost)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 // what events say changed.
 type hostView struct {
 	docker     *dockerapi.Client
-	daemon     *inventory.Snapshot // daemon fields only
+	daemon     *inventory.Snapshot // the snapshot's header: version and source
 	networks   []inventory.Network
 	containers map[string]inventory.Container // by id
 }
@@ -30,12 +30,11 @@ func newHostView(d *dockerapi.Client) *hostView {
 // containers are read with one list of all.
 func (h *hostView) refresh(ctx context.Context, d dirty) (*inventory.Snapshot, error) {
 	full := h.daemon == nil || d.full
-	if full {
-		daemon, err := h.docker.Daemon(ctx)
-		if err != nil {
-			return nil, err
-		}
-		h.daemon = daemon
+	if h.daemon == nil {
+		// Binding and compiling need no daemon settings: not asking for
+		// them (/info) keeps the agent within what a read-only socket
+		// proxy that allows containers, networks and events serves.
+		h.daemon = &inventory.Snapshot{Version: inventory.SchemaVersion, Source: inventory.Source{Kind: "docker", Detail: h.docker.Host()}}
 	}
 	if full || d.networks {
 		nets, err := h.docker.Networks(ctx)

@@ -61,8 +61,8 @@ Control socket (--socket): /healthz, /metrics (Prometheus), /status, /flows.
 /metrics and /healthz on a loopback TCP address.
 
 The agent needs CAP_NET_ADMIN and read access to the Docker API: it calls
-only /_ping, /version, /info, /containers/json, /containers/{id}/json,
-/networks and /events (a read-only socket proxy will do), plus network
+only /_ping, /containers/json, /networks and /events (a read-only socket
+proxy that allows containers, networks and events will do), plus network
 disconnect with --enforce-membership. The Docker side of the policy (zone
 networks, memberships) is apply's: run 'zonewarden apply FILE' once.
 
