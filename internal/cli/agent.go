@@ -209,17 +209,24 @@ func flowLine(fl agent.DeniedFlow) string {
 	return b.String()
 }
 
-// agentStatus prints a running agent's view, if one answers, and returns
-// the table it keeps ("" when none answers).
-func (a *app) agentStatus(ctx context.Context, socket string) string {
+// runningAgent returns the status of the agent answering on socket, if
+// one does.
+func runningAgent(ctx context.Context, socket string) (agent.Status, bool) {
 	c, err := agent.Dial(socket)
 	if err != nil {
-		return ""
+		return agent.Status{}, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	s, err := c.Status(ctx)
-	if err != nil {
+	return s, err == nil
+}
+
+// agentStatus prints a running agent's view, if one answers, and returns
+// the table it keeps ("" when none answers).
+func (a *app) agentStatus(ctx context.Context, socket string) string {
+	s, ok := runningAgent(ctx, socket)
+	if !ok {
 		return ""
 	}
 	healthy, why := s.Healthy(parseDurationOr(s.Resync, 30*time.Second))

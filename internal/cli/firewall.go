@@ -31,13 +31,8 @@ first, or it would restore the table within a second.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if c, err := agent.Dial(socket); err == nil {
-				sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				s, err := c.Status(sctx)
-				cancel()
-				if err == nil && s.Table == "inet "+enforce.Table {
-					return &exitErr{Code: exitError, Err: fmt.Errorf("a zonewarden agent (on %s) keeps table inet %s and would restore it at once: stop the agent first (systemctl stop zonewarden-agent), then run reset; nothing was changed", socket, enforce.Table)}
-				}
+			if s, ok := runningAgent(ctx, socket); ok && s.Table == "inet "+enforce.Table {
+				return &exitErr{Code: exitError, Err: fmt.Errorf("a zonewarden agent (on %s) keeps table inet %s and would restore it at once: stop the agent first (systemctl stop zonewarden-agent), then run reset; nothing was changed", socket, enforce.Table)}
 			}
 			was, err := nft.List(ctx, "inet", enforce.Table)
 			if err != nil {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/zonewarden/zonewarden/internal/agent"
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/inventory"
@@ -250,6 +252,14 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 			fmt.Fprintf(a.stdout, "\nFirewall: the ruleset apply would load with nft -f (addresses of new memberships are assigned by Docker during apply):\n\n%s", enforce.Compile(b, enforce.Options{}).Script())
 		}
 		return nil
+	}
+	if s, ok := runningAgent(ctx, agent.DefaultSocket); ok && !o.noFirewall && s.Table == "inet "+enforce.Table {
+		abs, _ := filepath.Abs(p.File)
+		if s.Policy != abs {
+			return &exitErr{Code: exitError, Err: fmt.Errorf("a zonewarden agent keeps the firewall for %s and would undo this apply's firewall within a second; nothing was changed: edit %s (the agent reloads it), stop the agent, or run apply --no-firewall for the Docker side", s.Policy, s.Policy)}
+		}
+		fmt.Fprintf(a.stdout, "A zonewarden agent keeps the firewall for this policy: apply does the Docker side, the agent the firewall.\n")
+		o.noFirewall = true
 	}
 	if !o.noFirewall {
 		if err := nft.Check(ctx, "add table inet zonewarden_preflight\n"); err != nil {
