@@ -12,8 +12,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -26,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zonewarden/zonewarden/bench/benchhost"
 	"github.com/zonewarden/zonewarden/internal/agent"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
 	"github.com/zonewarden/zonewarden/internal/nft"
@@ -62,17 +61,12 @@ type bench struct {
 
 func run(sizesFlag string, starts int, bin string, parallel int) error {
 	ctx := context.Background()
-	dc, err := dockerapi.New("")
+	dc, id, err := benchhost.Open(ctx)
 	if err != nil {
 		return err
 	}
 	defer dc.Close()
-	if err := dc.Ping(ctx); err != nil {
-		return err
-	}
-	var rb [4]byte
-	_, _ = rand.Read(rb[:])
-	b := &bench{ctx: ctx, dc: dc, id: hex.EncodeToString(rb[:]), image: "zonewarden-bench/busybox:1", bin: bin}
+	b := &bench{ctx: ctx, dc: dc, id: id, image: benchhost.Image, bin: bin}
 	b.table = "zwbench_agent_" + b.id
 	b.nets = []string{"zwab" + b.id + "-app0", "zwab" + b.id + "-app1"}
 	b.dir, err = os.MkdirTemp("", "zwagentbench")
@@ -93,7 +87,7 @@ func run(sizesFlag string, starts int, bin string, parallel int) error {
 		os.RemoveAll(b.dir)
 		fmt.Printf("removed the host in %s\n", time.Since(start).Round(time.Second))
 	}()
-	if err := b.ensureImage(); err != nil {
+	if err := benchhost.EnsureImage(ctx, dc, label); err != nil {
 		return err
 	}
 	for i, n := range b.nets {
@@ -167,12 +161,13 @@ unmanaged: allow
 		if err != nil {
 			return err
 		}
-		for _, id := range ids[len(ids)-10:] {
+		killed := len(ids) - min(10, len(ids))
+		for _, id := range ids[killed:] {
 			if err := b.dc.API().ContainerKill(b.ctx, id, "KILL"); err != nil {
 				return err
 			}
 		}
-		ids = append(ids[:len(ids)-10], fresh...)
+		ids = append(ids[:killed], fresh...)
 		cmd2, converged, err := b.agent(policyPath)
 		if err != nil {
 			return err
@@ -287,18 +282,6 @@ func (b *bench) startMany(n, parallel int) ([]string, error) {
 		return nil, errs[0]
 	}
 	return ids, nil
-}
-
-func (b *bench) ensureImage() error {
-	if b.dc.ImageExists(b.ctx, b.image) {
-		return nil
-	}
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		return fmt.Errorf("needs Debian's busybox-static: %w", err)
-	}
-	return b.dc.BuildImage(b.ctx, "FROM scratch\nCOPY busybox /bin/busybox\nSTOPSIGNAL SIGKILL\nCMD [\"/bin/busybox\", \"sleep\", \"2147483647\"]\n",
-		[]dockerapi.BuildFile{{Name: "busybox", Mode: 0o755, Data: bb}}, []string{b.image}, map[string]string{label: "image"})
 }
 
 // memory returns a process's resident set and its high-water mark.

@@ -12,8 +12,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -24,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zonewarden/zonewarden/bench/benchhost"
 	"github.com/zonewarden/zonewarden/internal/audit"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
@@ -54,17 +53,11 @@ func run(containers, networks int, poolStr string, runs, parallel int, keep bool
 	if err != nil || !pool.Addr().Is4() || pool.Bits() > 16 || networks > 256 {
 		return fmt.Errorf("-pool must be an IPv4 /16 or larger and -networks at most 256")
 	}
-	dc, err := dockerapi.New("")
+	dc, id, err := benchhost.Open(ctx)
 	if err != nil {
 		return err
 	}
 	defer dc.Close()
-	if err := dc.Ping(ctx); err != nil {
-		return err
-	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
 	defer func() {
 		if keep {
 			fmt.Printf("kept: remove with docker rm -f $(docker ps -aq --filter label=%s=%s)\n", label, id)
@@ -77,17 +70,9 @@ func run(containers, networks int, poolStr string, runs, parallel int, keep bool
 		fmt.Printf("removed the host in %s\n", time.Since(start).Round(time.Second))
 	}()
 
-	image := "zonewarden-bench/busybox:1"
-	if !dc.ImageExists(ctx, image) {
-		bb, err := os.ReadFile("/bin/busybox")
-		if err != nil {
-			return fmt.Errorf("needs Debian's busybox-static: %w", err)
-		}
-		err = dc.BuildImage(ctx, "FROM scratch\nCOPY busybox /bin/busybox\nSTOPSIGNAL SIGKILL\nCMD [\"/bin/busybox\", \"sleep\", \"2147483647\"]\n",
-			[]dockerapi.BuildFile{{Name: "busybox", Mode: 0o755, Data: bb}}, []string{image}, map[string]string{label: "image"})
-		if err != nil {
-			return err
-		}
+	image := benchhost.Image
+	if err := benchhost.EnsureImage(ctx, dc, label); err != nil {
+		return err
 	}
 
 	start := time.Now()
