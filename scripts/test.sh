@@ -9,7 +9,7 @@
 # the first failure:
 #   gofmt -l, go vet, staticcheck, go test -race ./..., then (without
 #   arguments) the tests that need the host alone (ZONEWARDEN_ALONE=1):
-#   200 concurrent starts under the agent, and a dockerd restart.
+#   200 concurrent starts under the agent, a dockerd restart, the demo.
 # The integration tests are ordinary tests that need root and Docker (see
 # internal/testenv); ZONEWARDEN_REQUIRE_DOCKER=1 makes them fail rather than
 # skip when either is missing. Extra arguments go to go test.
@@ -83,16 +83,18 @@ step "go test -race (unit and integration tests)"
 # -timeout bounds each test binary; they run in parallel.
 go test -race -count=1 -timeout "${ZW_TEST_TIMEOUT:-10m}" "$@" ./...
 
-# Tests that need the host to themselves run alone, after the others (and
-# not when extra arguments select tests): restarting dockerd stops every
-# container for a few seconds, and 200 concurrent container starts measure
-# admission latency that the other tests' load would distort.
+# Tests that need the host to themselves run alone, after the others, one
+# package at a time (and not when extra arguments select tests): restarting
+# dockerd stops every container for a few seconds, 200 concurrent container
+# starts measure admission latency that the other tests' load would
+# distort, and the demo's verify shows Docker's isolation, which other
+# tests' network changes open for moments (testenv.RequireAlone).
 if [ "$#" -eq 0 ]; then
-	step "alone: 200 concurrent starts under the agent; dockerd restart"
+	step "alone: 200 concurrent starts under the agent; dockerd restart; the demo"
 	export ZW_DOCKERD_LOG
 	alone_log="$(mktemp)"
-	alone=(TestAgentAdmitsConcurrentStarts TestDockerdRestart)
-	ZONEWARDEN_ALONE=1 go test -race -count=1 -timeout 10m -run "^($(IFS='|'; echo "${alone[*]}"))\$" -v ./internal/agent >"$alone_log" 2>&1 || {
+	alone=(TestAgentAdmitsConcurrentStarts TestDockerdRestart TestDemoLive)
+	ZONEWARDEN_ALONE=1 go test -race -count=1 -p 1 -timeout 10m -run "^($(IFS='|'; echo "${alone[*]}"))\$" -v ./internal/agent ./internal/cli >"$alone_log" 2>&1 || {
 		cat "$alone_log" >&2
 		rm -f "$alone_log"
 		false

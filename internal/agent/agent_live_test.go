@@ -225,7 +225,7 @@ func eventually(t *testing.T, within time.Duration, f func() string) time.Durati
 // reaches its allowed flow (svc:80) within 1 s of its start event (the
 // agent cannot act before Docker says a container started).
 func TestAgentAdmitsConcurrentStarts(t *testing.T) {
-	requireAlone(t, "measures admission under a start storm: other tests' load would distort it")
+	testenv.RequireAlone(t, "measures admission under a start storm: other tests' load would distort it")
 	h := newZoneHost(t)
 	a := h.startAgent(false)
 	const n = 200

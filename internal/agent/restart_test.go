@@ -21,25 +21,13 @@ import (
 	"github.com/zonewarden/zonewarden/internal/testenv"
 )
 
-// AloneEnv, set to 1, runs the tests that need the host to themselves:
-// restarting dockerd stops every container for a few seconds, and 200
-// concurrent starts measure latency that other tests' load would distort.
-// scripts/test.sh runs them in a step of their own, after the others.
-const AloneEnv = "ZONEWARDEN_ALONE"
-
-func requireAlone(t *testing.T, why string) {
-	if os.Getenv(AloneEnv) != "1" {
-		t.Skipf("%s: set %s=1 to run it (scripts/test.sh does, in a step of its own)", why, AloneEnv)
-	}
-}
-
 // TestDockerdRestart restarts dockerd under a running agent: zonewarden's
 // table stays in force throughout (Docker re-creates its own rules, never
 // ours), the agent reconnects to the event stream and admits the
 // containers as they come back (with restart: always), allowed flows work
 // again and denied ones stay denied.
 func TestDockerdRestart(t *testing.T) {
-	requireAlone(t, "restarts dockerd, stopping every container of the host")
+	testenv.RequireAlone(t, "restarts dockerd, stopping every container of the host")
 	h := newZoneHost(t)
 	ag := h.startAgent(false)
 	// Containers that come back after the restart, each with its

@@ -141,6 +141,7 @@ func TestAuditUnreachableDocker(t *testing.T) {
 // TestDemoLive runs the demo on the real engine: it builds the host, shows
 // the seed's mistakes, and leaves nothing behind.
 func TestDemoLive(t *testing.T) {
+	testenv.RequireAlone(t, "its verify shows Docker's isolation, which other tests' network changes open for moments")
 	cli := testenv.RequireDocker(t)
 	code, out, stderr := run(t, "demo", "--color", "never")
 	if code != 0 {

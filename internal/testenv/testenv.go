@@ -132,3 +132,21 @@ func Setup(t testing.TB) (*client.Client, string) {
 	Cleanup(t, cli, id)
 	return cli, id
 }
+
+// AloneEnv, set to 1, runs the tests that need the host to themselves
+// (see [RequireAlone]); scripts/test.sh sets it in a step of its own,
+// after the other tests, one package at a time.
+const AloneEnv = "ZONEWARDEN_ALONE"
+
+// RequireAlone skips t unless [AloneEnv] is set: t needs the host to
+// itself — it restarts dockerd, measures latency that other tests' load
+// would distort, or shows Docker's behaviour, which other tests' network
+// changes disturb (Docker deletes and re-inserts its isolation jumps when
+// a network is created: for a moment, containers of different networks
+// reach each other).
+func RequireAlone(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv(AloneEnv) != "1" {
+		t.Skipf("%s: set %s=1 to run it (scripts/test.sh does, in a step of its own)", why, AloneEnv)
+	}
+}
