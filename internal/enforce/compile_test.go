@@ -254,3 +254,26 @@ func TestAcceptsOnlyAdmitted(t *testing.T) {
 		t.Errorf("frontend to api:8080 on application-tier: %+v, want accepted", v)
 	}
 }
+
+// TestOutsideNetworksDoNotReachZones: between a network outside the
+// policy and a zone, the table drops what no egress or ingress allows,
+// whatever Docker's own rules do at that moment (Docker re-arranges its
+// FORWARD jumps when a network is created, and containers of different
+// networks reach each other meanwhile). Between outside networks, Docker
+// decides.
+func TestOutsideNetworksDoNotReachZones(t *testing.T) {
+	r := Compile(bind(t, threeTierPolicy, threeTier()), Options{})
+	onBridge, other := netip.MustParseAddr("10.20.0.50"), netip.MustParseAddr("10.20.0.51")
+	frontend := netip.MustParseAddr("10.20.2.12")
+	for _, p := range []Packet{
+		{Hook: Forward, Src: onBridge, Dst: frontend, Proto: "tcp", Port: 8080},
+		{Hook: Forward, Src: frontend, Dst: onBridge, Proto: "tcp", Port: 80},
+	} {
+		if v := r.Trace(p); !v.Drop {
+			t.Errorf("%s -> %s:%d: %+v, want dropped", p.Src, p.Dst, p.Port, v)
+		}
+	}
+	if v := r.Trace(Packet{Hook: Forward, Src: onBridge, Dst: other, Proto: "tcp", Port: 80}); v.Drop {
+		t.Errorf("between two containers of the default bridge: %+v, want left to Docker", v)
+	}
+}

@@ -131,8 +131,6 @@ func (r *Ruleset) chains() string {
 		if r.unmanagedFree {
 			fmt.Fprintf(&b, "\t\t%s saddr @free%s accept comment \"unmanaged container: Docker decides\"\n", ip, s)
 			fmt.Fprintf(&b, "\t\t%s daddr @free%s accept comment \"unmanaged container: Docker decides\"\n", ip, s)
-			fmt.Fprintf(&b, "\t\t%s saddr @local%s %s saddr != @zones%s accept comment \"from a network outside the policy: Docker decides\"\n", ip, s, ip, s)
-			fmt.Fprintf(&b, "\t\t%s daddr @local%s %s daddr != @zones%s accept comment \"to a network outside the policy: Docker decides\"\n", ip, s, ip, s)
 		}
 		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr @allowzone%s accept comment \"zones with default: allow\"\n", ip, ip, s)
 		fmt.Fprintf(&b, "\t\t%s daddr != @local%s %s saddr . %s daddr . meta l4proto . th dport @egress%s accept comment \"egress\"\n", ip, s, ip, ip, s)

@@ -69,10 +69,6 @@ func (r *Ruleset) Trace(p Packet) Verdict {
 		return Verdict{Drop: true, Rule: DropUnadmittedDst.Comment}
 	case r.unmanagedFree && (in("free", p.Src) || in("free", p.Dst)):
 		return Verdict{Rule: "unmanaged container: Docker decides"}
-	case r.unmanagedFree && in("local", p.Src) && !in("zones", p.Src):
-		return Verdict{Rule: "from a network outside the policy: Docker decides"}
-	case r.unmanagedFree && in("local", p.Dst) && !in("zones", p.Dst):
-		return Verdict{Rule: "to a network outside the policy: Docker decides"}
 	case key("allowzone"+s, src, dst):
 		return Verdict{Rule: "zones with default: allow"}
 	case !in("local", p.Dst) && key("egress"+s, src, dst, proto, port):
