@@ -50,16 +50,15 @@ func allowFirst(script string) (string, error) {
 
 // hashFirst keeps the order of the rules but tests the cheaper (or
 // decisive) condition of each first: "!= @admitted4" (hash) before
-// "@zones4" (interval) in the fail-closed rules, and "!= @zones4" before
-// "@local4" in the unmanaged-network rules, so that an admitted address
-// of a zone costs one lookup per rule instead of two.
+// "@zones4" (interval) in the fail-closed rules, so that an admitted
+// address of a zone costs one lookup per rule instead of two. (The
+// unmanaged-network rules it also reordered are gone from the compiled
+// ruleset.)
 func hashFirst(script string) (string, error) {
 	return editChain(script, "forward4", func(rules []string) ([]string, error) {
 		swaps := [][2]string{
 			{"ip saddr @zones4 ip saddr != @admitted4", "ip saddr != @admitted4 ip saddr @zones4"},
 			{"ip daddr @zones4 ip daddr != @admitted4", "ip daddr != @admitted4 ip daddr @zones4"},
-			{"ip saddr @local4 ip saddr != @zones4", "ip saddr != @zones4 ip saddr @local4"},
-			{"ip daddr @local4 ip daddr != @zones4", "ip daddr != @zones4 ip daddr @local4"},
 		}
 		out := slices.Clone(rules)
 		for _, s := range swaps {
