@@ -34,29 +34,13 @@ type imageRef struct {
 }
 
 func parseImage(image string) imageRef {
-	var r imageRef
-	rest := image
-	if i := strings.IndexByte(rest, '@'); i >= 0 {
-		r.digest = rest[i+1:]
-		rest = rest[:i]
-	}
-	// A ':' after the last '/' starts the tag; one before it is a
-	// registry port.
-	slash := strings.LastIndexByte(rest, '/')
-	if i := strings.LastIndexByte(rest, ':'); i > slash {
-		r.tag = rest[i+1:]
-		rest = rest[:i]
-	}
+	r := parseImagePattern(image)
 	if r.tag == "" && r.digest == "" {
 		r.tag = "latest"
 	}
-	rest = strings.TrimPrefix(rest, "docker.io/")
-	rest = strings.TrimPrefix(rest, "index.docker.io/")
-	rest = strings.TrimPrefix(rest, "library/")
-	r.repo = rest
-	r.last = rest
-	if i := strings.LastIndexByte(rest, '/'); i >= 0 {
-		r.last = rest[i+1:]
+	r.last = r.repo
+	if i := strings.LastIndexByte(r.repo, '/'); i >= 0 {
+		r.last = r.repo[i+1:]
 	}
 	return r
 }
@@ -80,8 +64,9 @@ func matchImage(pattern string, img imageRef) bool {
 	return true
 }
 
-// parseImagePattern splits a pattern like parseImage, without the implicit
-// latest tag: a pattern without a tag matches every tag.
+// parseImagePattern splits a pattern into repository, tag and digest,
+// without the implicit latest tag that parseImage adds: a pattern without a
+// tag matches every tag.
 func parseImagePattern(pattern string) imageRef {
 	var r imageRef
 	rest := pattern
@@ -89,6 +74,8 @@ func parseImagePattern(pattern string) imageRef {
 		r.digest = rest[i+1:]
 		rest = rest[:i]
 	}
+	// A ':' after the last '/' starts the tag; one before it is a
+	// registry port.
 	slash := strings.LastIndexByte(rest, '/')
 	if i := strings.LastIndexByte(rest, ':'); i > slash {
 		r.tag = rest[i+1:]
