@@ -269,7 +269,12 @@ func (a *Agent) saveState(raw []byte, rs *enforce.Ruleset) {
 		return // the running saver picks the latest up
 	}
 	go func() {
-		for {
+		for first := true; ; first = false {
+			if !first {
+				// A storm of changes renders the ruleset at most once
+				// per saveEvery, off the reconcile path.
+				time.Sleep(saveEvery)
+			}
 			a.saveMu.Lock()
 			p := a.savePending
 			a.saveMu.Unlock()
@@ -286,6 +291,9 @@ func (a *Agent) saveState(raw []byte, rs *enforce.Ruleset) {
 		}
 	}()
 }
+
+// saveEvery spaces the records of the installed ruleset.
+const saveEvery = 2 * time.Second
 
 type pendingSave struct {
 	raw []byte

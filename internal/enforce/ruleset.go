@@ -123,7 +123,7 @@ func (r *Ruleset) chains() string {
 		// Declared flows first: their sets hold admitted addresses only
 		// (compile.go, admittedEndpoints), so accepting them before the
 		// fail-closed checks decides the same and costs an allowed new
-		// connection one hash lookup instead of eleven.
+		// connection one hash lookup instead of up to eleven.
 		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr . meta l4proto . th dport @allow%s accept comment \"declared flows\"\n", ip, ip, s)
 		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr . meta l4proto . th dport @allowrange%s accept comment \"declared flows on port ranges\"\n", ip, ip, s)
 		fmt.Fprintf(&b, "\t\t%s saddr @zones%s %s saddr != @admitted%s %s\n", ip, s, ip, s, r.drop(DropUnadmittedSrc))
