@@ -3,13 +3,11 @@ package nft
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
-	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/policy/synthetic"
 )
@@ -46,16 +44,7 @@ func BenchmarkApply(b *testing.B) {
 			b.ReportMetric(float64(rs.Size()), "elements")
 		})
 		// Admit one more container of workload 0 (and remove it again).
-		c := snap.Containers[0]
-		c.Name += "-2"
-		ep := c.Endpoints[0]
-		a := ep.IPv4.As4()
-		a[3] = 250
-		ep.IPv4 = netip.AddrFrom4(a)
-		c.Endpoints = []inventory.Endpoint{ep}
-		grown := *snap
-		grown.Containers = append(append(grown.Containers[:0:0], snap.Containers...), c)
-		bind2, _ := policy.Bind(p, &grown)
+		bind2, _ := policy.Bind(p, synthetic.WithOneMore(snap, 0))
 		admitted := enforce.Compile(bind2, opts)
 		add, del := admitted.Update(rs), rs.Update(admitted)
 		b.Run(fmt.Sprintf("admit-one/flows=%d", size.flows), func(b *testing.B) {

@@ -3,7 +3,6 @@ package nflink
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -108,16 +107,7 @@ func BenchmarkNetlink(b *testing.B) {
 // snap.Containers[i], on its first network, and remove it again, and the
 // time Diff took to compute the first.
 func admission(b *testing.B, p *policy.Policy, snap *inventory.Snapshot, rs *enforce.Ruleset, i int) (add, del *Changes, took time.Duration, admitted *enforce.Ruleset) {
-	c := snap.Containers[i]
-	c.Name += "-2"
-	ep := c.Endpoints[0]
-	a := ep.IPv4.As4()
-	a[3] = 250
-	ep.IPv4 = netip.AddrFrom4(a)
-	c.Endpoints = []inventory.Endpoint{ep}
-	grown := *snap
-	grown.Containers = append(append(grown.Containers[:0:0], snap.Containers...), c)
-	bind, err := policy.Bind(p, &grown)
+	bind, err := policy.Bind(p, synthetic.WithOneMore(snap, i))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -169,16 +159,7 @@ func BenchmarkDiff(b *testing.B) {
 		b.Fatal(err)
 	}
 	rs := enforce.Compile(bind, enforce.Options{})
-	c := snap.Containers[0]
-	c.Name += "-2"
-	ep := c.Endpoints[0]
-	a := ep.IPv4.As4()
-	a[3] = 250
-	ep.IPv4 = netip.AddrFrom4(a)
-	c.Endpoints = []inventory.Endpoint{ep}
-	grown := *snap
-	grown.Containers = append(append(grown.Containers[:0:0], snap.Containers...), c)
-	bind2, _ := policy.Bind(p, &grown)
+	bind2, _ := policy.Bind(p, synthetic.WithOneMore(snap, 0))
 	admitted := enforce.Compile(bind2, enforce.Options{})
 	b.Run("nflink.Diff", func(b *testing.B) {
 		for b.Loop() {

@@ -50,3 +50,19 @@ func Host(p *policy.Policy) *inventory.Snapshot {
 }
 
 func zoneBase(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i / 250), byte(i % 250), 0}) }
+
+// WithOneMore returns a copy of snap with one more container like
+// snap.Containers[i] (named "<name>-2"), on its first network only, at
+// address .250 there: what admitting a new container of a workload adds.
+func WithOneMore(snap *inventory.Snapshot, i int) *inventory.Snapshot {
+	c := snap.Containers[i]
+	c.Name += "-2"
+	ep := c.Endpoints[0]
+	a := ep.IPv4.As4()
+	a[3] = 250
+	ep.IPv4 = netip.AddrFrom4(a)
+	c.Endpoints = []inventory.Endpoint{ep}
+	grown := *snap
+	grown.Containers = append(append(grown.Containers[:0:0], snap.Containers...), c)
+	return &grown
+}
