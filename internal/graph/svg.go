@@ -205,16 +205,21 @@ func svgNode(b *strings.Builder, g *Graph, n *Node, r rect, maxChars int) {
 	b.WriteString("</g>\n")
 }
 
+// dashAttr renders an edge style's dash as an SVG attribute.
+func dashAttr(dash string) string {
+	switch dash {
+	case "dashed":
+		return ` stroke-dasharray="7 4"`
+	case "dotted":
+		return ` stroke-dasharray="2 3"`
+	}
+	return ""
+}
+
 func svgEdge(b *strings.Builder, p *placed, index int) {
 	e := p.edge
 	s := styleOf(e.Kind)
-	dash := ""
-	switch s.dash {
-	case "dashed":
-		dash = ` stroke-dasharray="7 4"`
-	case "dotted":
-		dash = ` stroke-dasharray="2 3"`
-	}
+	dash := dashAttr(s.dash)
 	markers := ""
 	if s.arrow {
 		markers = fmt.Sprintf(` marker-end="url(#zw-arrow-%s)"`, e.Kind)
@@ -296,13 +301,7 @@ func svgLegend(b *strings.Builder, items []legendItem, x, y float64) {
 		iy := y + 30 + float64(i)*18
 		if it.edge != "" {
 			s := styleOf(it.edge)
-			dash := ""
-			switch s.dash {
-			case "dashed":
-				dash = ` stroke-dasharray="7 4"`
-			case "dotted":
-				dash = ` stroke-dasharray="2 3"`
-			}
+			dash := dashAttr(s.dash)
 			marker := ""
 			if s.arrow {
 				marker = fmt.Sprintf(` marker-end="url(#zw-arrow-%s)"`, it.edge)
