@@ -38,8 +38,12 @@ type DeniedFlow struct {
 	RuleID       string `json:"rule_id"`
 	FromWorkload string `json:"from_workload,omitempty"`
 	ToWorkload   string `json:"to_workload,omitempty"`
-	Src          string `json:"src"`
-	Dst          string `json:"dst"`
+	// FromFenced and ToFenced mark a container that no workload selects
+	// on a default: deny zone: denied every flow of the zones.
+	FromFenced bool   `json:"from_fenced,omitempty"`
+	ToFenced   bool   `json:"to_fenced,omitempty"`
+	Src        string `json:"src"`
+	Dst        string `json:"dst"`
 	// Repeated counts the same flow's packets since its previous line,
 	// not written because of the rate limit.
 	Repeated int `json:"repeated,omitempty"`
@@ -205,6 +209,7 @@ type namer struct {
 
 type endpoint struct {
 	container, workload, zone string
+	fenced                    bool // no workload selects it, on a default: deny zone
 }
 
 func newNamer(b *policy.Binding) *namer {
@@ -222,7 +227,8 @@ func newNamer(b *policy.Binding) *namer {
 		}
 	}
 	ix := inventory.NewIndex(b.Snapshot)
-	for _, m := range b.Containers {
+	for i := range b.Containers {
+		m := &b.Containers[i]
 		c := m.Container
 		if !c.Running() {
 			continue
@@ -231,8 +237,9 @@ func newNamer(b *policy.Binding) *namer {
 		if m.Workload != nil {
 			wl = m.Workload.Name
 		}
+		fenced := len(m.Matches) == 0 && len(b.DenyZonesOf(m)) > 0
 		for _, e := range c.Endpoints {
-			ep := endpoint{container: c.Name, workload: wl}
+			ep := endpoint{container: c.Name, workload: wl, fenced: fenced}
 			if zones[e.Network] {
 				ep.zone = e.Network
 			}
@@ -268,8 +275,8 @@ func (n *namer) name(pkt []byte, rule enforce.DropRule, t time.Time) (DeniedFlow
 			to.container += " (published port)"
 		}
 	}
-	fl.From, fl.FromWorkload = from.container, from.workload
-	fl.To, fl.ToWorkload = to.container, to.workload
+	fl.From, fl.FromWorkload, fl.FromFenced = from.container, from.workload, from.fenced
+	fl.To, fl.ToWorkload, fl.ToFenced = to.container, to.workload, to.fenced
 	switch rule {
 	case enforce.DropUnadmittedDst, enforce.DropToZone, enforce.DropPublished:
 		fl.Zone = n.who(dst).zone

@@ -37,8 +37,11 @@ type Status struct {
 	Elements        int       `json:"set_elements"`
 	Violations      []string  `json:"membership_violations"`
 	Unmatched       []string  `json:"unmatched_containers"`
-	FlowLog         bool      `json:"denied_flow_log"`
-	Resync          string    `json:"resync"`
+	// Fenced are the unmatched containers on a default: deny zone, denied
+	// every flow of the zones ("c (on default: deny zone z)").
+	Fenced  []string `json:"fenced_containers"`
+	FlowLog bool     `json:"denied_flow_log"`
+	Resync  string   `json:"resync"`
 	// Admission latency, from a container's Docker event to its
 	// admission, over the latest AdmissionSamples admissions (at most
 	// 1,024).
@@ -78,6 +81,7 @@ func (b *statusBox) get() Status {
 	s := b.s
 	s.Violations = slices.Clone(s.Violations)
 	s.Unmatched = slices.Clone(s.Unmatched)
+	s.Fenced = slices.Clone(s.Fenced)
 	return s
 }
 

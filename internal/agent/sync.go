@@ -137,6 +137,10 @@ func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw 
 		s.Elements = rs.Size()
 		s.Violations = violations
 		s.Unmatched = b.Unmatched()
+		s.Fenced = nil
+		for _, f := range b.Fenced() {
+			s.Fenced = append(s.Fenced, f.String())
+		}
 		s.AdmissionP50Ms, s.AdmissionP99Ms, s.AdmissionSamples = a.latencies.quantiles()
 	})
 	if kind == "full" || added+removed > 0 {

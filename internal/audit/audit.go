@@ -35,11 +35,17 @@ func Lookup(id string) *Rule {
 type Options struct {
 	// Skip lists rule ids not to run.
 	Skip []string
+	// Fenced maps each container that no workload of a policy selects and
+	// that is on a default: deny zone to those zones (policy
+	// Binding.Fenced); the fenced-container rule reports them. Without a
+	// policy it is empty.
+	Fenced map[string][]string
 }
 
 // Run audits the snapshot and returns the findings, most severe first.
 func Run(s *inventory.Snapshot, opts Options) *Report {
 	h := newHost(s)
+	h.fenced = opts.Fenced
 	skip := make(map[string]bool, len(opts.Skip))
 	for _, id := range opts.Skip {
 		skip[id] = true
@@ -67,6 +73,8 @@ type host struct {
 	data map[*inventory.Container]dataInfo
 	// untrusted holds why a container counts as untrusted.
 	untrusted map[*inventory.Container]string
+	// fenced: Options.Fenced.
+	fenced map[string][]string
 }
 
 type dataInfo struct{ kind, reason string }

@@ -212,6 +212,24 @@ var catalog = []*Rule{
 		References: []string{docsInternal},
 		check:      checkInternalPublish,
 	},
+	{
+		ID: "fenced-container", Severity: Medium,
+		Title: "Container on a default: deny zone that no workload selects",
+		Why:   "The policy does not know this container, yet it sits on a zone that denies by default. zonewarden's firewall fails closed: it admits none of its addresses, so it gets no flow into, out of or inside the zones, whatever unmanaged says. Either it is an intruder, or a service the policy forgot and that is broken now. Reported only when audit is given a policy (--policy).",
+		Fix:   "Select the container with a workload (by name, label, image or compose service) and declare its flows, or disconnect it from the zone.",
+		check: checkFenced,
+	},
+}
+
+func checkFenced(h *host, r *Rule) []Finding {
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
+		if zs := h.fenced[c.Name]; len(zs) > 0 {
+			out = append(out, r.finding(KindContainer, c.Name,
+				[]string{"no workload of the policy selects it", "on default: deny zone " + strings.Join(zs, ", ")},
+				fmt.Sprintf("Add a workload whose match selects %s and declare its flows, or run: docker network disconnect %s %s", c.Name, zs[0], c.Name)))
+		}
+		return out
+	})
 }
 
 func checkPrivileged(h *host, r *Rule) []Finding {

@@ -247,6 +247,12 @@ func TestRules(t *testing.T) {
 		{"internal-publish-ignored", "one routed network", hostOf([]inventory.Network{internal("secure")}, with(box("cache", "secure", "app"), func(c *inventory.Container) {
 			c.Ports = []inventory.PortBinding{pub("", 6379, 6379)}
 		})), nil},
+		{"fenced-container", "fires", hostOf(nil, box("intruder", "db")), []string{"medium container intruder"}},
+		{"fenced-container", "no policy", hostOf(nil, box("intruder", "db")), nil},
+	}
+	// Rules that read more than the host.
+	options := map[string]Options{
+		"fenced-container/fires": {Fenced: map[string][]string{"intruder": {"db"}}},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -255,7 +261,7 @@ func TestRules(t *testing.T) {
 				t.Fatalf("no rule %q", tt.rule)
 			}
 			var got []string
-			for _, f := range Run(tt.snap, Options{}).Findings {
+			for _, f := range Run(tt.snap, options[tt.rule+"/"+tt.name]).Findings {
 				if f.Rule != tt.rule {
 					continue
 				}

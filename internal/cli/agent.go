@@ -246,6 +246,9 @@ func (a *app) agentStatus(ctx context.Context, socket string) string {
 	for _, v := range s.Violations {
 		fmt.Fprintf(a.stdout, "  Membership the policy forbids: %s\n", v)
 	}
+	for _, f := range s.Fenced {
+		fmt.Fprintf(a.stdout, "  Fenced: %s: no workload selects it, so it is denied every flow of the zones.\n", f)
+	}
 	if !s.FlowLog {
 		fmt.Fprintln(a.stdout, "  No denied-flow log (nflog unavailable: see the agent's log).")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/audit"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/report"
 )
 
@@ -19,11 +20,12 @@ var auditFormats = []string{"text", "json", "sarif", "markdown"}
 
 func (a *app) auditCommand() *cobra.Command {
 	var (
-		format string
-		failOn string
-		color  string
-		output string
-		skip   []string
+		format  string
+		failOn  string
+		color   string
+		output  string
+		skip    []string
+		polPath string
 	)
 	cmd := &cobra.Command{
 		Use:   "audit",
@@ -38,6 +40,7 @@ Exit status: 0 when no finding reaches --fail-on, 1 when one does,
 2 when the audit could not run.`,
 		Example: `  zonewarden audit
   zonewarden audit -f compose.yaml --fail-on high
+  zonewarden audit --policy zones.yaml
   zonewarden audit --format sarif -o zonewarden.sarif
   zonewarden audit --snapshot host.json --format markdown >> "$GITHUB_STEP_SUMMARY"`,
 		Args: cobra.NoArgs,
@@ -62,19 +65,31 @@ Exit status: 0 when no finding reaches --fail-on, 1 when one does,
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
 			}
-			rep := audit.Run(snap, audit.Options{Skip: skip})
+			opts := audit.Options{Skip: skip}
+			if polPath != "" {
+				p, err := a.readPolicy(polPath)
+				if err != nil {
+					return err
+				}
+				b, _ := policy.Bind(p, snap)
+				opts.Fenced = map[string][]string{}
+				for _, f := range b.Fenced() {
+					opts.Fenced[f.Container] = f.Zones
+				}
+			}
+			rep := audit.Run(snap, opts)
 
 			w, closeOut, err := openOutput(a.stdout, output)
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
 			}
-			opts := report.AuditOptions{
+			ropts := report.AuditOptions{
 				Color:     useColor(color, w),
 				Tool:      report.ToolInfo{Name: "zonewarden", Version: version(), InformationURI: "https://github.com/zonewarden/zonewarden"},
 				Source:    describe(snap),
 				SourceURI: sourceURI(snap),
 			}
-			if err := renderAudit(w, format, rep, opts); err != nil {
+			if err := renderAudit(w, format, rep, ropts); err != nil {
 				closeOut()
 				return &exitErr{Code: exitError, Err: err}
 			}
@@ -93,6 +108,7 @@ Exit status: 0 when no finding reaches --fail-on, 1 when one does,
 	f.StringVar(&color, "color", "auto", "colour the text output: auto, always, never (NO_COLOR is honoured)")
 	f.StringVarP(&output, "output", "o", "", "write the report to `FILE` instead of standard output")
 	f.StringSliceVar(&skip, "skip", nil, "rule `IDs` not to run (comma-separated)")
+	f.StringVar(&polPath, "policy", "", "also check the host against the policy `FILE`: containers on a default: deny zone that no workload selects (fenced-container)")
 	return cmd
 }
 

@@ -51,7 +51,6 @@ func policyNarrower(b *policy.Binding) func(from, to string, ports reach.PortSet
 		c := ix.Container(name)
 		return c != nil && c.UsesHostNetwork()
 	}
-	free := b.Model.Policy().UnmanagedMode() != policy.UnmanagedDeny
 	return func(from, to string, ports reach.PortSet) reach.PortSet {
 		switch {
 		case from == reach.Host || hostNS(from):
@@ -68,7 +67,7 @@ func policyNarrower(b *policy.Binding) func(from, to string, ports reach.PortSet
 			case m == nil:
 			case len(m.Matches) > 1:
 				return reach.PortSet{} // conflicted: not admitted
-			case len(m.Matches) == 0 && free:
+			case b.LeftToDocker(m):
 				return ports // left to Docker
 			case len(m.Matches) == 0:
 				return reach.PortSet{}

@@ -138,6 +138,9 @@ func (a *app) reportDrift(ctx context.Context, applied *state.Applied) bool {
 		return true
 	}
 	b, _ := policy.Bind(p, snap)
+	for _, f := range b.Fenced() {
+		fmt.Fprintf(a.stdout, "Fenced: %s: no workload selects it, so it is denied every flow of the zones.\n", f)
+	}
 	c := enforce.Compile(b, enforce.Options{}).Diff(applied.Script)
 	if c.Empty() {
 		fmt.Fprintln(a.stdout, "In sync: the firewall matches the policy on the host as it is now.")

@@ -49,6 +49,9 @@ func (a *app) readPolicy(path string) (*policy.Policy, error) {
 func computePlan(p *policy.Policy, snap *inventory.Snapshot) (*plan.Plan, *policy.Binding) {
 	b, bindErr := policy.Bind(p, snap)
 	want := plan.Desired{Members: b.MemberZones(), Unmatched: b.Unmatched(), PublishAllowed: b.PublishAllowed}
+	for _, f := range b.Fenced() {
+		want.Fenced = append(want.Fenced, f.String())
+	}
 	for _, z := range p.Zones {
 		want.Zones = append(want.Zones, plan.Zone{Name: z.Name, Internal: z.Internal})
 	}
@@ -113,7 +116,9 @@ func (a *app) planCommand() *cobra.Command {
   + memberships to add, - memberships to remove (each container joins exactly
     its workload's zones)
   ! what apply cannot change: containers no workload matches, published ports
-    the policy does not allow
+    the policy does not allow; among them the fenced ones: on a default: deny
+    zone, they get no flow into, out of or inside any zone (fail closed),
+    whatever unmanaged says
   x blockers: why the host cannot satisfy the policy
 
 Exit status, like terraform plan -detailed-exitcode: 0 when nothing would

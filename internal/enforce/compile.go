@@ -106,12 +106,23 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 			for _, a := range addrs {
 				r.add("admitted"+familyOf(a).suffix, a.String(), m.Container.Name)
 			}
-		case len(m.Matches) == 0 && unmanagedFree && len(m.Attached) > 0:
-			// Only where it shares a zone does admission matter.
+		case len(m.Attached) > 0 && b.LeftToDocker(m):
+			// Only where it shares a zone does admission matter. One on
+			// a default: deny zone is fenced: none of its addresses is
+			// admitted (Binding.Fenced).
 			for _, a := range addrs {
 				f := familyOf(a)
 				r.add("admitted"+f.suffix, a.String(), m.Container.Name)
 				r.add("free"+f.suffix, a.String(), m.Container.Name+" (unmanaged)")
+			}
+		}
+		onDenyZone := len(b.DenyZonesOf(m)) > 0
+		if onDenyZone {
+			for _, a := range addresses(ix, m.Container) {
+				r.add("denyhosts"+familyOf(a).suffix, a.String(), m.Container.Name)
+			}
+			for _, pb := range ix.PublishedPorts(m.Container) {
+				r.add("denypub", pb.ContainerPort.Protocol+" . "+fmt.Sprint(pb.HostPort), m.Container.Name+" "+pb.String())
 			}
 		}
 		if m.Workload == nil {

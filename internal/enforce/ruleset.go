@@ -41,7 +41,8 @@ func setDefs() []setDef {
 			setDef{"zones" + f.suffix, a, true, false, "subnets of the policy's zones: traffic from or to them is managed"},
 			setDef{"denyzones" + f.suffix, a, true, false, "subnets of the default: deny zones: their members reach the host only by declared flows to published ports"},
 			setDef{"admitted" + f.suffix, a, false, false, "containers zonewarden admitted; others in a zone are dropped (fail closed)"},
-			setDef{"free" + f.suffix, a, false, false, "containers no workload selects, left to Docker (unmanaged: allow or warn)"},
+			setDef{"free" + f.suffix, a, false, false, "containers no workload selects, left to Docker (unmanaged: allow or warn) except toward default: deny zones"},
+			setDef{"denyhosts" + f.suffix, a, false, false, "containers on a default: deny zone: never left to Docker with an unmanaged peer"},
 			setDef{"allow" + f.suffix, a + " . " + a + " . inet_proto . inet_service", false, true, "declared flows on one port: source . destination . protocol . port"},
 			setDef{"allowrange" + f.suffix, a + " . " + a + " . inet_proto . inet_service", true, true, "declared flows on port ranges, icmp or all: source . destination . protocol . ports"},
 			setDef{"allowzone" + f.suffix, a + " . " + a, true, false, "zones with default: allow: members reach each other"},
@@ -50,7 +51,10 @@ func setDefs() []setDef {
 			setDef{"pubin" + f.suffix, a + " . inet_proto . inet_service", true, true, "flows to published host ports through the userland proxy: source . protocol . host port"},
 		)
 	}
-	out = append(out, setDef{"pubports", "inet_proto . inet_service", false, false, "host ports published by managed containers: reached from containers by a flow only"})
+	out = append(out,
+		setDef{"pubports", "inet_proto . inet_service", false, false, "host ports published by managed containers: reached from containers by a flow only"},
+		setDef{"denypub", "inet_proto . inet_service", false, false, "host ports published by containers on a default: deny zone: unmanaged containers do not reach them"},
+	)
 	return out
 }
 
@@ -129,8 +133,10 @@ func (r *Ruleset) chains() string {
 		fmt.Fprintf(&b, "\t\t%s saddr @zones%s %s saddr != @admitted%s %s\n", ip, s, ip, s, r.drop(DropUnadmittedSrc))
 		fmt.Fprintf(&b, "\t\t%s daddr @zones%s %s daddr != @admitted%s %s\n", ip, s, ip, s, r.drop(DropUnadmittedDst))
 		if r.unmanagedFree {
-			fmt.Fprintf(&b, "\t\t%s saddr @free%s accept comment \"unmanaged container: Docker decides\"\n", ip, s)
-			fmt.Fprintf(&b, "\t\t%s daddr @free%s accept comment \"unmanaged container: Docker decides\"\n", ip, s)
+			// Never with a container on a default: deny zone: such a
+			// zone denies the unknown too.
+			fmt.Fprintf(&b, "\t\t%s saddr @free%s %s daddr != @denyhosts%s accept comment \"unmanaged container: Docker decides\"\n", ip, s, ip, s)
+			fmt.Fprintf(&b, "\t\t%s daddr @free%s %s saddr != @denyhosts%s accept comment \"unmanaged container: Docker decides\"\n", ip, s, ip, s)
 		}
 		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr @allowzone%s accept comment \"zones with default: allow\"\n", ip, ip, s)
 		fmt.Fprintf(&b, "\t\t%s daddr != @local%s %s saddr . %s daddr . meta l4proto . th dport @egress%s accept comment \"egress\"\n", ip, s, ip, ip, s)
@@ -140,7 +146,7 @@ func (r *Ruleset) chains() string {
 		b.WriteString("\t}\n")
 		fmt.Fprintf(&b, "\tchain published%s {\n", s)
 		if r.unmanagedFree {
-			fmt.Fprintf(&b, "\t\t%s saddr @free%s accept comment \"unmanaged container: Docker decides\"\n", ip, s)
+			fmt.Fprintf(&b, "\t\t%s saddr @free%s meta l4proto . th dport != @denypub accept comment \"unmanaged container: Docker decides\"\n", ip, s)
 		}
 		fmt.Fprintf(&b, "\t\t%s saddr . meta l4proto . th dport @pubin%s accept comment \"declared flows to published ports\"\n", ip, s)
 		fmt.Fprintf(&b, "\t\t%s\n", r.drop(DropPublished))

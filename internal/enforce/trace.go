@@ -50,7 +50,7 @@ func (r *Ruleset) Trace(p Packet) Verdict {
 			return Verdict{Rule: "not managed"}
 		}
 		switch {
-		case r.unmanagedFree && in("free", p.Src):
+		case r.unmanagedFree && in("free", p.Src) && !key("denypub", proto, port):
 			return Verdict{Rule: "unmanaged container: Docker decides"}
 		case key("pubin"+s, p.Src.String(), proto, port):
 			return Verdict{Rule: "declared flows to published ports"}
@@ -67,7 +67,8 @@ func (r *Ruleset) Trace(p Packet) Verdict {
 		return Verdict{Drop: true, Rule: DropUnadmittedSrc.Comment}
 	case in("zones", p.Dst) && !in("admitted", p.Dst):
 		return Verdict{Drop: true, Rule: DropUnadmittedDst.Comment}
-	case r.unmanagedFree && (in("free", p.Src) || in("free", p.Dst)):
+	case r.unmanagedFree && in("free", p.Src) && !in("denyhosts", p.Dst),
+		r.unmanagedFree && in("free", p.Dst) && !in("denyhosts", p.Src):
 		return Verdict{Rule: "unmanaged container: Docker decides"}
 	case key("allowzone"+s, src, dst):
 		return Verdict{Rule: "zones with default: allow"}

@@ -35,6 +35,10 @@ type Desired struct {
 	Members map[string][]string
 	// Unmatched lists the containers no workload selects.
 	Unmatched []string
+	// Fenced lists those of them on a default: deny zone, each with its
+	// zones ("c (on default: deny zone z)"): they are denied every flow
+	// of the zones, whatever unmanaged says.
+	Fenced []string
 	// PublishAllowed reports whether the policy lets container publish b;
 	// nil allows everything.
 	PublishAllowed func(container string, b inventory.PortBinding) bool
@@ -72,7 +76,10 @@ type Plan struct {
 	Disconnect []Membership `json:"disconnect"`
 	// Unmatched containers and disallowed published ports are reported;
 	// the Docker side cannot fix them (the firewall can).
-	Unmatched []string    `json:"unmatched_containers"`
+	Unmatched []string `json:"unmatched_containers"`
+	// Fenced are the unmatched containers on a default: deny zone: the
+	// firewall denies them every flow into, out of and inside the zones.
+	Fenced    []string    `json:"fenced_containers"`
 	Published []Published `json:"published_not_allowed"`
 	// Blockers are reasons the host cannot satisfy the policy; apply
 	// changes nothing while there is one.
@@ -111,7 +118,11 @@ func (p *Plan) Changes() bool {
 func Compute(snap *inventory.Snapshot, want Desired) *Plan {
 	ix := inventory.NewIndex(snap)
 	p := &Plan{Create: []Zone{}, Recreate: []Recreate{}, Connect: []Membership{}, Disconnect: []Membership{},
-		Unmatched: slices.Sorted(slices.Values(want.Unmatched)), Published: []Published{}, Blockers: []string{}}
+		Unmatched: slices.Sorted(slices.Values(want.Unmatched)), Fenced: slices.Sorted(slices.Values(want.Fenced)),
+		Published: []Published{}, Blockers: []string{}}
+	if p.Fenced == nil {
+		p.Fenced = []string{}
+	}
 	if p.Unmatched == nil {
 		p.Unmatched = []string{}
 	}

@@ -231,6 +231,55 @@ func (b *Binding) Unmatched() []string {
 	return out
 }
 
+// LeftToDocker reports whether the policy leaves a container's traffic
+// to Docker: no workload selects it, unmanaged is not deny, and it is on
+// no default: deny zone. A container that no workload selects on a
+// default: deny zone is fenced instead (see Fenced), whatever unmanaged
+// says: a zone that denies by default denies the unknown too.
+func (b *Binding) LeftToDocker(m *Member) bool {
+	return len(m.Matches) == 0 && b.Model.p.UnmanagedMode() != UnmanagedDeny && len(b.DenyZonesOf(m)) == 0
+}
+
+// DenyZonesOf returns the default: deny zones the container is on now.
+func (b *Binding) DenyZonesOf(m *Member) []string {
+	var out []string
+	for _, n := range m.Attached {
+		if z := b.Model.p.Zone(n); z != nil && z.Default == Deny {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Fence is a container that no workload selects, on default: deny zones.
+type Fence struct {
+	Container string
+	Zones     []string // the default: deny zones it is on
+}
+
+func (f Fence) String() string {
+	return f.Container + " (on default: deny zone " + strings.Join(f.Zones, ", ") + ")"
+}
+
+// Fenced returns the containers that no workload selects and that are on
+// a default: deny zone, in container order. zonewarden admits none of
+// their addresses: they get no flow into, out of or inside any zone
+// (fail closed), whatever unmanaged says. Only their traffic on networks
+// outside the policy is left to Docker.
+func (b *Binding) Fenced() []Fence {
+	var out []Fence
+	for i := range b.Containers {
+		m := &b.Containers[i]
+		if len(m.Matches) != 0 {
+			continue
+		}
+		if zs := b.DenyZonesOf(m); len(zs) > 0 {
+			out = append(out, Fence{Container: m.Container.Name, Zones: zs})
+		}
+	}
+	return out
+}
+
 // Conflicts returns the containers several workloads select.
 func (b *Binding) Conflicts() []*Member {
 	var out []*Member
@@ -289,7 +338,7 @@ func (b *Binding) PublishAllowed(container string, pb inventory.PortBinding) boo
 	case m == nil:
 		return false
 	case len(m.Matches) == 0:
-		return b.Model.p.UnmanagedMode() != UnmanagedDeny
+		return b.LeftToDocker(m)
 	case m.Workload == nil:
 		return false
 	}
@@ -307,11 +356,14 @@ func (b *Binding) PublishAllowed(container string, pb inventory.PortBinding) boo
 // Model.Eval on their workloads. A container that several workloads select
 // is denied. One that no workload selects is denied when unmanaged is
 // deny; otherwise the policy leaves its traffic to Docker and Decide
-// allows it.
+// allows it — unless it is on a default: deny zone, where it is denied
+// (Fenced).
 func (b *Binding) Decide(from, to string, port reach.Port) Decision {
 	var refs [2]Ref
+	var members [2]*Member
 	for i, name := range []string{from, to} {
 		if m := b.Member(name); m != nil {
+			members[i] = m
 			switch {
 			case m.Workload != nil:
 				refs[i] = WorkloadRef(m.Workload.Name)
@@ -320,15 +372,28 @@ func (b *Binding) Decide(from, to string, port reach.Port) Decision {
 				return Decision{Flow: -1, Reason: fmt.Sprintf("%s is selected by several workloads: denied until the policy is fixed", name)}
 			case b.Model.p.UnmanagedMode() == UnmanagedDeny:
 				return Decision{Flow: -1, Reason: fmt.Sprintf("no workload selects %s, and unmanaged is deny", name)}
-			default:
-				return Decision{Allow: true, Flow: -1, Reason: fmt.Sprintf("no workload selects %s; unmanaged: %s leaves its traffic to Docker", name, b.Model.p.UnmanagedMode())}
+			case !b.LeftToDocker(m):
+				return Decision{Flow: -1, Reason: fmt.Sprintf("no workload selects %s, and it is on default: deny zone %s: denied (fail closed)", name, strings.Join(b.DenyZonesOf(m), ", "))}
 			}
+			continue
 		}
 		a, err := netip.ParseAddr(name)
 		if err != nil {
 			return Decision{Flow: -1, Reason: fmt.Sprintf("%s is neither a container of the host nor an address", name)}
 		}
 		refs[i] = Ref{Kind: RefAddress, Addr: a.Unmap()}
+	}
+	for i, m := range members {
+		if m == nil || m.Workload != nil {
+			continue
+		}
+		// Left to Docker, unless the peer is on a default: deny zone.
+		if o := members[1-i]; o != nil {
+			if zs := b.DenyZonesOf(o); len(zs) > 0 {
+				return Decision{Flow: -1, Reason: fmt.Sprintf("no workload selects %s, and %s is on default: deny zone %s: denied", m.Container.Name, o.Container.Name, strings.Join(zs, ", "))}
+			}
+		}
+		return Decision{Allow: true, Flow: -1, Reason: fmt.Sprintf("no workload selects %s; unmanaged: %s leaves its traffic to Docker", m.Container.Name, b.Model.p.UnmanagedMode())}
 	}
 	return b.Model.Eval(refs[0], refs[1], port)
 }
@@ -337,13 +402,13 @@ func (b *Binding) Decide(from, to string, port reach.Port) Decision {
 // host's own addresses (its services, and containers in the host's
 // network namespace) beyond the published ports: members of default:
 // deny zones may not, unless they are also on a network that is not such
-// a zone, or no workload selects them and unmanaged leaves them to Docker.
+// a zone, or the policy leaves them to Docker (LeftToDocker).
 func (b *Binding) ReachesHost(container string) bool {
 	m := b.Member(container)
 	if m == nil {
 		return true
 	}
-	if len(m.Matches) == 0 && b.Model.p.UnmanagedMode() != UnmanagedDeny {
+	if b.LeftToDocker(m) {
 		return true
 	}
 	if len(m.Container.Endpoints) == 0 {

@@ -49,6 +49,7 @@ func seedHost() *inventory.Snapshot {
 			ctr("cache", "redis:7", map[string]string{"app": "cache"}, "database-tier"),
 			ctr("devbox", "example/devbox", nil, "dev"),
 			ctr("stray", "busybox", nil, "bridge"),
+			ctr("intruder", "busybox", nil, "database-tier", "dev"),
 		},
 	}
 }
@@ -70,7 +71,7 @@ func TestBindSeed(t *testing.T) {
 			t.Errorf("%s is selected by %q, want %q", m.Container.Name, got, want[m.Container.Name])
 		}
 	}
-	if got := b.Unmatched(); !slices.Equal(got, []string{"devbox", "stray"}) {
+	if got := b.Unmatched(); !slices.Equal(got, []string{"devbox", "stray", "intruder"}) {
 		t.Errorf("Unmatched = %v", got)
 	}
 	api := b.Member("shop-api-1")
@@ -87,6 +88,12 @@ func TestBindSeed(t *testing.T) {
 		b.PublishAllowed("postgres", inventoryBinding("", 5432, 5432)) || !b.PublishAllowed("stray", inventoryBinding("", 8080, 80)) {
 		t.Error("PublishAllowed is wrong")
 	}
+	if got := b.Fenced(); len(got) != 1 || got[0].String() != "intruder (on default: deny zone database-tier)" {
+		t.Errorf("Fenced() = %v, want intruder on database-tier", got)
+	}
+	if b.ReachesHost("intruder") != true || b.PublishAllowed("intruder", inventoryBinding("", 8081, 80)) {
+		t.Error("intruder: it reaches the host from dev (not a deny zone) but may publish nothing")
+	}
 	for _, tt := range []struct {
 		from, to, port string
 		allow          bool
@@ -97,7 +104,13 @@ func TestBindSeed(t *testing.T) {
 		{"shop-api-1", "cache", "6379/tcp", true, "allows api -> cache"},
 		{"198.51.100.1", "lb", "443/tcp", true, "ingress 0.0.0.0/0 admits"},
 		{"shop-api-1", "203.0.113.9", "443/tcp", true, "egress of api"},
-		{"devbox", "postgres", "5432/tcp", true, "no workload selects devbox; unmanaged: warn leaves its traffic to Docker"},
+		{"devbox", "stray", "80/tcp", true, "no workload selects devbox; unmanaged: warn leaves its traffic to Docker"},
+		{"devbox", "postgres", "5432/tcp", false, "no workload selects devbox, and postgres is on default: deny zone database-tier: denied"},
+		{"postgres", "devbox", "22/tcp", false, "no workload selects devbox, and postgres is on default: deny zone database-tier: denied"},
+		// Fenced: unknown on a default: deny zone, whatever unmanaged says.
+		{"intruder", "postgres", "5432/tcp", false, "no workload selects intruder, and it is on default: deny zone database-tier: denied (fail closed)"},
+		{"shop-api-1", "intruder", "5432/tcp", false, "it is on default: deny zone database-tier"},
+		{"intruder", "devbox", "22/tcp", false, "it is on default: deny zone database-tier"},
 		{"nobody", "postgres", "5432/tcp", false, "nobody is neither a container of the host nor an address"},
 	} {
 		d := b.Decide(tt.from, tt.to, port(tt.port))

@@ -59,6 +59,9 @@ func PlanText(w io.Writer, p *plan.Plan) error {
 	if len(p.Unmatched) > 0 {
 		lines = append(lines, "! no workload matches: "+strings.Join(p.Unmatched, ", "))
 	}
+	for _, f := range p.Fenced {
+		lines = append(lines, "! fenced: "+f+": no workload selects it, so the firewall denies it every flow into, out of and inside the zones, whatever unmanaged says (earlier releases left it to Docker under unmanaged: allow and warn); select it with a workload to give it flows")
+	}
 	for _, x := range p.Published {
 		lines = append(lines, "! "+x.Container+" publishes "+x.Binding+", which the policy does not allow (re-create it without the mapping)")
 	}
