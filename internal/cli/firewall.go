@@ -23,7 +23,8 @@ func (a *app) resetCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "reset",
 		Short: "Remove zonewarden's firewall table, and nothing else",
-		Long: `reset deletes the nftables table inet zonewarden in one transaction. Docker's
+		Long: `reset deletes the nftables tables inet zonewarden (the policy) and bridge
+zonewarden (the endpoint binding). Docker's
 own behaviour is back at once; other tables (Docker's, firewalld's, yours)
 are not touched, and networks and memberships stay as apply left them.
 While a 'zonewarden agent' keeps the table, reset refuses: stop the agent
@@ -37,6 +38,12 @@ first, or it would restore the table within a second.`,
 			was, err := nft.List(ctx, "inet", enforce.Table)
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
+			}
+			if ports, err := nft.List(ctx, "bridge", enforce.Table); err == nil && ports != "" {
+				if err := nft.Delete(ctx, "bridge", enforce.Table); err != nil {
+					return &exitErr{Code: exitError, Err: err}
+				}
+				fmt.Fprintf(a.stdout, "Removed table bridge %s: addresses are no longer bound to bridge ports.\n", enforce.Table)
 			}
 			if was == "" {
 				fmt.Fprintln(a.stdout, "No zonewarden table is installed: nothing to remove.")

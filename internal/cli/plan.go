@@ -291,12 +291,23 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 	for _, w := range firewall.Preflight() {
 		fmt.Fprintf(a.stderr, "zonewarden: warning: %s\n", w)
 	}
+	// The endpoint binding first: an address the policy table admits is
+	// then bound to its port from the start.
+	for _, pr := range bindPorts(snap) {
+		fmt.Fprintf(a.stderr, "zonewarden: warning: %s; that endpoint's addresses are not bound to a bridge port (the agent binds them once found)\n", pr)
+	}
+	ports := enforce.CompilePorts(b, enforce.Options{})
+	if err := firewall.LoadPorts(ctx, ports); err != nil {
+		return &exitErr{Code: exitError, Err: fmt.Errorf("loading the endpoint binding: %w; the previous ruleset stays in force", err)}
+	}
 	rs := enforce.Compile(b, enforce.Options{})
 	script := rs.Script()
 	res, err := firewall.Load(ctx, rs, script)
 	if err != nil {
 		return &exitErr{Code: exitError, Err: fmt.Errorf("loading the firewall: %w; the previous ruleset stays in force", err)}
 	}
+	bound, unbound := enforce.BoundPorts(snap)
+	fmt.Fprintf(a.stdout, "Firewall: table bridge %s binds %s to their bridge ports (%d not found).\n", enforce.Table, count(bound, "endpoint"), unbound)
 	fmt.Fprintf(a.stdout, "Firewall: table inet %s loaded in one transaction (%s, %s admitted).\n",
 		enforce.Table, count(rs.Size(), "set element"), count(len(rs.Elements("admitted4"))+len(rs.Elements("admitted6")), "address"))
 	if err := state.Save(state.Applied{PolicyPath: p.File, Policy: policy.Format(p), Script: script, Time: time.Now()}); err != nil {

@@ -14,7 +14,10 @@ type SetInfo struct {
 	Name string
 	// Type is the nft type of the key: one data type or a concatenation,
 	// e.g. "ipv4_addr . ipv4_addr . inet_proto . inet_service".
-	Type     string
+	Type string
+	// Typeof: Type is an nft typeof expression ("meta iif . @th,64,128"),
+	// for keys that no named type describes.
+	Typeof   bool
 	Interval bool // flags interval: elements may be prefixes or ranges
 	Counter  bool // every element counts its hits
 	Comment  string
@@ -23,10 +26,9 @@ type SetInfo struct {
 // Sets returns the declarations of the table's sets, in the order Script
 // declares them.
 func (r *Ruleset) Sets() []SetInfo {
-	defs := setDefs()
-	out := make([]SetInfo, len(defs))
-	for i, d := range defs {
-		out[i] = SetInfo{Name: d.name, Type: d.typ, Interval: d.interval, Counter: d.counter, Comment: d.comment}
+	out := make([]SetInfo, len(r.defs))
+	for i, d := range r.defs {
+		out[i] = SetInfo{Name: d.name, Type: d.typ, Typeof: d.typeof, Interval: d.interval, Counter: d.counter, Comment: d.comment}
 	}
 	return out
 }
@@ -63,7 +65,7 @@ func (r *Ruleset) AllElements(set string) iter.Seq2[string, string] {
 // Each list is sorted; sets that do not change are absent.
 func (r *Ruleset) ElementChanges(old *Ruleset) (removed, added map[string][]string) {
 	removed, added = map[string][]string{}, map[string][]string{}
-	for _, d := range setDefs() {
+	for _, d := range r.defs {
 		was, now := old.elems[d.name], r.elems[d.name]
 		var del, add []string
 		for e := range was {

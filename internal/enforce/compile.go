@@ -33,6 +33,19 @@ type Options struct {
 	LogGroup uint16
 }
 
+func (opts Options) withDefaults() Options {
+	if opts.Priority == 0 {
+		opts.Priority = -5
+	}
+	if opts.Table == "" {
+		opts.Table = Table
+	}
+	if opts.LogGroup == 0 {
+		opts.LogGroup = LogGroup
+	}
+	return opts
+}
+
 // family is one IP family's names and types.
 type family struct {
 	suffix   string // "4" or "6"
@@ -52,17 +65,9 @@ var families = []family{
 // workloads selecting one container) do not stop it: such a container is
 // not admitted, so its traffic in managed zones is dropped.
 func Compile(b *policy.Binding, opts Options) *Ruleset {
-	if opts.Priority == 0 {
-		opts.Priority = -5
-	}
-	if opts.Table == "" {
-		opts.Table = Table
-	}
-	if opts.LogGroup == 0 {
-		opts.LogGroup = LogGroup
-	}
+	opts = opts.withDefaults()
 	p := b.Model.Policy()
-	r := newRuleset(opts)
+	r := newRuleset(opts, "inet", setDefs())
 	ix := inventory.NewIndex(b.Snapshot)
 	unmanagedFree := p.UnmanagedMode() != policy.UnmanagedDeny
 

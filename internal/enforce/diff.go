@@ -30,7 +30,7 @@ func (c Change) Count() (added, removed int) {
 func (r *Ruleset) Diff(installed string) Change {
 	old, oldChains := parseScript(installed)
 	c := Change{Added: map[string][]string{}, Removed: map[string][]string{}, Chains: oldChains != strings.TrimSpace(r.chains())}
-	for _, d := range setDefs() {
+	for _, d := range r.defs {
 		for _, e := range r.Elements(d.name) {
 			if !old[d.name][e] {
 				c.Added[d.name] = append(c.Added[d.name], e)

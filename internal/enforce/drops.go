@@ -26,9 +26,13 @@ var (
 	DropToZone        = DropRule{"to-zone", "to a zone: no flow allows it"}
 	DropPublished     = DropRule{"published", "published port: no flow allows it"}
 	DropHost          = DropRule{"host", "to the host from a default: deny zone"}
+	// The endpoint binding (bridge table, ports.go).
+	DropSpoof    = DropRule{"spoof", "source address not of this bridge port (spoof)"}
+	DropSpoofARP = DropRule{"spoof-arp", "ARP claim for an address not of this bridge port (spoof)"}
+	DropSpoofND  = DropRule{"spoof-nd", "neighbour advertisement for an address not of this bridge port (spoof)"}
 )
 
-var dropRules = []DropRule{DropUnadmittedSrc, DropUnadmittedDst, DropFromZone, DropToZone, DropPublished, DropHost}
+var dropRules = []DropRule{DropUnadmittedSrc, DropUnadmittedDst, DropFromZone, DropToZone, DropPublished, DropHost, DropSpoof, DropSpoofARP, DropSpoofND}
 
 // logPrefix starts every drop rule's log prefix.
 const logPrefix = "zw:"

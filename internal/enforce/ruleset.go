@@ -15,6 +15,10 @@ import (
 // elements, which an update changes one by one.
 type Ruleset struct {
 	opts Options
+	// family is the table's: inet for the policy (Compile), bridge for
+	// the endpoint binding (CompilePorts).
+	family string
+	defs   []setDef
 	// elems maps a set name to its elements, each with a comment (the
 	// workloads or containers it stands for).
 	elems map[string]map[string]string
@@ -28,6 +32,11 @@ type setDef struct {
 	interval  bool
 	counter   bool
 	comment   string
+	// typeof: typ is an nft typeof expression (raw payload keys), not
+	// a type.
+	typeof bool
+	// elements every ruleset holds (constants), with their comment.
+	fixed [][2]string
 }
 
 // setDefs are the sets of the table, per family where the name ends in
@@ -37,31 +46,39 @@ func setDefs() []setDef {
 	for _, f := range families {
 		a := f.addr
 		out = append(out,
-			setDef{"local" + f.suffix, a, true, false, "subnets of every Docker bridge network"},
-			setDef{"zones" + f.suffix, a, true, false, "subnets of the policy's zones: traffic from or to them is managed"},
-			setDef{"denyzones" + f.suffix, a, true, false, "subnets of the default: deny zones: their members reach the host only by declared flows to published ports"},
-			setDef{"admitted" + f.suffix, a, false, false, "containers zonewarden admitted; others in a zone are dropped (fail closed)"},
-			setDef{"free" + f.suffix, a, false, false, "containers no workload selects, left to Docker (unmanaged: allow or warn) except toward default: deny zones"},
-			setDef{"denyhosts" + f.suffix, a, false, false, "containers on a default: deny zone: never left to Docker with an unmanaged peer"},
-			setDef{"allow" + f.suffix, a + " . " + a + " . inet_proto . inet_service", false, true, "declared flows on one port: source . destination . protocol . port"},
-			setDef{"allowrange" + f.suffix, a + " . " + a + " . inet_proto . inet_service", true, true, "declared flows on port ranges, icmp or all: source . destination . protocol . ports"},
-			setDef{"allowzone" + f.suffix, a + " . " + a, true, false, "zones with default: allow: members reach each other"},
-			setDef{"egress" + f.suffix, a + " . " + a + " . inet_proto . inet_service", true, true, "egress beyond the host: container . destination . protocol . port"},
-			setDef{"ingress" + f.suffix, a + " . " + a + " . inet_proto . inet_service", true, true, "ingress to published ports: source . container . protocol . port"},
-			setDef{"pubin" + f.suffix, a + " . inet_proto . inet_service", true, true, "flows to published host ports through the userland proxy: source . protocol . host port"},
+			def("local"+f.suffix, a, true, false, "subnets of every Docker bridge network"),
+			def("zones"+f.suffix, a, true, false, "subnets of the policy's zones: traffic from or to them is managed"),
+			def("denyzones"+f.suffix, a, true, false, "subnets of the default: deny zones: their members reach the host only by declared flows to published ports"),
+			def("admitted"+f.suffix, a, false, false, "containers zonewarden admitted; others in a zone are dropped (fail closed)"),
+			def("free"+f.suffix, a, false, false, "containers no workload selects, left to Docker (unmanaged: allow or warn) except toward default: deny zones"),
+			def("denyhosts"+f.suffix, a, false, false, "containers on a default: deny zone: never left to Docker with an unmanaged peer"),
+			def("allow"+f.suffix, a+" . "+a+" . inet_proto . inet_service", false, true, "declared flows on one port: source . destination . protocol . port"),
+			def("allowrange"+f.suffix, a+" . "+a+" . inet_proto . inet_service", true, true, "declared flows on port ranges, icmp or all: source . destination . protocol . ports"),
+			def("allowzone"+f.suffix, a+" . "+a, true, false, "zones with default: allow: members reach each other"),
+			def("egress"+f.suffix, a+" . "+a+" . inet_proto . inet_service", true, true, "egress beyond the host: container . destination . protocol . port"),
+			def("ingress"+f.suffix, a+" . "+a+" . inet_proto . inet_service", true, true, "ingress to published ports: source . container . protocol . port"),
+			def("pubin"+f.suffix, a+" . inet_proto . inet_service", true, true, "flows to published host ports through the userland proxy: source . protocol . host port"),
 		)
 	}
 	out = append(out,
-		setDef{"pubports", "inet_proto . inet_service", false, false, "host ports published by managed containers: reached from containers by a flow only"},
-		setDef{"denypub", "inet_proto . inet_service", false, false, "host ports published by containers on a default: deny zone: unmanaged containers do not reach them"},
+		def("pubports", "inet_proto . inet_service", false, false, "host ports published by managed containers: reached from containers by a flow only"),
+		def("denypub", "inet_proto . inet_service", false, false, "host ports published by containers on a default: deny zone: unmanaged containers do not reach them"),
 	)
 	return out
 }
 
-func newRuleset(opts Options) *Ruleset {
-	r := &Ruleset{opts: opts, elems: map[string]map[string]string{}}
-	for _, d := range setDefs() {
+// def declares a set of the inet table.
+func def(name, typ string, interval, counter bool, comment string) setDef {
+	return setDef{name: name, typ: typ, interval: interval, counter: counter, comment: comment}
+}
+
+func newRuleset(opts Options, family string, defs []setDef) *Ruleset {
+	r := &Ruleset{opts: opts, family: family, defs: defs, elems: map[string]map[string]string{}}
+	for _, d := range defs {
 		r.elems[d.name] = map[string]string{}
+		for _, e := range d.fixed {
+			r.elems[d.name][e[0]] = e[1]
+		}
 	}
 	return r
 }
@@ -97,6 +114,9 @@ func (r *Ruleset) Size() int {
 
 // chains renders the fixed chains. See README.md for the decision order.
 func (r *Ruleset) chains() string {
+	if r.family == "bridge" {
+		return r.portChains()
+	}
 	var b strings.Builder
 	freeInput := ""
 	if r.unmanagedFree {
@@ -158,16 +178,23 @@ func (r *Ruleset) chains() string {
 // TableName is the name of the ruleset's table.
 func (r *Ruleset) TableName() string { return r.opts.Table }
 
+// Family is the family of the ruleset's table: inet or bridge.
+func (r *Ruleset) Family() string { return r.family }
+
 // Script renders a full sync: one nft transaction that replaces
 // zonewarden's table with this ruleset (creating it the first time).
 // Nothing else on the host is touched.
 func (r *Ruleset) Script() string {
 	var b strings.Builder
-	t := r.opts.Table
-	fmt.Fprintf(&b, "add table inet %s\ndelete table inet %s\n", t, t)
-	fmt.Fprintf(&b, "table inet %s {\n\tcomment \"zonewarden: security zones; do not edit, run zonewarden apply\"\n", t)
-	for _, d := range setDefs() {
-		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n", d.name, d.typ)
+	t, fam := r.opts.Table, r.family
+	fmt.Fprintf(&b, "add table %s %s\ndelete table %s %s\n", fam, t, fam, t)
+	fmt.Fprintf(&b, "table %s %s {\n\tcomment \"zonewarden: security zones; do not edit, run zonewarden apply\"\n", fam, t)
+	for _, d := range r.defs {
+		kw := "type"
+		if d.typeof {
+			kw = "typeof"
+		}
+		fmt.Fprintf(&b, "\tset %s {\n\t\t%s %s\n", d.name, kw, d.typ)
 		if d.interval {
 			b.WriteString("\t\tflags interval\n")
 		}
@@ -202,16 +229,16 @@ func (r *Ruleset) Update(old *Ruleset) string {
 	}
 	var b strings.Builder
 	removed, added := r.ElementChanges(old)
-	for _, d := range setDefs() {
+	for _, d := range r.defs {
 		if del := removed[d.name]; len(del) > 0 {
-			fmt.Fprintf(&b, "delete element inet %s %s { %s }\n", r.opts.Table, d.name, strings.Join(del, ", "))
+			fmt.Fprintf(&b, "delete element %s %s %s { %s }\n", r.family, r.opts.Table, d.name, strings.Join(del, ", "))
 		}
 		if add := added[d.name]; len(add) > 0 {
 			items := make([]string, len(add))
 			for i, e := range add {
 				items[i] = e + " comment " + quote(r.elems[d.name][e])
 			}
-			fmt.Fprintf(&b, "add element inet %s %s { %s }\n", r.opts.Table, d.name, strings.Join(items, ", "))
+			fmt.Fprintf(&b, "add element %s %s %s { %s }\n", r.family, r.opts.Table, d.name, strings.Join(items, ", "))
 		}
 	}
 	return b.String()

@@ -39,6 +39,16 @@ func Load(ctx context.Context, rs *enforce.Ruleset, script string) (Result, erro
 	return EndForbidden(rs), nil
 }
 
+// LoadPorts replaces the endpoint binding's bridge table with ports
+// (enforce.CompilePorts) in one transaction, over netlink, or with nft -f
+// when the kernel refuses the batch (its error names the line).
+func LoadPorts(ctx context.Context, ports *enforce.Ruleset) error {
+	if err := syncNetlink(ports); err != nil {
+		return nft.Apply(ctx, ports.Script())
+	}
+	return nil
+}
+
 // EndForbidden ends every tracked connection rs forbids, so that a
 // tightened policy does not leave sessions open that it no longer allows.
 func EndForbidden(rs *enforce.Ruleset) Result {

@@ -169,6 +169,11 @@ type Endpoint struct {
 	IPv6    netip.Addr `json:"ipv6,omitzero"`
 	MAC     string     `json:"mac,omitempty"`
 	Aliases []string   `json:"aliases,omitempty"`
+	// BridgePort is the ifindex of the endpoint's bridge port (the
+	// host-side veth) on a live host, 0 when unknown (a snapshot file, a
+	// compose file, or a port not found yet). zonewarden binds the
+	// endpoint's addresses to it.
+	BridgePort int `json:"bridge_port,omitempty"`
 }
 
 // Port is a container port and protocol ("5432/tcp").

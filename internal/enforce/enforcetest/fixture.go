@@ -69,3 +69,22 @@ flows:
   - {from: cache,    to: api,      ports: [all]}
 unmanaged: warn
 `
+
+// HostWithPorts is Host with bridge ports: each endpoint of container i
+// (in snapshot order) on its j-th network has port 100+10i+j, and each
+// subnet's first address is its gateway.
+func HostWithPorts() *inventory.Snapshot {
+	snap := Host()
+	for i := range snap.Networks {
+		for j := range snap.Networks[i].Subnets {
+			s := &snap.Networks[i].Subnets[j]
+			s.Gateway = s.Prefix.Addr().Next()
+		}
+	}
+	for i := range snap.Containers {
+		for j := range snap.Containers[i].Endpoints {
+			snap.Containers[i].Endpoints[j].BridgePort = 100 + 10*i + j
+		}
+	}
+	return snap
+}

@@ -3,6 +3,7 @@ package nflink
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -26,6 +27,19 @@ var fields = map[string]field{
 	"ipv6_addr":    {nftables.TypeIP6Addr, 16},
 	"inet_proto":   {nftables.TypeInetProto, 1},
 	"inet_service": {nftables.TypeInetService, 2},
+	"iface_index":  {nftables.TypeIFIndex, 4},
+}
+
+// typeofFields are the keys of typeof sets that have no named type.
+var typeofFields = map[string]field{
+	"meta iif": fields["iface_index"],
+	// A raw 128-bit payload: an ICMPv6 neighbour advertisement's target.
+	// nft declares it an integer and describes it in the set's user data
+	// (typeof), which google/nftables cannot write; without that
+	// description nft cannot list an integer key (it aborts). The kernel
+	// looks at the key's length only, so the set is declared ipv6_addr:
+	// the same bytes, and nft lists the targets as addresses.
+	"@th,64,128": {nftables.TypeIP6Addr, 16},
 }
 
 // protocols are the names nft knows for inet_proto values that the
@@ -60,6 +74,9 @@ func newLayout(d enforce.SetInfo, t *nftables.Table) (*layout, error) {
 	var types []nftables.SetDatatype
 	for _, name := range strings.Split(d.Type, " . ") {
 		f, ok := fields[name]
+		if d.Typeof {
+			f, ok = typeofFields[name]
+		}
 		if !ok {
 			return nil, fmt.Errorf("set %s: type %q is not supported", d.Name, name)
 		}
@@ -95,6 +112,8 @@ func newLayout(d enforce.SetInfo, t *nftables.Table) (*layout, error) {
 			return nil, fmt.Errorf("set %s: %w", d.Name, err)
 		}
 		s.KeyType = kt
+	} else if l.fields[0].typ.Name == "iface_index" {
+		s.KeyByteOrder = binaryutil.NativeEndian // meta iif: host order
 	} else {
 		s.KeyByteOrder = binaryutil.BigEndian
 	}
@@ -176,34 +195,6 @@ func (a *arena) alloc(n int) []byte {
 // big endian. lo and hi are f.size bytes.
 func parseField(f field, s string, lo, hi []byte) error {
 	switch f.typ.Name {
-	case "ipv4_addr", "ipv6_addr":
-		want4 := f.size == 4
-		if strings.Contains(s, "/") {
-			p, err := netip.ParsePrefix(s)
-			if err != nil || p.Addr().Is4() != want4 {
-				return fmt.Errorf("%q is not a %s prefix", s, f.typ.Name)
-			}
-			p = p.Masked()
-			putAddr(lo, p.Addr())
-			copy(hi, lo)
-			for bit := p.Bits(); bit < len(hi)*8; bit++ {
-				hi[bit/8] |= 0x80 >> (bit % 8)
-			}
-			return nil
-		}
-		a, b, isRange := strings.Cut(s, "-")
-		first, err1 := netip.ParseAddr(a)
-		last := first
-		var err2 error
-		if isRange {
-			last, err2 = netip.ParseAddr(b)
-		}
-		if err1 != nil || err2 != nil || first.Is4() != want4 || last.Is4() != want4 || last.Less(first) {
-			return fmt.Errorf("%q is not a %s value or range", s, f.typ.Name)
-		}
-		putAddr(lo, first)
-		putAddr(hi, last)
-		return nil
 	case "inet_proto":
 		if p, ok := protocols[s]; ok {
 			lo[0], hi[0] = p, p
@@ -215,6 +206,28 @@ func parseField(f field, s string, lo, hi []byte) error {
 		}
 		lo[0], hi[0] = byte(a), byte(b)
 		return nil
+	case "iface_index":
+		// The kernel's ifindex, in host byte order as meta iif loads it.
+		a, _, err := numberRange(s, 0x7fffffff)
+		if err != nil || strings.Contains(s, "-") {
+			return fmt.Errorf("%q is not an interface index", s)
+		}
+		binary.NativeEndian.PutUint32(lo, uint32(a))
+		copy(hi, lo)
+		return nil
+	case "ipv6_addr", "ipv4_addr":
+		if h, ok := strings.CutPrefix(s, "0x"); ok {
+			// A raw payload key (typeof), its bytes in hex as in the
+			// packet.
+			b, err := hex.DecodeString(h)
+			if err != nil || len(b) != f.size {
+				return fmt.Errorf("%q is not a %d-byte 0x integer", s, f.size)
+			}
+			copy(lo, b)
+			copy(hi, b)
+			return nil
+		}
+		return parseAddrField(f, s, lo, hi)
 	case "inet_service":
 		a, b, err := numberRange(s, 0xffff)
 		if err != nil {
@@ -225,6 +238,37 @@ func parseField(f field, s string, lo, hi []byte) error {
 		return nil
 	}
 	return fmt.Errorf("type %s is not supported", f.typ.Name)
+}
+
+// parseAddrField reads an address, a prefix or a range of addresses.
+func parseAddrField(f field, s string, lo, hi []byte) error {
+	want4 := f.size == 4
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || p.Addr().Is4() != want4 {
+			return fmt.Errorf("%q is not a %s prefix", s, f.typ.Name)
+		}
+		p = p.Masked()
+		putAddr(lo, p.Addr())
+		copy(hi, lo)
+		for bit := p.Bits(); bit < len(hi)*8; bit++ {
+			hi[bit/8] |= 0x80 >> (bit % 8)
+		}
+		return nil
+	}
+	a, b, isRange := strings.Cut(s, "-")
+	first, err1 := netip.ParseAddr(a)
+	last := first
+	var err2 error
+	if isRange {
+		last, err2 = netip.ParseAddr(b)
+	}
+	if err1 != nil || err2 != nil || first.Is4() != want4 || last.Is4() != want4 || last.Less(first) {
+		return fmt.Errorf("%q is not a %s value or range", s, f.typ.Name)
+	}
+	putAddr(lo, first)
+	putAddr(hi, last)
+	return nil
 }
 
 func putAddr(dst []byte, a netip.Addr) {

@@ -92,7 +92,7 @@ func (l *Loader) Update(old, r *enforce.Ruleset) error {
 // Sync replaces r's table with r (creating it the first time) in one
 // transaction. Nothing else on the host is touched.
 func (l *Loader) Sync(r *enforce.Ruleset) error {
-	return l.Apply(&Changes{table: r.TableName(), full: r})
+	return l.Apply(&Changes{table: r.Family() + " " + r.TableName(), full: r})
 }
 
 // Changes is what loads r over old: set elements to delete and add, or a
@@ -131,12 +131,12 @@ func (c *Changes) Count() (added, removed int) {
 // one). When the chains differ, or old is nil, the changes are a full
 // sync of r. Its cost follows the size of the rulesets, as Update's does.
 func Diff(old, r *enforce.Ruleset) (*Changes, error) {
-	c := &Changes{table: r.TableName()}
-	if old == nil || old.TableName() != r.TableName() || old.Chains() != r.Chains() {
+	c := &Changes{table: r.Family() + " " + r.TableName()}
+	if old == nil || old.TableName() != r.TableName() || old.Family() != r.Family() || old.Chains() != r.Chains() {
 		c.full = r
 		return c, nil
 	}
-	t := table(r.TableName())
+	t := table(r)
 	removed, added := r.ElementChanges(old)
 	for _, d := range r.Sets() {
 		sc := setChanges{del: removed[d.Name], add: added[d.Name]}
@@ -168,8 +168,13 @@ func Diff(old, r *enforce.Ruleset) (*Changes, error) {
 	return c, nil
 }
 
-func table(name string) *nftables.Table {
-	return &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
+// table is the table of r: inet for the policy, bridge for the endpoint
+// binding.
+func table(r *enforce.Ruleset) *nftables.Table {
+	if r.Family() == "bridge" {
+		return &nftables.Table{Name: r.TableName(), Family: nftables.TableFamilyBridge}
+	}
+	return &nftables.Table{Name: r.TableName(), Family: nftables.TableFamilyINet}
 }
 
 // Apply loads the changes in one transaction.
@@ -200,7 +205,7 @@ func (l *Loader) Apply(c *Changes) error {
 		}
 	}
 	if err := l.flush(&b); err != nil {
-		return fmt.Errorf("nflink: loading table inet %s: %w", c.table, err)
+		return fmt.Errorf("nflink: loading table %s: %w", c.table, err)
 	}
 	return nil
 }
@@ -239,7 +244,7 @@ func (b *batch) elements(s *nftables.Set, elems []nftables.SetElement, del bool)
 
 // sync queues a full replace of r's table.
 func (b *batch) sync(r *enforce.Ruleset) error {
-	t := table(r.TableName())
+	t := table(r)
 	sets := map[string]*layout{}
 	var layouts []*layout
 	var elems [][]nftables.SetElement

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
@@ -51,7 +52,7 @@ func compile(t testing.TB, doc string, snap *inventory.Snapshot, table string) *
 // TestEncodeAsNft: elements encode to the bytes nft sends for them
 // (nft --debug=netlink, words shown as they lie in memory).
 func TestEncodeAsNft(t *testing.T) {
-	tbl := table("t")
+	tbl := &nftables.Table{Name: "t", Family: nftables.TableFamilyINet}
 	for _, tc := range []struct {
 		typ      string
 		interval bool
@@ -120,13 +121,13 @@ func TestCompileChains(t *testing.T) {
 		r := compile(t, doc, host(), "t")
 		sets := map[string]*layout{}
 		for _, d := range r.Sets() {
-			l, err := newLayout(d, table("t"))
+			l, err := newLayout(d, table(r))
 			if err != nil {
 				t.Fatal(err)
 			}
 			sets[d.Name] = l
 		}
-		chains, err := compileChains(r.Chains(), table("t"), sets)
+		chains, err := compileChains(r.Chains(), table(r), sets)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -147,9 +148,9 @@ func TestCompileChains(t *testing.T) {
 		{Name: "egress6", Type: "ipv6_addr . ipv6_addr . inet_proto . inet_service", Interval: true},
 		{Name: "local6", Type: "ipv6_addr", Interval: true},
 	} {
-		sets[d.Name], _ = newLayout(d, table("t"))
+		sets[d.Name], _ = newLayout(d, &nftables.Table{Name: "t", Family: nftables.TableFamilyINet})
 	}
-	r, err := compileRule(`ip6 daddr != @local6 ip6 saddr . ip6 daddr . meta l4proto . th dport @egress6 counter accept comment "egress"`, sets)
+	r, err := compileRule(`ip6 daddr != @local6 ip6 saddr . ip6 daddr . meta l4proto . th dport @egress6 counter accept comment "egress"`, sets, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestCompileChains(t *testing.T) {
 	if !slices.Equal(got, want) || r.comment != "egress" {
 		t.Errorf("rule compiles to\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	r, _ = compileRule(`ip6 saddr . ip6 daddr . meta l4proto . th dport @allow6 accept`, sets)
+	r, _ = compileRule(`ip6 saddr . ip6 daddr . meta l4proto . th dport @allow6 accept`, sets, false)
 	for _, e := range r.exprs {
 		if _, ok := e.(*expr.Byteorder); ok {
 			t.Error("a hash set's lookup swaps meta l4proto")
@@ -181,7 +182,7 @@ func TestCompileChains(t *testing.T) {
 		"tcp dport 22 accept",
 		"accept counter",
 	} {
-		if _, err := compileRule(bad, sets); err == nil {
+		if _, err := compileRule(bad, sets, false); err == nil {
 			t.Errorf("%q compiled, want an error", bad)
 		}
 	}
@@ -228,19 +229,21 @@ func describe(e expr.Any) string {
 // cannot set).
 type loaded struct{ listing, netlink string }
 
-func load(t *testing.T, name string) loaded {
+func load(t *testing.T, name string) loaded { return loadFamily(t, "inet", name) }
+
+func loadFamily(t *testing.T, family, name string) loaded {
 	t.Helper()
-	out, err := exec.Command(nft.Binary, "list", "table", "inet", name).CombinedOutput()
+	out, err := exec.Command(nft.Binary, "list", "table", family, name).CombinedOutput()
 	if err != nil {
-		t.Fatalf("nft list table inet %s: %v\n%s", name, err, out)
+		t.Fatalf("nft list table %s %s: %v\n%s", family, name, err, out)
 	}
 	// nft --debug=netlink prints every netlink message it receives, those
 	// of a dump the kernel interrupted (another test changed some table
 	// meanwhile) and restarted too: take the dump once two in a row agree.
 	dump := func() string {
-		dbg, err := exec.Command(nft.Binary, "--debug=netlink", "list", "table", "inet", name).CombinedOutput()
+		dbg, err := exec.Command(nft.Binary, "--debug=netlink", "list", "table", family, name).CombinedOutput()
 		if err != nil {
-			t.Fatalf("nft --debug=netlink list table inet %s: %v\n%s", name, err, dbg)
+			t.Fatalf("nft --debug=netlink list table %s %s: %v\n%s", family, name, err, dbg)
 		}
 		return normalNetlink(string(dbg))
 	}
@@ -428,6 +431,73 @@ func TestSyncMatchesNft(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawTypeof rewrites nft's typeof declarations of the raw neighbour
+// advertisement target sets, and their 0x elements, as the ipv6_addr
+// sets nflink declares (elements.go, typeofFields): the one difference
+// between the two loads, the same bytes in the kernel.
+func rawTypeof(l loaded) loaded {
+	hexAddr := regexp.MustCompile(`0x[0-9a-f]{32}`)
+	fix := func(s string) string {
+		s = strings.ReplaceAll(s, "typeof iif . @th,64,128", "type iface_index . ipv6_addr")
+		s = strings.ReplaceAll(s, "typeof @th,64,128", "type ipv6_addr")
+		return hexAddr.ReplaceAllStringFunc(s, func(h string) string {
+			b, _ := hex.DecodeString(h[2:])
+			return netip.AddrFrom16([16]byte(b)).String()
+		})
+	}
+	return loaded{listing: fix(l.listing), netlink: fix(l.netlink)}
+}
+
+// TestPortsMatchNft: the bridge table of the endpoint binding, loaded
+// over netlink (a full sync, then an update), is the table nft -f loads.
+func TestPortsMatchNft(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	l := newLoader(t)
+	table := "zwtest_ports_" + testenv.RunID(t)
+	t.Cleanup(func() { nft.Delete(context.Background(), "bridge", table) })
+	p, err := policy.Parse("zones.yaml", []byte(enforcetest.Policy), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := func(snap *inventory.Snapshot) *enforce.Ruleset {
+		b, _ := policy.Bind(p, snap)
+		return enforce.CompilePorts(b, enforce.Options{Table: table})
+	}
+	r := ports(enforcetest.HostWithPorts())
+	if err := nft.Apply(ctx, r.Script()); err != nil {
+		t.Fatal(err)
+	}
+	want := rawTypeof(loadFamily(t, "bridge", table))
+	if err := l.Sync(r); err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "sync over a table", rawTypeof(loadFamily(t, "bridge", table)), want)
+
+	snap := enforcetest.HostWithPorts()
+	snap.Containers[2].Endpoints[1].BridgePort = 999 // api re-created on database-tier
+	snap.Containers[0].State = "exited"              // lb stopped: its IPv6 goes too
+	r2 := ports(snap)
+	if err := nft.Apply(ctx, r2.Script()); err != nil {
+		t.Fatal(err)
+	}
+	want2 := rawTypeof(loadFamily(t, "bridge", table))
+	if err := nft.Apply(ctx, r.Script()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Diff(r, r2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Full() {
+		t.Fatal("a change of bindings is a full sync")
+	}
+	if err := l.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "update", rawTypeof(loadFamily(t, "bridge", table)), want2)
 }
 
 // TestUpdateMatchesNft: element updates over netlink leave the table nft

@@ -51,6 +51,46 @@ var selectors = map[string]selector{
 	"th sport":     {payload(expr.PayloadBaseTransportHeader, 0, 2), 2, 0, false},
 	"th dport":     {payload(expr.PayloadBaseTransportHeader, 2, 2), 2, 0, false},
 	"meta l4proto": {meta(expr.MetaKeyL4PROTO), 1, 0, true},
+	// The bridge table's (enforce.CompilePorts).
+	"meta iif":     {meta(expr.MetaKeyIIF), 4, 0, false},
+	"arp saddr ip": {payload(expr.PayloadBaseNetworkHeader, 14, 4), 4, unix.NFPROTO_ARP, false},
+	"@th,64,128":   {payload(expr.PayloadBaseTransportHeader, 8, 16), 16, 0, false},
+}
+
+// etherTypes are the link-layer protocols a bridge table's rule depends
+// on, per family.
+var etherTypes = map[byte][]byte{unix.NFPROTO_IPV4: {0x08, 0x00}, unix.NFPROTO_IPV6: {0x86, 0xdd}, unix.NFPROTO_ARP: {0x08, 0x06}}
+
+// bridgeDependency is what nft loads before a match of family f in a
+// bridge table: meta protocol for IP, the ether type (link-layer
+// payload) for ARP.
+func bridgeDependency(f byte) []expr.Any {
+	if f == unix.NFPROTO_ARP {
+		return []expr.Any{
+			&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: etherTypes[f]},
+		}
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: etherTypes[f]},
+	}
+}
+
+// statements are fixed matches, with their expressions as nft writes
+// them, and the family they imply.
+var statements = map[string]struct {
+	family byte
+	exprs  []expr.Any
+}{
+	"icmpv6 type nd-neighbor-advert": {unix.NFPROTO_IPV6, []expr.Any{
+		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x86, 0xdd}},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{136}},
+	}},
 }
 
 var nfprotos = map[string]byte{"ipv4": unix.NFPROTO_IPV4, "ipv6": unix.NFPROTO_IPV6}
@@ -102,7 +142,7 @@ func compileChains(text string, t *nftables.Table, sets map[string]*layout) ([]*
 				return nil, fail("%v", err)
 			}
 		default:
-			r, err := compileRule(line, sets)
+			r, err := compileRule(line, sets, t.Family == nftables.TableFamilyBridge)
 			if err != nil {
 				return nil, fail("%v", err)
 			}
@@ -180,7 +220,7 @@ func priority(f []string) (int, error) {
 }
 
 // compileRule compiles one rule.
-func compileRule(line string, sets map[string]*layout) (rule, error) {
+func compileRule(line string, sets map[string]*layout, bridge bool) (rule, error) {
 	var r rule
 	body, comment, hasComment := strings.Cut(line, ` comment "`)
 	if hasComment {
@@ -196,6 +236,10 @@ func compileRule(line string, sets map[string]*layout) (rule, error) {
 		case f:
 		case 0:
 			family = f
+			if bridge {
+				r.exprs = append(r.exprs, bridgeDependency(f)...)
+				break
+			}
 			r.exprs = append(r.exprs,
 				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{f}})
@@ -237,6 +281,14 @@ func compileRule(line string, sets map[string]*layout) (rule, error) {
 				return r, err
 			}
 			i += 3
+		case i+2 < len(toks) && statements[strings.Join(toks[i:i+3], " ")].exprs != nil:
+			st := statements[strings.Join(toks[i:i+3], " ")]
+			if family != 0 && family != st.family {
+				return r, fmt.Errorf("matches two families")
+			}
+			family = st.family
+			r.exprs = append(r.exprs, st.exprs...)
+			i += 3
 		case tok == "counter":
 			r.exprs = append(r.exprs, &expr.Counter{})
 			i++
@@ -275,15 +327,12 @@ func compileRule(line string, sets map[string]*layout) (rule, error) {
 			// selector [. selector ...] [!=] @set
 			var sels []selector
 			for {
-				if i+1 >= len(toks) {
-					return r, fmt.Errorf("unexpected end after %q", tok)
-				}
-				s, ok := selectors[toks[i]+" "+toks[i+1]]
+				s, n, ok := selectorAt(toks[i:])
 				if !ok {
-					return r, fmt.Errorf("unknown statement %q", toks[i]+" "+toks[i+1])
+					return r, fmt.Errorf("unknown statement at %q", strings.Join(toks[i:min(i+3, len(toks))], " "))
 				}
 				sels = append(sels, s)
-				i += 2
+				i += n
 				if i < len(toks) && toks[i] == "." {
 					i++
 					continue
@@ -309,6 +358,18 @@ func compileRule(line string, sets map[string]*layout) (rule, error) {
 		}
 	}
 	return r, nil
+}
+
+// selectorAt reads the selector that toks start with: three tokens
+// ("arp saddr ip"), two ("ip saddr") or one (a raw payload "@th,64,128"),
+// and how many tokens it takes.
+func selectorAt(toks []string) (selector, int, bool) {
+	for n := min(3, len(toks)); n >= 1; n-- {
+		if s, ok := selectors[strings.Join(toks[:n], " ")]; ok {
+			return s, n, true
+		}
+	}
+	return selector{}, 0, false
 }
 
 // lookup loads the selectors into consecutive registers (the first in
