@@ -97,6 +97,42 @@ zw_docker_answers() {
 	return 1
 }
 
+# zw_docker_server_version: the answering daemon's version ("?" if none).
+zw_docker_server_version() {
+	timeout 5 docker version -f '{{.Server.Version}}' 2>/dev/null || echo '?'
+}
+
+# zw_pid_running PID: whether process PID exists and is not a zombie (a
+# dockerd started again by the restart test is no child of this script: once
+# stopped it stays a zombie until init reaps it).
+zw_pid_running() {
+	[ -n "$1" ] && [ -e "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+# zw_pidfile_running FILE: whether FILE names a running process.
+zw_pidfile_running() {
+	local pid
+	pid="$(cat "$1" 2>/dev/null || true)"
+	zw_pid_running "$pid"
+}
+
+# zw_stop_pid PID SECONDS NAME: SIGTERM to PID, SIGKILL if it still runs
+# after SECONDS, and reaps it if it is a child.
+zw_stop_pid() {
+	local pid=$1 limit=$2 name=$3
+	kill -TERM "$pid" 2>/dev/null || true
+	local deadline=$((SECONDS + limit))
+	while zw_pid_running "$pid"; do
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			zw_log "$name (pid $pid) did not stop within $limit s; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+			break
+		fi
+		sleep 0.2
+	done
+	wait "$pid" 2>/dev/null || true
+}
+
 # zw_ensure_dockerd: makes sure a Docker daemon answers, starting dockerd in
 # the background (log in ZW_DOCKERD_LOG) if none does, and waiting up to
 # ZW_DOCKERD_WAIT seconds for it.
@@ -119,9 +155,15 @@ zw_ensure_dockerd() {
 		ZW_DOCKERD_PID=$!
 		ZW_STARTED_DOCKERD=1
 	fi
+	zw_wait_dockerd
+}
+
+# zw_wait_dockerd: waits up to ZW_DOCKERD_WAIT seconds for the Docker daemon
+# to answer; fails early if ZW_DOCKERD_PID, the dockerd started, exits.
+zw_wait_dockerd() {
 	local deadline=$((SECONDS + ZW_DOCKERD_WAIT))
 	until zw_docker_answers; do
-		if [ -n "$ZW_DOCKERD_PID" ] && ! kill -0 "$ZW_DOCKERD_PID" 2>/dev/null; then
+		if [ -n "$ZW_DOCKERD_PID" ] && ! zw_pid_running "$ZW_DOCKERD_PID"; then
 			ZW_STARTED_DOCKERD=0
 			tail -n 20 "$ZW_DOCKERD_LOG" >&2 || true
 			zw_die "dockerd exited during start-up; its log is $ZW_DOCKERD_LOG (last lines above)"
@@ -132,7 +174,7 @@ zw_ensure_dockerd() {
 		fi
 		sleep 0.5
 	done
-	zw_log "Docker daemon answers ($(docker version -f '{{.Server.Version}}' 2>/dev/null || echo '?'))"
+	zw_log "Docker daemon answers ($(zw_docker_server_version))"
 }
 
 # zw_stop_dockerd: stops the dockerd that zw_ensure_dockerd started, if any
@@ -140,19 +182,42 @@ zw_ensure_dockerd() {
 zw_stop_dockerd() {
 	[ "$ZW_STARTED_DOCKERD" = 1 ] && [ -n "$ZW_DOCKERD_PID" ] || return 0
 	ZW_STARTED_DOCKERD=0
-	kill -0 "$ZW_DOCKERD_PID" 2>/dev/null || return 0
+	zw_pid_running "$ZW_DOCKERD_PID" || return 0
 	zw_log "stopping the dockerd it started (pid $ZW_DOCKERD_PID)"
-	kill -TERM "$ZW_DOCKERD_PID" 2>/dev/null || true
-	local deadline=$((SECONDS + 20))
-	while kill -0 "$ZW_DOCKERD_PID" 2>/dev/null; do
-		if [ "$SECONDS" -ge "$deadline" ]; then
-			zw_log "dockerd did not stop within 20 s; killing it"
-			kill -KILL "$ZW_DOCKERD_PID" 2>/dev/null || true
-			break
-		fi
-		sleep 0.2
+	zw_stop_pid "$ZW_DOCKERD_PID" 20 dockerd
+}
+
+# zw_docker_firewall_reset: removes what a stopped Docker daemon left in
+# iptables and ip6tables (its DOCKER* chains and the rules that jump to them
+# or name docker0), as a reboot would. Each Docker version lays out its
+# chains differently (28 adds DOCKER-FORWARD, DOCKER-BRIDGE, DOCKER-CT and
+# moves the bridge rules there) and only repairs its own layout, so the next
+# engine must start from a clean table. Only call it with no daemon running.
+zw_docker_firewall_reset() {
+	local cmd table rules rule chain chains removed=0
+	for cmd in iptables ip6tables; do
+		command -v "$cmd" >/dev/null 2>&1 || continue
+		for table in filter nat raw; do
+			rules="$("$cmd" -w -t "$table" -S 2>/dev/null)" || continue
+			while IFS= read -r rule; do
+				[ -n "$rule" ] || continue
+				# -S quotes what needs quoting, as a shell would.
+				eval "\"\$cmd\" -w -t \"\$table\" -D ${rule#-A }" 2>/dev/null && removed=$((removed + 1))
+			done < <(grep -E '^-A ' <<<"$rules" | grep -vE '^-A DOCKER' | grep -E -- '-j DOCKER|[ !]docker0( |$)' || true)
+			# Flush them all first: they jump to each other.
+			chains=()
+			while IFS= read -r chain; do
+				chains+=("$chain")
+			done < <(awk '$1 == "-N" && $2 ~ /^DOCKER/ { print $2 }' <<<"$rules")
+			for chain in "${chains[@]}"; do
+				"$cmd" -w -t "$table" -F "$chain" 2>/dev/null || true
+			done
+			for chain in "${chains[@]}"; do
+				"$cmd" -w -t "$table" -X "$chain" 2>/dev/null && removed=$((removed + 1))
+			done
+		done
 	done
-	wait "$ZW_DOCKERD_PID" 2>/dev/null || true
+	[ "$removed" -eq 0 ] || zw_log "removed the stopped Docker daemon's iptables chains and rules ($removed)"
 }
 
 # zw_test_leftovers [--remove]: reports the containers and networks labelled
