@@ -40,10 +40,15 @@ type DeniedFlow struct {
 	ToWorkload   string `json:"to_workload,omitempty"`
 	// FromFenced and ToFenced mark a container that no workload selects
 	// on a default: deny zone: denied every flow of the zones.
-	FromFenced bool   `json:"from_fenced,omitempty"`
-	ToFenced   bool   `json:"to_fenced,omitempty"`
-	Src        string `json:"src"`
-	Dst        string `json:"dst"`
+	FromFenced bool `json:"from_fenced,omitempty"`
+	ToFenced   bool `json:"to_fenced,omitempty"`
+	// As names, for a spoof (rule_id spoof, spoof-arp, spoof-nd), the
+	// container whose address the frame claimed; From is then the
+	// container behind the bridge port it came from, and Port is "arp"
+	// or "nd" for ARP and neighbour advertisements.
+	As  string `json:"as,omitempty"`
+	Src string `json:"src"`
+	Dst string `json:"dst"`
 	// Repeated counts the same flow's packets since its previous line,
 	// not written because of the rate limit.
 	Repeated int `json:"repeated,omitempty"`
@@ -103,7 +108,11 @@ func (a *Agent) readFlows(ctx context.Context) {
 		if attr.Timestamp != nil {
 			t = *attr.Timestamp
 		}
-		if fl, ok := a.flows.names.Load().name(*attr.Payload, rule, t); ok {
+		var port int
+		if attr.InDev != nil {
+			port = int(*attr.InDev) // in the bridge table: the bridge port
+		}
+		if fl, ok := a.flows.names.Load().name(*attr.Payload, port, rule, t); ok {
 			a.flows.add(fl)
 		}
 		return 0
@@ -205,6 +214,7 @@ type namer struct {
 	local     []netip.Prefix      // Docker networks' subnets
 	hostAddrs map[netip.Addr]bool // gateways
 	published map[string]endpoint // "tcp/8080" -> the container publishing it
+	byPort    map[int]endpoint    // bridge port ifindex -> the container behind it
 }
 
 type endpoint struct {
@@ -213,7 +223,7 @@ type endpoint struct {
 }
 
 func newNamer(b *policy.Binding) *namer {
-	n := &namer{byAddr: map[netip.Addr]endpoint{}, hostAddrs: map[netip.Addr]bool{}, published: map[string]endpoint{}}
+	n := &namer{byAddr: map[netip.Addr]endpoint{}, hostAddrs: map[netip.Addr]bool{}, published: map[string]endpoint{}, byPort: map[int]endpoint{}}
 	zones := map[string]bool{}
 	for _, z := range b.Model.Policy().Zones {
 		zones[z.Name] = true
@@ -248,6 +258,9 @@ func newNamer(b *policy.Binding) *namer {
 					n.byAddr[a] = ep
 				}
 			}
+			if e.BridgePort > 0 {
+				n.byPort[e.BridgePort] = ep
+			}
 		}
 		for _, pb := range ix.PublishedPorts(c) {
 			n.published[pb.ContainerPort.Protocol+"/"+strconv.Itoa(int(pb.HostPort))] = endpoint{container: c.Name, workload: wl}
@@ -257,8 +270,11 @@ func newNamer(b *policy.Binding) *namer {
 }
 
 // name reads the addresses and port of a logged packet (from its network
-// header) and names its ends.
-func (n *namer) name(pkt []byte, rule enforce.DropRule, t time.Time) (DeniedFlow, bool) {
+// header) and names its ends. inPort is the interface it came in on.
+func (n *namer) name(pkt []byte, inPort int, rule enforce.DropRule, t time.Time) (DeniedFlow, bool) {
+	if rule == enforce.DropSpoof || rule == enforce.DropSpoofARP || rule == enforce.DropSpoofND {
+		return n.nameSpoof(pkt, inPort, rule, t)
+	}
 	src, dst, proto, port, ok := parsePacket(pkt)
 	if !ok {
 		return DeniedFlow{}, false
@@ -284,6 +300,47 @@ func (n *namer) name(pkt []byte, rule enforce.DropRule, t time.Time) (DeniedFlow
 		fl.Zone = from.zone
 	}
 	return fl, true
+}
+
+// nameSpoof names a frame the endpoint binding dropped: the container
+// behind its bridge port, and the one whose address it claimed.
+func (n *namer) nameSpoof(pkt []byte, inPort int, rule enforce.DropRule, t time.Time) (DeniedFlow, bool) {
+	var claimed, dst netip.Addr
+	proto := ""
+	switch rule {
+	case enforce.DropSpoofARP:
+		// ARP for IPv4 over Ethernet: sender address at 14, target at 24.
+		if len(pkt) < 28 {
+			return DeniedFlow{}, false
+		}
+		claimed, _ = netip.AddrFromSlice(pkt[14:18])
+		dst, _ = netip.AddrFromSlice(pkt[24:28])
+		proto = "arp"
+	case enforce.DropSpoofND:
+		if len(pkt) < 40+24 {
+			return DeniedFlow{}, false
+		}
+		claimed, _ = netip.AddrFromSlice(pkt[48:64]) // the advertisement's target
+		dst, _ = netip.AddrFromSlice(pkt[24:40])
+		proto = "nd"
+	default:
+		src, d, p, port, ok := parsePacket(pkt)
+		if !ok {
+			return DeniedFlow{}, false
+		}
+		claimed, dst, proto = src, d, p
+		if port != 0 {
+			proto = strconv.Itoa(int(port)) + "/" + p
+		}
+	}
+	from, ok := n.byPort[inPort]
+	if !ok {
+		from = endpoint{container: fmt.Sprintf("bridge port %d", inPort)}
+	}
+	as, to := n.who(claimed), n.who(dst)
+	return DeniedFlow{Time: t.UTC(), Rule: rule.Comment, RuleID: rule.ID, Src: claimed.String(), Dst: dst.String(), Port: proto,
+		From: from.container, FromWorkload: from.workload, FromFenced: from.fenced, Zone: from.zone,
+		To: to.container, ToWorkload: to.workload, ToFenced: to.fenced, As: as.container}, true
 }
 
 func (n *namer) who(a netip.Addr) endpoint {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/zonewarden/zonewarden/internal/bridgeport"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
 )
@@ -17,10 +18,18 @@ type hostView struct {
 	daemon     *inventory.Snapshot // the snapshot's header: version and source
 	networks   []inventory.Network
 	containers map[string]inventory.Container // by id
+
+	// ports binds each endpoint ("container id/network") to its bridge
+	// port once found, and keeps it while the port lives: a forger that
+	// copies the MAC later does not take it over (bridgeport.Match).
+	ports    map[string]int
+	macs     bridgeport.Cache
+	unbound  []string // endpoints of running containers without a port, and why
+	portsErr string
 }
 
 func newHostView(d *dockerapi.Client) *hostView {
-	return &hostView{docker: d, containers: map[string]inventory.Container{}}
+	return &hostView{docker: d, containers: map[string]inventory.Container{}, ports: map[string]int{}, macs: bridgeport.Cache{}}
 }
 
 // refresh reads what d marks as changed (everything on the first call
@@ -66,7 +75,45 @@ func (h *hostView) refresh(ctx context.Context, d dirty) (*inventory.Snapshot, e
 			h.containers[c.ID] = c
 		}
 	}
-	return h.snapshot(), nil
+	snap := h.snapshot()
+	h.bindPorts(snap)
+	return snap, nil
+}
+
+// bindPorts sets the bridge port of each endpoint of snap: the one it had,
+// while that port lives, else the one whose peer has its MAC.
+func (h *hostView) bindPorts(snap *inventory.Snapshot) {
+	ports, err := bridgeport.ListCached(h.macs)
+	if err != nil {
+		h.portsErr = err.Error()
+		return
+	}
+	h.portsErr = ""
+	key := func(c *inventory.Container, e *inventory.Endpoint) string { return c.ID + "/" + e.Network }
+	for i := range snap.Containers {
+		c := &snap.Containers[i]
+		for j := range c.Endpoints {
+			c.Endpoints[j].BridgePort = h.ports[key(c, &c.Endpoints[j])]
+		}
+	}
+	h.unbound = bridgeport.Match(snap, ports)
+	clear(h.ports)
+	byIndex := make(map[int]bridgeport.Port, len(ports))
+	for _, p := range ports {
+		byIndex[p.Index] = p
+	}
+	for i := range snap.Containers {
+		c := &snap.Containers[i]
+		for j := range c.Endpoints {
+			e := &c.Endpoints[j]
+			if e.BridgePort > 0 {
+				h.ports[key(c, e)] = e.BridgePort
+				if p, ok := byIndex[e.BridgePort]; ok && p.PeerMAC != nil {
+					h.macs[e.BridgePort] = p.PeerMAC
+				}
+			}
+		}
+	}
 }
 
 // listAllAbove: more changed containers than this are read with one list

@@ -107,7 +107,7 @@ func (a *Agent) checkTable() {
 	if a.loader == nil {
 		return
 	}
-	ok, err := a.loader.HasTable(a.cfg.Table)
+	ok, err := a.loader.HasTables(a.cfg.Table)
 	if err == nil && !ok {
 		a.mark(func(d *dirty) { d.table = true })
 	}
@@ -115,9 +115,10 @@ func (a *Agent) checkTable() {
 
 // tableOf returns the table an nf_tables notification is about: the
 // first attribute after the nfgenmsg header (NFTA_TABLE_NAME, or the
-// object's NFTA_*_TABLE) of the inet family; "" otherwise.
+// object's NFTA_*_TABLE) of the inet or bridge family (zonewarden's two
+// tables share a name); "" otherwise.
 func tableOf(data []byte) string {
-	if len(data) < 4 || data[0] != unix.NFPROTO_INET {
+	if len(data) < 4 || (data[0] != unix.NFPROTO_INET && data[0] != unix.NFPROTO_BRIDGE) {
 		return ""
 	}
 	ad, err := netlink.NewAttributeDecoder(data[4:])

@@ -14,6 +14,7 @@ type metrics struct {
 	admissions           prometheus.Counter
 	admissionSeconds     prometheus.Histogram
 	admittedContainers   prometheus.Gauge
+	boundEndpoints       prometheus.Gauge
 	driftRepairs         *prometheus.CounterVec
 	membershipViolations prometheus.Gauge
 	membershipRepairs    prometheus.Counter
@@ -41,6 +42,8 @@ func newMetrics() *metrics {
 			Buckets: []float64{.0025, .005, .01, .02, .03, .05, .075, .1, .25, .5, 1}}),
 		admittedContainers: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "admitted_addresses",
 			Help: "Container addresses in the admitted sets."}),
+		boundEndpoints: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "bound_endpoints",
+			Help: "Container endpoints whose addresses are bound to their bridge port (frames with them from any other port are dropped as spoofs)."}),
 		driftRepairs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "drift_repairs_total",
 			Help: "Repairs of drift made outside the agent, by what drifted (table: zonewarden's nftables table changed or removed)."}, []string{"what"}),
 		membershipViolations: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "membership_violations",
@@ -57,7 +60,7 @@ func newMetrics() *metrics {
 			Help: "Denied-flow lines not written because of the rate limit (the packets are still counted)."}),
 	}
 	m.reg.MustRegister(m.reconciles, m.reconcileSeconds, m.lastSync, m.admissions, m.admissionSeconds,
-		m.admittedContainers, m.driftRepairs, m.membershipViolations, m.membershipRepairs, m.policyReloads,
+		m.admittedContainers, m.boundEndpoints, m.driftRepairs, m.membershipViolations, m.membershipRepairs, m.policyReloads,
 		m.deniedPackets, m.deniedLogged, m.deniedSuppressed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

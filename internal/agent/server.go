@@ -39,9 +39,15 @@ type Status struct {
 	Unmatched       []string  `json:"unmatched_containers"`
 	// Fenced are the unmatched containers on a default: deny zone, denied
 	// every flow of the zones ("c (on default: deny zone z)").
-	Fenced  []string `json:"fenced_containers"`
-	FlowLog bool     `json:"denied_flow_log"`
-	Resync  string   `json:"resync"`
+	Fenced []string `json:"fenced_containers"`
+	// BoundEndpoints counts the endpoints whose addresses are bound to
+	// their bridge port (the bridge table); UnboundEndpoints those of
+	// running containers that are not, and Unbound says why.
+	BoundEndpoints   int      `json:"bound_endpoints"`
+	UnboundEndpoints int      `json:"unbound_endpoints"`
+	Unbound          []string `json:"unbound,omitempty"`
+	FlowLog          bool     `json:"denied_flow_log"`
+	Resync           string   `json:"resync"`
 	// Admission latency, from a container's Docker event to its
 	// admission, over the latest AdmissionSamples admissions (at most
 	// 1,024).
@@ -82,6 +88,7 @@ func (b *statusBox) get() Status {
 	s.Violations = slices.Clone(s.Violations)
 	s.Unmatched = slices.Clone(s.Unmatched)
 	s.Fenced = slices.Clone(s.Fenced)
+	s.Unbound = slices.Clone(s.Unbound)
 	return s
 }
 

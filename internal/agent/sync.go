@@ -19,7 +19,7 @@ import (
 // full resync every cfg.Resync. Reconciles never overlap: changes that
 // arrive during one are taken together by the next.
 func (a *Agent) reconcileLoop(ctx context.Context) {
-	var installed *enforce.Ruleset // what the kernel holds, as far as we know
+	var installed *tables // what the kernel holds, as far as we know
 	resync := time.NewTicker(a.cfg.Resync)
 	defer resync.Stop()
 	retry := time.NewTimer(0)
@@ -68,9 +68,15 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 	}
 }
 
+// tables are the two rulesets the agent keeps: the policy (inet) and the
+// endpoint binding (bridge).
+type tables struct {
+	policy, ports *enforce.Ruleset
+}
+
 // reconcile brings the kernel from installed to what pol asks on the
 // host as it is now, and returns what the kernel holds then.
-func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw []byte, installed *enforce.Ruleset) (*enforce.Ruleset, error) {
+func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw []byte, was *tables) (*tables, error) {
 	start := time.Now()
 	snap, err := a.host.refresh(ctx, d)
 	if err != nil {
@@ -78,13 +84,26 @@ func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw 
 	}
 	read := time.Since(start)
 	b, _ := policy.Bind(pol, snap) // conflicts: those containers are not admitted
-	rs := enforce.Compile(b, enforce.Options{Table: a.cfg.Table, LogGroup: a.cfg.LogGroup})
+	opts := enforce.Options{Table: a.cfg.Table, LogGroup: a.cfg.LogGroup}
+	rs := enforce.Compile(b, opts)
+	ports := enforce.CompilePorts(b, opts)
 	compiled := time.Since(start)
+	var installed *enforce.Ruleset
+	if was != nil {
+		installed = was.policy
+	}
 
+	// The binding first: an address the policy table admits is bound to
+	// its port from the start, and a freed address stays bound to its
+	// old (gone) port until its new one is bound.
+	full := d.policy || d.table || was == nil
+	if err := a.loadPorts(ports, was, full); err != nil {
+		return nil, err
+	}
 	kind := "incremental"
 	var added, removed int
 	switch {
-	case d.policy || d.table || installed == nil:
+	case full:
 		kind = "full"
 		// Through the agent's own socket, so that the table watch
 		// knows the change for its own (no nft -f fallback here).
@@ -120,6 +139,8 @@ func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw 
 	a.metrics.lastSync.SetToCurrentTime()
 
 	admitted := a.admitted(rs, installed, d.containers, snap)
+	bound, unbound := enforce.BoundPorts(snap)
+	a.metrics.boundEndpoints.Set(float64(bound))
 	if d.table && installed != nil {
 		a.metrics.driftRepairs.WithLabelValues("table").Inc()
 		a.log.Warn("zonewarden's table was changed or removed outside the agent: restored", "table", "inet "+a.cfg.Table)
@@ -137,6 +158,11 @@ func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw 
 		s.Elements = rs.Size()
 		s.Violations = violations
 		s.Unmatched = b.Unmatched()
+		s.BoundEndpoints, s.UnboundEndpoints = bound, unbound
+		s.Unbound = slices.Clone(a.host.unbound)
+		if a.host.portsErr != "" {
+			s.Unbound = append(s.Unbound, "cannot read bridge ports: "+a.host.portsErr)
+		}
 		s.Fenced = nil
 		for _, f := range b.Fenced() {
 			s.Fenced = append(s.Fenced, f.String())
@@ -150,7 +176,26 @@ func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw 
 	if d.policy || kind == "full" || added+removed > 0 {
 		a.saveState(raw, rs)
 	}
-	return rs, nil
+	return &tables{policy: rs, ports: ports}, nil
+}
+
+// loadPorts brings the bridge table from was to ports: a full sync when
+// full (or the chains changed), else the elements that changed.
+func (a *Agent) loadPorts(ports *enforce.Ruleset, was *tables, full bool) error {
+	if full || was == nil || was.ports == nil {
+		if err := a.loader.Sync(ports); err != nil {
+			return fmt.Errorf("loading table bridge %s: %w", a.cfg.Table, err)
+		}
+		return nil
+	}
+	c, err := nflink.Diff(was.ports, ports)
+	if err != nil {
+		return err
+	}
+	if err := a.loader.Apply(c); err != nil {
+		return fmt.Errorf("loading the change of table bridge %s: %w", a.cfg.Table, err)
+	}
+	return nil
 }
 
 // admitted counts the containers this reconcile admitted and records

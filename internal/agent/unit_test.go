@@ -71,27 +71,61 @@ func TestNamer(t *testing.T) {
 	n := newNamer(threeTier(t))
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	// frontend (10.20.2.12 on application-tier) to postgres (10.20.3.14).
-	fl, ok := n.name(packet("10.20.2.12", "10.20.3.14", 6, 5432), enforce.DropToZone, now)
+	fl, ok := n.name(packet("10.20.2.12", "10.20.3.14", 6, 5432), 0, enforce.DropToZone, now)
 	if !ok || fl.From != "frontend" || fl.To != "postgres" || fl.Port != "5432/tcp" || fl.Zone != "database-tier" ||
 		fl.FromWorkload != "frontend" || fl.ToWorkload != "postgres" || fl.RuleID != "to-zone" || fl.Rule != enforce.DropToZone.Comment {
 		t.Errorf("frontend -> postgres: %+v", fl)
 	}
-	fl, _ = n.name(packet("10.20.3.14", "10.20.2.13", 17, 53), enforce.DropFromZone, now)
+	fl, _ = n.name(packet("10.20.3.14", "10.20.2.13", 17, 53), 0, enforce.DropFromZone, now)
 	if fl.Zone != "database-tier" || fl.From != "postgres" || fl.To != "api" || fl.Port != "53/udp" {
 		t.Errorf("postgres -> api, from its zone: %+v", fl)
 	}
-	fl, _ = n.name(packet("198.51.100.7", "10.20.1.11", 6, 22), enforce.DropToZone, now)
+	fl, _ = n.name(packet("198.51.100.7", "10.20.1.11", 6, 22), 0, enforce.DropToZone, now)
 	if fl.From != "outside" || fl.To != "lb" {
 		t.Errorf("outside -> lb: %+v", fl)
 	}
-	fl, _ = n.name(packet("10.20.1.200", "10.20.1.11", 6, 443), enforce.DropUnadmittedSrc, now)
+	fl, _ = n.name(packet("10.20.1.200", "10.20.1.11", 6, 443), 0, enforce.DropUnadmittedSrc, now)
 	if fl.From != "10.20.1.200" || fl.Zone != "" {
 		t.Errorf("an address no running container has: %+v", fl)
 	}
 	// Through the userland proxy: the host port names its publisher.
-	fl, _ = n.name(packet("10.20.3.15", "10.20.1.1", 6, 443), enforce.DropPublished, now)
+	fl, _ = n.name(packet("10.20.3.15", "10.20.1.1", 6, 443), 0, enforce.DropPublished, now)
 	if fl.From != "cache" || fl.To != "lb (published port)" {
 		t.Errorf("cache -> published 443: %+v", fl)
+	}
+}
+
+// TestNamerSpoofs names the forger by its bridge port and the container
+// whose address it claimed, for IP, ARP and neighbour advertisements.
+func TestNamerSpoofs(t *testing.T) {
+	p, err := policy.Parse("three-tier.yaml", []byte(enforcetest.Policy), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := policy.Bind(p, enforcetest.HostWithPorts())
+	n := newNamer(b)
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	// cache (port 140) claims api's database-tier address 10.20.3.13.
+	fl, ok := n.name(packet("10.20.3.13", "10.20.3.14", 6, 5432), 140, enforce.DropSpoof, now)
+	if !ok || fl.From != "cache" || fl.As != "api" || fl.To != "postgres" || fl.Port != "5432/tcp" || fl.RuleID != "spoof" {
+		t.Errorf("cache as api -> postgres: %+v", fl)
+	}
+	arp := make([]byte, 28)
+	copy(arp[14:18], netip.MustParseAddr("10.20.3.13").AsSlice())
+	copy(arp[24:28], netip.MustParseAddr("10.20.3.14").AsSlice())
+	fl, ok = n.name(arp, 140, enforce.DropSpoofARP, now)
+	if !ok || fl.From != "cache" || fl.As != "api" || fl.To != "postgres" || fl.Port != "arp" {
+		t.Errorf("cache's ARP claiming api's address: %+v", fl)
+	}
+	nd := packet("fd20:1::12", "fd20:1::11", 58, 0) // frontend (port 110) to lb
+	nd = append(nd[:40], make([]byte, 24)...)
+	copy(nd[48:64], netip.MustParseAddr("fd20:1::11").AsSlice())
+	fl, ok = n.name(nd, 110, enforce.DropSpoofND, now)
+	if !ok || fl.From != "frontend" || fl.As != "lb" || fl.Port != "nd" {
+		t.Errorf("frontend advertising lb's address: %+v", fl)
+	}
+	if fl, _ := n.name(packet("10.20.3.13", "10.20.3.14", 6, 5432), 9999, enforce.DropSpoof, now); fl.From != "bridge port 9999" {
+		t.Errorf("an unknown port: %+v", fl)
 	}
 }
 

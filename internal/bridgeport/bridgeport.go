@@ -61,7 +61,17 @@ type link struct {
 // List returns the bridge ports of the host whose peer is in another
 // network namespace, with their peers' MACs. It needs CAP_NET_ADMIN only
 // to read peers in other namespaces (root on a Docker host).
-func List() ([]Port, error) {
+func List() ([]Port, error) { return ListCached(nil) }
+
+// Cache holds the peer MACs of ports already matched to an endpoint, by
+// port ifindex: ListCached does not read them again. A port's identity
+// is its ifindex, so a cached MAC stays right for as long as the port
+// exists (a peer that changes its MAC later does not move its binding).
+type Cache map[int]net.HardwareAddr
+
+// ListCached is List, reading the peer MAC of the ports cache lacks only.
+// It removes from cache the ports that are gone.
+func ListCached(cache Cache) ([]Port, error) {
 	c, err := netlink.Dial(unix.NETLINK_ROUTE, nil)
 	if err != nil {
 		return nil, fmt.Errorf("bridge ports: cannot open rtnetlink: %w", err)
@@ -82,10 +92,17 @@ func List() ([]Port, error) {
 			continue
 		}
 		p := Port{Index: l.index, Name: l.name, Bridge: br.name}
-		if peer, err := getLink(c, l.peer, l.nsid); err == nil {
+		if mac, ok := cache[l.index]; ok {
+			p.PeerMAC = mac
+		} else if peer, err := getLink(c, l.peer, l.nsid); err == nil {
 			p.PeerMAC = peer.mac
 		}
 		out = append(out, p)
+	}
+	for index := range cache {
+		if l := byIndex[index]; l == nil || l.kind != "veth" {
+			delete(cache, index)
+		}
 	}
 	return out, nil
 }

@@ -347,12 +347,26 @@ func (l *Loader) grow(snd, rcv int) error {
 
 // HasTable reports whether the inet table name exists.
 func (l *Loader) HasTable(name string) (bool, error) {
+	return l.hasTable(nftables.TableFamilyINet, name)
+}
+
+// HasTables reports whether both of zonewarden's tables of that name
+// exist: the policy (inet) and the endpoint binding (bridge).
+func (l *Loader) HasTables(name string) (bool, error) {
+	ok, err := l.hasTable(nftables.TableFamilyINet, name)
+	if err != nil || !ok {
+		return ok, err
+	}
+	return l.hasTable(nftables.TableFamilyBridge, name)
+}
+
+func (l *Loader) hasTable(family nftables.TableFamily, name string) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conn == nil {
 		return false, fmt.Errorf("nflink: loader closed")
 	}
-	tables, err := l.conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	tables, err := l.conn.ListTablesOfFamily(family)
 	if err != nil {
 		return false, err
 	}
