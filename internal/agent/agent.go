@@ -164,7 +164,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stopServer()
 
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){a.watchEvents, a.watchPolicy, a.watchTable, a.readFlows} {
+	for _, f := range []func(context.Context){a.watchEvents, a.watchPolicy, a.watchTable, a.watchLinks, a.readFlows} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}
@@ -181,8 +181,12 @@ type dirty struct {
 	full       bool                 // relist the whole host
 	networks   bool                 // relist the networks
 	containers map[string]time.Time // read these again; when each started (see markContainer)
-	policy     bool                 // the policy changed: full sync, end forbidden connections
-	table      bool                 // someone else changed the table: full sync
+	// connects are the networks (ids) each container connected to: their
+	// endpoints are read from the network, before the container's start
+	// is done (hostView.pending).
+	connects map[string][]string
+	policy   bool // the policy changed: full sync, end forbidden connections
+	table    bool // someone else changed the table: full sync
 }
 
 // mark records a change and wakes the reconcile loop.
@@ -227,6 +231,12 @@ func (d *dirty) merge(o dirty) {
 	d.networks = d.networks || o.networks
 	d.policy = d.policy || o.policy
 	d.table = d.table || o.table
+	for id, nets := range o.connects {
+		if d.connects == nil {
+			d.connects = map[string][]string{}
+		}
+		d.connects[id] = append(d.connects[id], nets...)
+	}
 	for id, t := range o.containers {
 		if old, ok := d.containers[id]; !ok || old.IsZero() {
 			if d.containers == nil {
@@ -270,6 +280,12 @@ func (a *Agent) watchEvents(ctx context.Context) {
 				}
 			}
 			a.mark(func(d *dirty) {
+				if e.Container != "" && e.Network != "" && e.Action == "connect" {
+					if d.connects == nil {
+						d.connects = map[string][]string{}
+					}
+					d.connects[e.Container] = append(d.connects[e.Container], e.Network)
+				}
 				if e.Container != "" {
 					d.markContainer(e.Container, e.Action, e.Time)
 				} else {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/zonewarden/zonewarden/internal/bridgeport"
@@ -22,6 +23,12 @@ type hostView struct {
 	// ports binds each endpoint ("container id/network") to its bridge
 	// port once found, and keeps it while the port lives: a forger that
 	// copies the MAC later does not take it over (bridgeport.Match).
+	// pending holds, per container id and network name, the endpoint a
+	// connect event announced, read from the network: the container's
+	// list shows it only once its start is done, which under a storm of
+	// starts comes seconds after its process runs.
+	pending map[string]map[string]inventory.Endpoint
+
 	ports    map[string]int
 	macs     bridgeport.Cache
 	unbound  []string // endpoints of running containers without a port, and why
@@ -29,7 +36,8 @@ type hostView struct {
 }
 
 func newHostView(d *dockerapi.Client) *hostView {
-	return &hostView{docker: d, containers: map[string]inventory.Container{}, ports: map[string]int{}, macs: bridgeport.Cache{}}
+	return &hostView{docker: d, containers: map[string]inventory.Container{}, pending: map[string]map[string]inventory.Endpoint{},
+		ports: map[string]int{}, macs: bridgeport.Cache{}}
 }
 
 // refresh reads what d marks as changed (everything on the first call
@@ -75,9 +83,78 @@ func (h *hostView) refresh(ctx context.Context, d dirty) (*inventory.Snapshot, e
 			h.containers[c.ID] = c
 		}
 	}
+	if err := h.readConnects(ctx, d.connects); err != nil {
+		return nil, err
+	}
 	snap := h.snapshot()
 	h.bindPorts(snap)
 	return snap, nil
+}
+
+// readConnects reads the endpoints that connect events announced, one
+// inspect per network, and keeps them in pending until the container's
+// list shows them.
+func (h *hostView) readConnects(ctx context.Context, connects map[string][]string) error {
+	byNet := map[string][]string{}
+	for cid, nets := range connects {
+		for _, n := range nets {
+			byNet[n] = append(byNet[n], cid)
+		}
+	}
+	for nid, cids := range byNet {
+		name, eps, err := h.docker.NetworkEndpoints(ctx, nid)
+		if err != nil {
+			return err
+		}
+		for _, cid := range cids {
+			e, ok := eps[cid]
+			if !ok || !e.IPv4.IsValid() && !e.IPv6.IsValid() {
+				continue
+			}
+			if h.pending[cid] == nil {
+				h.pending[cid] = map[string]inventory.Endpoint{}
+			}
+			h.pending[cid][name] = e
+		}
+	}
+	return nil
+}
+
+// withPending returns c with the endpoints its connect events announced
+// and its list does not show yet; a container still "created" in the
+// list but with such an endpoint is starting, and counts as running.
+// Entries the list has caught up with, and those of containers no longer
+// starting or running, are dropped.
+func (h *hostView) withPending(c inventory.Container) inventory.Container {
+	pend := h.pending[c.ID]
+	if len(pend) == 0 {
+		return c
+	}
+	if c.State != "created" && c.State != "running" {
+		delete(h.pending, c.ID)
+		return c
+	}
+	eps := slices.Clone(c.Endpoints)
+	for name, pe := range pend {
+		i := slices.IndexFunc(eps, func(e inventory.Endpoint) bool { return e.Network == name })
+		switch {
+		case i >= 0 && (eps[i].IPv4.IsValid() || eps[i].IPv6.IsValid()) && c.State == "running":
+			delete(pend, name) // the list has it now
+		case i >= 0:
+			eps[i].IPv4, eps[i].IPv6, eps[i].MAC = pe.IPv4, pe.IPv6, pe.MAC
+		default:
+			eps = append(eps, pe)
+		}
+	}
+	if len(pend) == 0 {
+		delete(h.pending, c.ID)
+	}
+	slices.SortFunc(eps, func(a, b inventory.Endpoint) int { return strings.Compare(a.Network, b.Network) })
+	c.Endpoints = eps
+	if c.State == "created" {
+		c.State = "running" // starting: its process may run already
+	}
+	return c
 }
 
 // bindPorts sets the bridge port of each endpoint of snap: the one it had,
@@ -128,7 +205,12 @@ func (h *hostView) snapshot() *inventory.Snapshot {
 	snap.Networks = slices.Clone(h.networks)
 	snap.Containers = make([]inventory.Container, 0, len(h.containers))
 	for _, c := range h.containers {
-		snap.Containers = append(snap.Containers, c)
+		snap.Containers = append(snap.Containers, h.withPending(c))
+	}
+	for id := range h.pending {
+		if _, ok := h.containers[id]; !ok {
+			delete(h.pending, id) // removed
+		}
 	}
 	dockerapi.Assemble(&snap)
 	return &snap

@@ -150,3 +150,77 @@ func genPID(data []byte) int {
 	}
 	return 0
 }
+
+// watchLinks wakes the reconcile loop when a veth enslaved to a bridge
+// appears or changes: a container's port, whose peer has just moved into
+// the container's namespace. The next reconcile binds its addresses to it
+// (hostView.bindPorts) without waiting for Docker's start event.
+func (a *Agent) watchLinks(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := a.monitorLinks(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("cannot watch network links; bridge ports are bound at the next reconcile", "error", err.Error(), "in", backoff.String())
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func (a *Agent) monitorLinks(ctx context.Context) error {
+	c, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{Groups: unix.RTMGRP_LINK})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetReadBuffer(4 << 20)
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	for {
+		msgs, err := c.Receive()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, unix.ENOBUFS) {
+				a.mark(func(*dirty) {}) // some were lost: look again
+				continue
+			}
+			return err
+		}
+		for _, m := range msgs {
+			if m.Header.Type == unix.RTM_NEWLINK && isBridgePort(m.Data) {
+				a.mark(func(*dirty) {})
+				break
+			}
+		}
+	}
+}
+
+// isBridgePort reports whether an RTM_NEWLINK message is about a link
+// enslaved to a bridge (IFLA_MASTER) whose peer is in another namespace
+// (IFLA_LINK_NETNSID): a container's veth.
+func isBridgePort(data []byte) bool {
+	if len(data) < unix.SizeofIfInfomsg {
+		return false
+	}
+	ad, err := netlink.NewAttributeDecoder(data[unix.SizeofIfInfomsg:])
+	if err != nil {
+		return false
+	}
+	master, nsid := false, false
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.IFLA_MASTER:
+			master = true
+		case unix.IFLA_LINK_NETNSID:
+			nsid = true
+		}
+	}
+	return master && nsid
+}

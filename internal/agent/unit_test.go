@@ -11,6 +11,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
+	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
@@ -194,5 +195,35 @@ func TestLatencyRing(t *testing.T) {
 	p50, p99, n := r.quantiles()
 	if n != 1024 || p50 < 45 || p50 > 55 || p99 < 97 || p99 > 100 {
 		t.Errorf("p50 %.1f p99 %.1f over %d", p50, p99, n)
+	}
+}
+
+// TestPendingEndpoints: an endpoint a connect event announced stands in
+// for the list's until the list shows the container running with it; a
+// container still "created" with one is starting and counts as running;
+// one that died drops it.
+func TestPendingEndpoints(t *testing.T) {
+	h := newHostView(nil)
+	e := inventory.Endpoint{Network: "db", IPv4: netip.MustParseAddr("10.20.3.9"), MAC: "02:42:0a:14:03:09"}
+	h.pending["c1"] = map[string]inventory.Endpoint{"db": e}
+	c := h.withPending(inventory.Container{ID: "c1", Name: "api", State: "created"})
+	if !c.Running() || len(c.Endpoints) != 1 || c.Endpoints[0].IPv4 != e.IPv4 {
+		t.Fatalf("starting container: %+v", c)
+	}
+	// The list shows it running, without the address yet: still pending.
+	c = h.withPending(inventory.Container{ID: "c1", State: "running", Endpoints: []inventory.Endpoint{{Network: "db"}}})
+	if c.Endpoints[0].IPv4 != e.IPv4 || h.pending["c1"] == nil {
+		t.Fatalf("list without the address: %+v, pending %v", c, h.pending)
+	}
+	// The list caught up: the pending entry goes.
+	c = h.withPending(inventory.Container{ID: "c1", State: "running", Endpoints: []inventory.Endpoint{e}})
+	if h.pending["c1"] != nil || c.Endpoints[0].IPv4 != e.IPv4 {
+		t.Fatalf("list caught up: %+v, pending %v", c, h.pending)
+	}
+	// Died before the list caught up: dropped, not admitted.
+	h.pending["c2"] = map[string]inventory.Endpoint{"db": e}
+	c = h.withPending(inventory.Container{ID: "c2", State: "exited"})
+	if c.Running() || len(c.Endpoints) != 0 || h.pending["c2"] != nil {
+		t.Fatalf("died: %+v, pending %v", c, h.pending)
 	}
 }

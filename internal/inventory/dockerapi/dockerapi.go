@@ -217,6 +217,35 @@ func (c *Client) Networks(ctx context.Context) ([]inventory.Network, error) {
 	return out, nil
 }
 
+// NetworkEndpoints reads the endpoints of one network, by container id:
+// the addresses and MAC Docker gave each container there. Docker sets
+// them when the container connects, before its process starts, and the
+// network's inspect does not wait for the container (its list and
+// inspect show the addresses only once the start is done): this is how
+// the agent admits a new container before its first packet. A network
+// removed meanwhile has no endpoints.
+func (c *Client) NetworkEndpoints(ctx context.Context, id string) (string, map[string]inventory.Endpoint, error) {
+	n, err := c.api.NetworkInspect(ctx, id, network.InspectOptions{})
+	switch {
+	case errdefsNotFound(err):
+		return "", nil, nil // removed meanwhile
+	case err != nil:
+		return "", nil, c.explain(err)
+	}
+	out := make(map[string]inventory.Endpoint, len(n.Containers))
+	for cid, ep := range n.Containers {
+		e := inventory.Endpoint{Network: n.Name, MAC: ep.MacAddress}
+		if p, err := netip.ParsePrefix(ep.IPv4Address); err == nil {
+			e.IPv4 = p.Addr()
+		}
+		if p, err := netip.ParsePrefix(ep.IPv6Address); err == nil {
+			e.IPv6 = p.Addr()
+		}
+		out[cid] = e
+	}
+	return n.Name, out, nil
+}
+
 // Containers inspects the containers with these ids, concurrently; one
 // removed meanwhile is left out. A container that shares another's
 // network namespace names it by id until Assemble.
