@@ -237,9 +237,20 @@ zw_test_leftovers() {
 		return 0
 	fi
 	zw_log "removing $what"
-	# shellcheck disable=SC2086 # word splitting of the id lists is wanted
-	[ -z "$cs" ] || docker rm -f $cs >/dev/null 2>&1 || true
-	# shellcheck disable=SC2086
-	[ -z "$ns" ] || docker network rm $ns >/dev/null 2>&1 ||
-		zw_log "warning: some test networks could not be removed (Docker 20.10 stale endpoints: restarting dockerd clears them)"
+	# Docker may refuse for a moment (a removal in progress, an endpoint
+	# still being released): up to three rounds, 2 s apart.
+	local round err
+	for round in 1 2 3; do
+		[ "$round" = 1 ] || sleep 2
+		err=""
+		# shellcheck disable=SC2086 # word splitting of the id lists is wanted
+		[ -z "$cs" ] || err+="$(docker rm -f $cs 2>&1 >/dev/null)" || true
+		# shellcheck disable=SC2086
+		[ -z "$ns" ] || err+="$(docker network rm $ns 2>&1 >/dev/null)" || true
+		cs="$(docker ps -aq --filter label=zonewarden.test 2>/dev/null)" || return 0
+		ns="$(docker network ls -q --filter label=zonewarden.test 2>/dev/null)" || return 0
+		[ -n "$cs$ns" ] || return 0
+	done
+	zw_log "warning: $(echo "$cs" | grep -c .) container(s) and $(echo "$ns" | grep -c .) network(s) labelled zonewarden.test could not be removed (on Docker 20.10 stale endpoints keep networks: restarting dockerd clears them); Docker said:
+$(printf '%s\n' "$err" | sed 's/^/  /' | tail -n 5)"
 }
