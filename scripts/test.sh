@@ -107,7 +107,7 @@ trap 'exit 143' TERM
 # step NAME: announces the next step, for the progress log and the summary.
 step() {
 	STEP="$1"
-	printf '\n== %s\n' "$1" >&2
+	printf '\n== [%ds] %s\n' $((SECONDS - START)) "$1" >&2
 }
 
 # engine_up E: brings engine E's daemon up, or returns 1 (with a note in
