@@ -79,6 +79,12 @@ func benchPolicy(flows int, unmanaged policy.Unmanaged) (*policy.Policy, *invent
 			Endpoints: []inventory.Endpoint{{Network: benchZone, IPv4: a}},
 		})
 	}
+	// The client's primary address: a container on the zone that no
+	// workload selects (fenced: never admitted).
+	snap.Containers = append(snap.Containers, inventory.Container{
+		Name: benchClient + "-unknown", Image: "example/client:1", State: "running", Labels: map[string]string{},
+		NetworkMode: benchZone, Endpoints: []inventory.Endpoint{{Network: benchZone, IPv4: clientPrimary}},
+	})
 	snap.Containers = append(snap.Containers, inventory.Container{
 		Name: benchServer, Image: "example/server:1", State: "running", Labels: map[string]string{},
 		NetworkMode: benchZone, Endpoints: []inventory.Endpoint{{Network: benchZone, IPv4: serverAddr}},
@@ -89,8 +95,9 @@ func benchPolicy(flows int, unmanaged policy.Unmanaged) (*policy.Policy, *invent
 // compiled is one compiled ruleset and what it took to build.
 type compiled struct {
 	rs      *enforce.Ruleset
-	flows   int           // declared flows
-	compile time.Duration // policy.Bind and enforce.Compile
+	b       *policy.Binding // for the endpoint binding (portsLoad)
+	flows   int             // declared flows
+	compile time.Duration   // policy.Bind and enforce.Compile
 	err     error
 }
 
@@ -115,6 +122,7 @@ func realRuleset(flows int, unmanaged policy.Unmanaged) (*compiled, error) {
 	if err == nil {
 		c.rs = enforce.Compile(b, enforce.Options{})
 		c.compile = time.Since(start)
+		c.b = b
 	} else {
 		c.err = fmt.Errorf("binding the benchmark's policy of %d flows: %w", flows, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
@@ -33,6 +34,7 @@ var configs = []config{
 	noRules,
 	{name: "ct", title: "ct accept only", load: scriptLoad(ctOnlyScript, "nft", "-f", "-"), tool: "nft"},
 	{name: "zonewarden", title: "zonewarden", load: realLoad(policy.UnmanagedWarn), filters: true},
+	{name: "zonewarden-ports", title: "zw + endpoint binding", load: portsLoad, filters: true},
 	{name: "iptables-nft", title: "iptables-nft chain", load: scriptLoad(iptablesScript, "iptables-nft-restore"), tool: "iptables-nft-restore", filters: true},
 	{name: "iptables-legacy", title: "iptables-legacy chain", load: scriptLoad(iptablesScript, "iptables-legacy-restore"), tool: "iptables-legacy-restore", filters: true},
 
@@ -248,6 +250,39 @@ func realLoad(unmanaged policy.Unmanaged) func(context.Context, topology, int) (
 		}
 		return loadNetlink(t, c.rs)
 	}
+}
+
+// portsLoad loads zonewarden's ruleset (unmanaged: warn) and its endpoint
+// binding (the bridge table, enforce.CompilePorts): the client's five
+// addresses bound to r0, the port of the router's bridge; the filler
+// containers have no port, as containers of other hosts would not.
+func portsLoad(ctx context.Context, t topology, flows int) (time.Duration, error) {
+	c, err := realRuleset(flows, policy.UnmanagedWarn)
+	if err != nil {
+		return 0, err
+	}
+	port, err := t.clientPort(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for i := range c.b.Snapshot.Containers {
+		ct := &c.b.Snapshot.Containers[i]
+		for j := range ct.Endpoints {
+			if a := ct.Endpoints[j].IPv4; clientSources.Contains(a) || a == clientPrimary {
+				ct.Endpoints[j].BridgePort = port
+			}
+		}
+	}
+	ports := enforce.CompilePorts(c.b, enforce.Options{})
+	if len(ports.Elements("bound4")) != len(sources())+1 {
+		return 0, fmt.Errorf("endpoint binding: %d bound addresses, want %d", len(ports.Elements("bound4")), len(sources())+1)
+	}
+	took, err := loadNetlink(t, ports)
+	if err != nil {
+		return 0, err
+	}
+	more, err := loadNetlink(t, c.rs)
+	return took + more, err
 }
 
 // variantLoad loads zonewarden's ruleset (unmanaged: warn) as the nft

@@ -66,7 +66,12 @@ func (t topology) create(ctx context.Context) error {
 		{"ip", "-n", t.client, "link", "add", "c0", "type", "veth", "peer", "name", "r0", "netns", t.router},
 		{"ip", "-n", t.server, "link", "add", "s0", "type", "veth", "peer", "name", "r1", "netns", t.router},
 		{"ip", "-n", t.client, "addr", "add", clientPrimary.String() + "/24", "dev", "c0"},
-		{"ip", "-n", t.router, "addr", "add", routerClient.String() + "/24", "dev", "r0"},
+		// The client side is a bridge with r0 as its port, as a Docker
+		// network is: the bridge-family hooks (the endpoint binding) see
+		// every frame of the client; its address is the gateway's.
+		{"ip", "-n", t.router, "link", "add", "br0", "type", "bridge"},
+		{"ip", "-n", t.router, "link", "set", "r0", "master", "br0"},
+		{"ip", "-n", t.router, "addr", "add", routerClient.String() + "/24", "dev", "br0"},
 		{"ip", "-n", t.router, "addr", "add", routerServer.String() + "/24", "dev", "r1"},
 		{"ip", "-n", t.server, "addr", "add", serverAddr.String() + "/24", "dev", "s0"},
 	}
@@ -79,6 +84,7 @@ func (t topology) create(ctx context.Context) error {
 	steps = append(steps,
 		[]string{"ip", "-n", t.client, "link", "set", "c0", "up"},
 		[]string{"ip", "-n", t.router, "link", "set", "r0", "up"},
+		[]string{"ip", "-n", t.router, "link", "set", "br0", "up"},
 		[]string{"ip", "-n", t.router, "link", "set", "r1", "up"},
 		[]string{"ip", "-n", t.server, "link", "set", "s0", "up"},
 		[]string{"ip", "-n", t.client, "route", "add", "default", "via", routerClient.String()},
@@ -106,7 +112,7 @@ func (t topology) create(ctx context.Context) error {
 // waitCarrier waits until the veths report carrier: the kernel announces
 // it with up to a second's delay (linkwatch), and drops packets until then.
 func (t topology) waitCarrier(ctx context.Context) error {
-	links := [][2]string{{t.client, "c0"}, {t.router, "r0"}, {t.router, "r1"}, {t.server, "s0"}}
+	links := [][2]string{{t.client, "c0"}, {t.router, "r0"}, {t.router, "br0"}, {t.router, "r1"}, {t.server, "s0"}}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, l := range links {
 		for {
@@ -126,6 +132,21 @@ func (t topology) waitCarrier(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// clientPort returns the ifindex of r0, the bridge port the client's
+// frames enter the router's bridge through.
+func (t topology) clientPort(ctx context.Context) (int, error) {
+	out, err := exec.CommandContext(ctx, "ip", "-n", t.router, "-o", "link", "show", "dev", "r0").Output()
+	if err != nil {
+		return 0, fmt.Errorf("ip -n %s link show dev r0: %w", t.router, err)
+	}
+	idx, _, _ := strings.Cut(string(out), ":")
+	var n int
+	if _, err := fmt.Sscan(idx, &n); err != nil {
+		return 0, fmt.Errorf("ifindex of r0 in %q: %w", out, err)
+	}
+	return n, nil
 }
 
 // destroy deletes the namespaces, and with them their veths, rules and

@@ -79,7 +79,10 @@ func newZoneHost(t *testing.T) *zoneHost {
 	h.svc = h.listener("svc", h.app)
 	h.db = h.listener("db", h.data)
 	h.table = "zwtest_agent_" + runID
-	t.Cleanup(func() { _ = nft.Delete(context.Background(), "inet", h.table) })
+	t.Cleanup(func() {
+		_ = nft.Delete(context.Background(), "inet", h.table)
+		_ = nft.Delete(context.Background(), "bridge", h.table)
+	})
 	dir := t.TempDir()
 	h.socket = filepath.Join(dir, "agent.sock")
 	h.policy = filepath.Join(dir, "zones.yaml")
@@ -406,6 +409,23 @@ func TestAgentRepairsAndReloads(t *testing.T) {
 			}
 			open(5432, probe.Filtered)()
 			return fmt.Sprintf("no denied flow %s -> svc 5432/tcp in %+v", name, got)
+		})
+	})
+
+	t.Run("deleted bridge table restored within 1 s", func(t *testing.T) {
+		l, err := nflink.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if err := nft.Delete(context.Background(), "bridge", h.table); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Second, func() string {
+			if ok, err := l.HasTables(h.table); !ok {
+				return fmt.Sprintf("table bridge %s not restored (%v)", h.table, err)
+			}
+			return ""
 		})
 	})
 
