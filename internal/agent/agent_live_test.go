@@ -53,6 +53,11 @@ type zoneHost struct {
 	table      string
 	socket     string
 	seq        atomic.Int32
+
+	// accepted records, per client address, when each listener first
+	// accepted a connection from it.
+	acceptedMu sync.Mutex
+	accepted   map[netip.Addr]time.Time
 }
 
 const hostPolicy = `version: 1
@@ -98,7 +103,16 @@ func (h *zoneHost) listener(name, net string) netip.Addr {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	l, err := probe.Listen(ns, probe.ListenConfig{TCP: []uint16{80, 5432}, Banner: "reached-" + name})
+	l, err := probe.Listen(ns, probe.ListenConfig{TCP: []uint16{80, 5432}, Banner: "reached-" + name, OnAccept: func(peer netip.AddrPort, at time.Time) {
+		h.acceptedMu.Lock()
+		defer h.acceptedMu.Unlock()
+		if h.accepted == nil {
+			h.accepted = map[netip.Addr]time.Time{}
+		}
+		if _, ok := h.accepted[peer.Addr()]; !ok {
+			h.accepted[peer.Addr()] = at
+		}
+	}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -222,49 +236,26 @@ func eventually(t *testing.T, within time.Duration, f func() string) time.Durati
 	}
 }
 
-// TestAgentAdmitsConcurrentStarts starts 200 containers, 50 at a time, while the
-// agent runs; each tries, from its first instant, to reach a port the
-// policy denies (svc:5432, then db:5432 across zones): none succeeds. Each
-// reaches its allowed flow (svc:80) within 1 s of its start event (the
-// agent cannot act before Docker says a container started).
+// TestAgentAdmitsConcurrentStarts: 200 containers start together, each
+// dialling its allowed peer (svc:80) once, at its first instant, with a
+// 1 s timeout (nc -w 1), then two denied ones (svc:5432, db:5432). Every
+// allowed dial succeeds on its first try — the agent admits a container
+// on its network connect event, before its process runs, so no first SYN
+// is dropped and retransmitted — and every denied one fails. The time
+// from each container's process start to its first allowed connection
+// is logged (p50, p99).
 func TestAgentAdmitsConcurrentStarts(t *testing.T) {
 	testenv.RequireAlone(t, "measures admission under a start storm: other tests' load would distort it")
 	h := newZoneHost(t)
 	a := h.startAgent(false)
 	const n = 200
-	cmd := fmt.Sprintf("for i in 1 2 3; do nc -w 1 %s 5432 </dev/null; nc -w 1 %s 5432 </dev/null; done; echo DONE; sleep 3600", h.svc, h.db)
-	// Docker's start events, by container: the agent can act only once
-	// Docker says a container started, which under a storm comes a while
-	// after the process did (State.StartedAt).
-	var startEvents sync.Map
-	evCtx, stopEvents := context.WithCancel(context.Background())
-	defer stopEvents()
-	dc, err := dockerapi.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dc.Close()
-	events, _, err := dc.Events(evCtx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for e := range events {
-			if e.Action == "start" {
-				startEvents.LoadOrStore(e.Container, e.Time)
-			}
-		}
-	}()
+	cmd := fmt.Sprintf("nc -w 1 %s 80 </dev/null; nc -w 1 %s 5432 </dev/null; nc -w 1 %s 5432 </dev/null; echo DONE; sleep 3600", h.svc, h.svc, h.db)
 	ids := make([]string, n)
 	names := make([]string, n)
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		problems []string
-		worst    time.Duration // from the start event
-		// from the container's process start (State.StartedAt), for the
-		// record
-		worstProcess time.Duration
 	)
 	problem := func(format string, args ...any) {
 		mu.Lock()
@@ -278,78 +269,54 @@ func TestAgentAdmitsConcurrentStarts(t *testing.T) {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			var err error
-			ids[i], names[i], err = h.client(context.Background(), true, "sh", "-c", cmd)
-			if err != nil {
+			if ids[i], names[i], err = h.client(context.Background(), true, "sh", "-c", cmd); err != nil {
 				problem("starting a client: %v", err)
-				return
-			}
-			// The allowed flow, from the container's namespace,
-			// measured from the moment Docker says it started.
-			info, err := h.cli.ContainerInspect(context.Background(), ids[i])
-			if err != nil {
-				problem("%s: %v", names[i], err)
-				return
-			}
-			processStarted, _ := time.Parse(time.RFC3339Nano, info.State.StartedAt)
-			ns, err := probe.OpenPID(info.State.Pid)
-			if err != nil {
-				problem("%s: %v", names[i], err)
-				return
-			}
-			defer ns.Close()
-			prober := probe.Prober{Timeout: 100 * time.Millisecond}
-			to := probe.Target{Proto: probe.TCP, Addr: netip.AddrPortFrom(h.svc, 80)}
-			for {
-				r := prober.Probe(context.Background(), ns, to)
-				st, err := r.Status, r.Err
-				if st == probe.Open {
-					break
-				}
-				if time.Since(processStarted) > 5*time.Second {
-					problem("%s: svc:80 still %s (%v) %s after its process started", names[i], st, err, time.Since(processStarted).Round(time.Millisecond))
-					return
-				}
-			}
-			reached := time.Now()
-			var started time.Time
-			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-				if v, ok := startEvents.Load(ids[i]); ok {
-					started = v.(time.Time)
-					break
-				}
-				if time.Now().After(deadline) {
-					problem("%s: no start event from Docker", names[i])
-					return
-				}
-			}
-			d := reached.Sub(started)
-			mu.Lock()
-			worst = max(worst, d)
-			worstProcess = max(worstProcess, reached.Sub(processStarted))
-			mu.Unlock()
-			if d > time.Second {
-				problem("%s: svc:80 reached %s after its start event", names[i], d.Round(time.Millisecond))
 			}
 		}()
 	}
 	wg.Wait()
 	if len(problems) > 0 {
-		slices.Sort(problems)
-		t.Fatalf("%d of %d containers did not reach their allowed flow within 1 s of their start event:\n%s", len(problems), n, strings.Join(problems, "\n"))
+		t.Fatalf("%d of %d containers did not start:\n%s", len(problems), n, strings.Join(problems, "\n"))
 	}
-	t.Logf("every container reached its allowed flow within %s of its start event (%s of its process start)", worst.Round(time.Millisecond), worstProcess.Round(time.Millisecond))
-	// Every denied attempt failed: no banner in any log.
+	var latencies []time.Duration
 	for i := range n {
-		logs := eventuallyLogs(t, h.cli, ids[i], "DONE", 15*time.Second)
-		if strings.Contains(logs, "reached-") {
-			t.Errorf("%s reached a denied port:\n%s", names[i], logs)
+		logs := eventuallyLogs(t, h.cli, ids[i], "DONE", 30*time.Second)
+		switch c := strings.Count(logs, "reached-svc"); {
+		case c == 0:
+			problems = append(problems, fmt.Sprintf("%s: its first dial of svc:80 (allowed) failed: %q", names[i], logs))
+		case c > 1:
+			problems = append(problems, fmt.Sprintf("%s reached svc:5432, which no flow allows: %q", names[i], logs))
+		}
+		if strings.Contains(logs, "reached-db") {
+			problems = append(problems, fmt.Sprintf("%s reached db:5432, in another zone: %q", names[i], logs))
+		}
+		info, err := h.cli.ContainerInspect(context.Background(), ids[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		started, _ := time.Parse(time.RFC3339Nano, info.State.StartedAt)
+		addr := testenv.Addr(t, h.cli, ids[i], h.app)
+		h.acceptedMu.Lock()
+		at, ok := h.accepted[addr]
+		h.acceptedMu.Unlock()
+		if ok {
+			d := at.Sub(started)
+			latencies = append(latencies, d)
+			if d > 900*time.Millisecond {
+				problems = append(problems, fmt.Sprintf("%s: svc:80 accepted %s after its process started: its first SYN was dropped", names[i], d.Round(time.Millisecond)))
+			}
 		}
 	}
-	s := a.Status()
-	t.Logf("admission latency over %d: p50 %.1f ms, p99 %.1f ms", s.AdmissionSamples, s.AdmissionP50Ms, s.AdmissionP99Ms)
-	if s.AdmissionSamples < n {
-		t.Errorf("the agent measured %d admissions, want at least %d", s.AdmissionSamples, n)
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		t.Fatalf("%d problems among %d containers started together:\n%s", len(problems), n, strings.Join(problems, "\n"))
 	}
+	slices.Sort(latencies)
+	q := func(p float64) time.Duration { return latencies[int(p*float64(len(latencies)-1)+0.5)] }
+	t.Logf("every container reached its allowed flow on its first try; from process start to the first allowed connection: p50 %s, p99 %s, max %s (%d containers)",
+		q(0.5).Round(100*time.Microsecond), q(0.99).Round(100*time.Microsecond), latencies[len(latencies)-1].Round(100*time.Microsecond), len(latencies))
+	s := a.Status()
+	t.Logf("admission latency over %d (agent's view, from the start event): p50 %.1f ms, p99 %.1f ms", s.AdmissionSamples, s.AdmissionP50Ms, s.AdmissionP99Ms)
 }
 
 func eventuallyLogs(t *testing.T, c *client.Client, id, marker string, within time.Duration) string {

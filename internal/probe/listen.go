@@ -32,17 +32,21 @@ type ListenConfig struct {
 	// an IPv6 address still in duplicate address detection
 	// (IP_FREEBIND).
 	FreeBind bool
+	// OnAccept, when set, is called with the peer of each accepted TCP
+	// connection and when it was accepted, from the serving goroutine.
+	OnAccept func(peer netip.AddrPort, at time.Time)
 }
 
 // Listener serves TCP and UDP ports inside one network namespace from this
 // process. Close it to stop.
 type Listener struct {
-	banner []byte
-	tcp    []net.Listener
-	udp    []net.PacketConn
-	wg     sync.WaitGroup
-	ctx    context.Context
-	cancel context.CancelFunc
+	banner   []byte
+	onAccept func(netip.AddrPort, time.Time)
+	tcp      []net.Listener
+	udp      []net.PacketConn
+	wg       sync.WaitGroup
+	ctx      context.Context
+	cancel   context.CancelFunc
 }
 
 // tcpHold bounds how long an accepted connection is kept open waiting for
@@ -63,7 +67,7 @@ func Listen(ns *Namespace, cfg ListenConfig) (*Listener, error) {
 		return nil, fmt.Errorf("listener banner %q: it may not contain spaces or newlines", banner)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Listener{banner: []byte(banner), ctx: ctx, cancel: cancel}
+	l := &Listener{banner: []byte(banner), onAccept: cfg.OnAccept, ctx: ctx, cancel: cancel}
 	addrs := make([]string, 0, len(cfg.Addrs))
 	for _, a := range cfg.Addrs {
 		addrs = append(addrs, a.String())
@@ -150,6 +154,11 @@ func (l *Listener) serveTCP(ln net.Listener) {
 			case <-time.After(10 * time.Millisecond):
 			}
 			continue
+		}
+		if l.onAccept != nil {
+			if a, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+				l.onAccept(netip.AddrPortFrom(a.Addr().Unmap(), a.Port()), time.Now())
+			}
 		}
 		l.wg.Add(1)
 		go func() {

@@ -162,6 +162,9 @@ type ContainerSpec struct {
 	Cmd []string
 	// Start starts the container after creating it.
 	Start bool
+	// IPv4 is the container's address on Network (docker run --ip);
+	// invalid: Docker picks one.
+	IPv4 netip.Addr
 }
 
 // containerSeq numbers the containers created without a name.
@@ -201,9 +204,11 @@ func RunContainer(t testing.TB, cli *client.Client, runID string, spec Container
 	}
 	var netCfg *network.NetworkingConfig
 	if spec.Network != "" && mode.IsUserDefined() {
-		netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			spec.Network: {},
-		}}
+		ep := &network.EndpointSettings{}
+		if spec.IPv4.IsValid() {
+			ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: spec.IPv4.String()}
+		}
+		netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{spec.Network: ep}}
 	}
 	cfg := &container.Config{
 		Image:        img,

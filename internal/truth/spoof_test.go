@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"golang.org/x/sys/unix"
 
 	"github.com/zonewarden/zonewarden/internal/bridgeport"
@@ -64,13 +65,13 @@ func newSpoofHost(t *testing.T) *spoofHost {
 	sc.Containers = append(sc.Containers, Container{Name: "mallory", Networks: []string{"db", "app"}})
 	env := Build(t, sc)
 	h := &spoofHost{env: env, table: "zwtest_" + env.RunID, snap: env.Snapshot()}
-	h.load(t, h.snap)
+	h.load(t, h.snap, spoofPolicy)
 	return h
 }
 
 // load binds the snapshot's endpoints to their ports and loads both
-// tables for it.
-func (h *spoofHost) load(t *testing.T, snap *inventory.Snapshot) *policy.Binding {
+// tables of the policy doc for it, replacing what was loaded.
+func (h *spoofHost) load(t *testing.T, snap *inventory.Snapshot, doc string) *policy.Binding {
 	t.Helper()
 	ports, err := bridgeport.List()
 	if err != nil {
@@ -79,7 +80,7 @@ func (h *spoofHost) load(t *testing.T, snap *inventory.Snapshot) *policy.Binding
 	if problems := bridgeport.Match(snap, ports); len(problems) > 0 {
 		t.Fatalf("bridge ports not found: %v", problems)
 	}
-	p, err := policy.Parse("zones.yaml", []byte(spoofPolicy), policy.Options{})
+	p, err := policy.Parse("zones.yaml", []byte(doc), policy.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,12 +417,17 @@ func TestSpoofWithRawFrames(t *testing.T) {
 	send6 := rawSocket(t, env.ns["mallory"], malApp.IPv6)
 	recv6 := rawSocket(t, env.ns["frontend"], feApp.IPv6)
 	feMAC, malAppMAC := mac(t, feApp.MAC), mac(t, malApp.MAC)
+	// From a link-local address, as Linux sends them: the policy table
+	// leaves link-local traffic alone, so only the binding decides.
+	// Unsolicited, to all nodes, as a poisoner sends them.
+	linkLocal := netip.MustParseAddr("fe80::5eed")
+	allNodes, allNodesMAC := netip.MustParseAddr("ff02::1"), net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}
 	for _, c := range []struct {
 		target netip.Addr
 		want   bool
 	}{{apiApp.IPv6, false}, {malApp.IPv6, true}} {
-		na := neighbourAdvert(malApp.IPv6, feApp.IPv6, c.target, malAppMAC)
-		if _, err := unix.Write(send6, ether(feMAC, malAppMAC, unix.ETH_P_IPV6, na)); err != nil {
+		na := neighbourAdvert(linkLocal, allNodes, c.target, malAppMAC)
+		if _, err := unix.Write(send6, ether(allNodesMAC, malAppMAC, unix.ETH_P_IPV6, na)); err != nil {
 			t.Fatal(err)
 		}
 		if got := capture(recv6, 500*time.Millisecond, isAdvert(c.target)) > 0; got != c.want {
@@ -435,5 +441,90 @@ func TestSpoofWithRawFrames(t *testing.T) {
 	}
 	if capture(recv6, 300*time.Millisecond, isAdvert(apiApp.IPv6)) > 0 {
 		t.Error("mallory's advertisement from api's own address reached frontend")
+	}
+}
+
+// TestFreedAddressGrantsNothing: with nobody keeping the firewall (the
+// agent killed), api is removed and a new container takes its address.
+// The policy table still admits the address, but the endpoint binding
+// ties it to api's port, which is gone: the newcomer reaches nothing.
+// Once zonewarden binds the newcomer (here by loading again; the agent
+// does it on the start event), the address works for it.
+func TestFreedAddressGrantsNothing(t *testing.T) {
+	h := newSpoofHost(t)
+	env := h.env
+	api, pg := h.endpoint(t, "api", "db"), h.endpoint(t, "postgres", "db")
+	pgAddr := netip.AddrPortFrom(pg.IPv4, 5432)
+	if !dial(env.ns["api"], netip.Addr{}, pgAddr) {
+		t.Fatal("api does not reach postgres:5432 before it is removed")
+	}
+	ctx := context.Background()
+	if err := env.cli.ContainerRemove(ctx, env.ids["api"], container.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	id := testenv.RunContainer(t, env.cli, env.RunID, testenv.ContainerSpec{Name: "api", Network: env.netIDs["db"], IPv4: api.IPv4, Start: true})
+	if got := testenv.Addr(t, env.cli, id, env.netIDs["db"]); got != api.IPv4 {
+		t.Fatalf("the newcomer got %s, not api's old address %s", got, api.IPv4)
+	}
+	ns, err := probe.OpenPID(testenv.Pid(t, env.cli, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	for _, port := range []uint16{5432, 80} {
+		if dial(ns, netip.Addr{}, netip.AddrPortFrom(pg.IPv4, port)) {
+			t.Errorf("the newcomer on api's old address reached postgres:%d through api's stale elements", port)
+		}
+	}
+	env.Refresh(t)
+	h.snap = env.Snapshot()
+	h.load(t, h.snap, spoofPolicy)
+	if !dial(ns, netip.Addr{}, pgAddr) {
+		t.Error("bound by zonewarden as api, the newcomer does not reach postgres:5432")
+	}
+}
+
+// TestUnknownInADenyZone: a container that no workload selects, on the
+// default: deny zone db, reaches nobody and nobody reaches it, under
+// every unmanaged mode; the declared flow next to it still works.
+func TestUnknownInADenyZone(t *testing.T) {
+	h := newSpoofHost(t)
+	env := h.env
+	id := testenv.RunContainer(t, env.cli, env.RunID, testenv.ContainerSpec{Name: "intruder", Network: env.netIDs["db"], Start: true})
+	ns, err := probe.OpenPID(testenv.Pid(t, env.cli, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	l, err := probe.Listen(ns, probe.ListenConfig{TCP: []uint16{80}, Banner: "ns:intruder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	intruder := testenv.Addr(t, env.cli, id, env.netIDs["db"])
+	env.Refresh(t)
+	h.snap = env.Snapshot()
+	pg, cache := h.endpoint(t, "postgres", "db"), h.endpoint(t, "cache", "db")
+	api := h.endpoint(t, "api", "db")
+	for _, mode := range []string{"allow", "warn", "deny"} {
+		t.Run("unmanaged "+mode, func(t *testing.T) {
+			doc := strings.Replace(spoofPolicy, "unmanaged: deny", "unmanaged: "+mode, 1)
+			b := h.load(t, h.snap, doc)
+			if f := b.Fenced(); len(f) != 1 || f[0].Container != "intruder" {
+				t.Errorf("fenced = %v, want intruder", f)
+			}
+			for _, to := range []netip.AddrPort{netip.AddrPortFrom(pg.IPv4, 5432), netip.AddrPortFrom(pg.IPv4, 80),
+				netip.AddrPortFrom(cache.IPv4, 5432), netip.AddrPortFrom(api.IPv4, 80)} {
+				if dial(ns, netip.Addr{}, to) {
+					t.Errorf("the intruder reached %s", to)
+				}
+			}
+			if dial(env.ns["postgres"], netip.Addr{}, netip.AddrPortFrom(intruder, 80)) {
+				t.Error("postgres reached the intruder")
+			}
+			if !dial(env.ns["api"], netip.Addr{}, netip.AddrPortFrom(pg.IPv4, 5432)) {
+				t.Error("api -> postgres:5432, a declared flow, is cut")
+			}
+		})
 	}
 }
