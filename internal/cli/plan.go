@@ -254,7 +254,9 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 			return &exitErr{Code: exitError, Err: err}
 		}
 		if !o.noFirewall {
-			fmt.Fprintf(a.stdout, "\nFirewall: the ruleset apply would load with nft -f (addresses of new memberships are assigned by Docker during apply):\n\n%s", enforce.Compile(b, enforce.Options{}).Script())
+			bindPorts(snap)
+			fmt.Fprintf(a.stdout, "\nFirewall: the rulesets apply would load with nft -f (addresses of new memberships are assigned by Docker during apply), the endpoint binding first:\n\n%s\n%s",
+				enforce.CompilePorts(b, enforce.Options{}).Script(), enforce.Compile(b, enforce.Options{}).Script())
 		}
 		return nil
 	}
