@@ -110,18 +110,23 @@ step() {
 	printf '\n== [%ds] %s\n' $((SECONDS - START)) "$1" >&2
 }
 
-# engine_up E: brings engine E's daemon up, or returns 1 (with a note in
-# SKIPPED) if a daemon the script did not start holds the host.
+# engine_blocked E: whether a daemon the script did not start holds the
+# host, so that engine E cannot run: a note in SKIPPED, or an error if
+# ZW_ENGINES asked for E.
+engine_blocked() {
+	local e=$1
+	[ -n "$FOREIGN" ] && [ "$FOREIGN" != "$e" ] || return 1
+	local why="a Docker daemon this script did not start is running (engine $FOREIGN); engine $e needs the host to itself"
+	[ -z "${ZW_ENGINES:-}" ] ||
+		zw_die "$why. Stop that daemon (systemctl stop docker docker.socket, or scripts/engine28.sh stop) and run again, or leave engine $e out of ZW_ENGINES."
+	zw_log "skipping engine $e: $why; stop that daemon to test on both engines"
+	SKIPPED+=("engine $e (another daemon was running)")
+	return 0
+}
+
+# engine_up E: brings engine E's daemon up (or uses the one found running).
 engine_up() {
 	local e=$1
-	if [ -n "$FOREIGN" ] && [ "$FOREIGN" != "$e" ]; then
-		local why="a Docker daemon this script did not start is running (engine $FOREIGN); engine $e needs the host to itself"
-		[ -z "${ZW_ENGINES:-}" ] ||
-			zw_die "$why. Stop that daemon (systemctl stop docker docker.socket, or scripts/engine28.sh stop) and run again, or leave engine $e out of ZW_ENGINES."
-		zw_log "skipping engine $e: $why; stop that daemon to test on both engines"
-		SKIPPED+=("engine $e (another daemon was running)")
-		return 1
-	fi
 	if [ "$e" = 28 ]; then
 		if [ "$FOREIGN" = 28 ]; then
 			zw_log "Docker 28 engine is running (started by scripts/engine28.sh); testing on it and leaving it running"
@@ -141,7 +146,6 @@ engine_up() {
 	if [ "$ENGINE_OWNED" = 1 ]; then
 		zw_test_leftovers --remove
 	fi
-	return 0
 }
 
 step "prerequisites"
@@ -153,6 +157,14 @@ if zw_docker_answers; then
 		FOREIGN=28
 	fi
 	zw_log "a Docker daemon is running ($(zw_docker_server_version), engine $FOREIGN); the tests use it and leave it running"
+fi
+
+# An engine asked for by ZW_ENGINES that cannot run fails now, not after
+# the static checks.
+if [ -n "${ZW_ENGINES:-}" ]; then
+	for e in "${ENGINES[@]}"; do
+		engine_blocked "$e" || true
+	done
 fi
 
 export ZONEWARDEN_REQUIRE_DOCKER=1
@@ -173,7 +185,10 @@ go tool staticcheck ./...
 
 for e in "${ENGINES[@]}"; do
 	step "engine $e: start"
-	engine_up "$e" || continue
+	if engine_blocked "$e"; then
+		continue
+	fi
+	engine_up "$e"
 	ENGINE_START=$SECONDS
 
 	# One run covers unit and integration tests: the integration tests are
