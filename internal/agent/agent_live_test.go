@@ -68,8 +68,10 @@ workloads:
   svc: {match: {name: P-svc}, zones: [P-app]}
   db: {match: {name: P-db}, zones: [P-data]}
   client: {match: {name: "P-client-*"}, zones: [P-app]}
+  svc2: {match: {name: P-svc2}, zones: [P-app]}
 flows:
   - {from: client, to: svc, ports: [80/tcp]}
+  - {from: client, to: svc2, ports: [80/tcp]}
 unmanaged: allow
 `
 

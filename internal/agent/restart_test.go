@@ -46,8 +46,8 @@ func TestDockerdRestart(t *testing.T) {
 		t.Cleanup(func() { l.Close(); ns.Close() })
 	}
 	listen()
-	// svc2 is selected by no workload but lives in a zone: unmanaged:
-	// allow leaves it to Docker; the client reaches it, and svc on 80.
+	// The client reaches svc and svc2 on 80 (declared flows), and not
+	// db:5432.
 	check := func(within time.Duration) {
 		t.Helper()
 		svcAddr := testenv.Addr(t, h.cli, svc, h.app)
