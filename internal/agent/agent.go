@@ -185,8 +185,11 @@ type dirty struct {
 	// endpoints are read from the network, before the container's start
 	// is done (hostView.pending).
 	connects map[string][]string
-	policy   bool // the policy changed: full sync, end forbidden connections
-	table    bool // someone else changed the table: full sync
+	// bridges gained a port (a veth): the endpoints of their networks are
+	// read too, for a container whose events Docker has not sent yet.
+	bridges map[string]bool
+	policy  bool // the policy changed: full sync, end forbidden connections
+	table   bool // someone else changed the table: full sync
 }
 
 // mark records a change and wakes the reconcile loop.
@@ -231,6 +234,12 @@ func (d *dirty) merge(o dirty) {
 	d.networks = d.networks || o.networks
 	d.policy = d.policy || o.policy
 	d.table = d.table || o.table
+	for b := range o.bridges {
+		if d.bridges == nil {
+			d.bridges = map[string]bool{}
+		}
+		d.bridges[b] = true
+	}
 	for id, nets := range o.connects {
 		if d.connects == nil {
 			d.connects = map[string][]string{}

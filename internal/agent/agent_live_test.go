@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -58,6 +59,33 @@ type zoneHost struct {
 	// accepted a connection from it.
 	acceptedMu sync.Mutex
 	accepted   map[netip.Addr]time.Time
+
+	flowLog lockedBuffer // the agent's denied-flow lines
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and readers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// linesWith returns the lines that contain s.
+func (l *lockedBuffer) linesWith(s string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range strings.Split(l.b.String(), "\n") {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 const hostPolicy = `version: 1
@@ -168,7 +196,7 @@ func (h *zoneHost) startAgentOn(dockerHost string, enforceMembership bool) *agen
 	}
 	a, err := agent.New(agent.Config{PolicyPath: h.policy, Docker: dc, Table: h.table, Socket: h.socket,
 		PolicyPoll: 100 * time.Millisecond, EnforceMembership: enforceMembership,
-		Log: testLogger(h.t)})
+		Log: testLogger(h.t), FlowLog: &h.flowLog, FlowRate: 1000})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -283,25 +311,30 @@ func TestAgentAdmitsConcurrentStarts(t *testing.T) {
 	var latencies []time.Duration
 	for i := range n {
 		logs := eventuallyLogs(t, h.cli, ids[i], "DONE", 30*time.Second)
+		addr := testenv.Addr(t, h.cli, ids[i], h.app)
+		info, err := h.cli.ContainerInspect(context.Background(), ids[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		started, _ := time.Parse(time.RFC3339Nano, info.State.StartedAt)
+		h.acceptedMu.Lock()
+		at, accepted := h.accepted[addr]
+		h.acceptedMu.Unlock()
 		switch c := strings.Count(logs, "reached-svc"); {
 		case c == 0:
-			problems = append(problems, fmt.Sprintf("%s: its first dial of svc:80 (allowed) failed: %q", names[i], logs))
+			seen := "svc never accepted a connection from it"
+			if accepted {
+				seen = fmt.Sprintf("svc accepted its connection %s after its process started (the banner came too late for nc)", at.Sub(started).Round(time.Millisecond))
+			}
+			problems = append(problems, fmt.Sprintf("%s: its first dial of svc:80 (allowed) failed: %q; %s; the agent's denied flows from it: %s",
+				names[i], logs, seen, strings.Join(append(h.flowLog.linesWith(`"from":"`+names[i]+`"`), h.flowLog.linesWith(`"src":"`+addr.String()+`"`)...), " ")))
 		case c > 1:
 			problems = append(problems, fmt.Sprintf("%s reached svc:5432, which no flow allows: %q", names[i], logs))
 		}
 		if strings.Contains(logs, "reached-db") {
 			problems = append(problems, fmt.Sprintf("%s reached db:5432, in another zone: %q", names[i], logs))
 		}
-		info, err := h.cli.ContainerInspect(context.Background(), ids[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		started, _ := time.Parse(time.RFC3339Nano, info.State.StartedAt)
-		addr := testenv.Addr(t, h.cli, ids[i], h.app)
-		h.acceptedMu.Lock()
-		at, ok := h.accepted[addr]
-		h.acceptedMu.Unlock()
-		if ok {
+		if accepted {
 			d := at.Sub(started)
 			latencies = append(latencies, d)
 			if d > 900*time.Millisecond {
@@ -311,6 +344,15 @@ func TestAgentAdmitsConcurrentStarts(t *testing.T) {
 	}
 	if len(problems) > 0 {
 		slices.Sort(problems)
+		for _, family := range []string{"bridge", "inet"} {
+			if listing, err := nft.List(context.Background(), family, h.table); err == nil {
+				for _, line := range strings.Split(listing, "\n") {
+					if strings.Contains(line, "drop") && !strings.Contains(line, "packets 0 ") {
+						problems = append(problems, family+" table: "+strings.TrimSpace(line))
+					}
+				}
+			}
+		}
 		t.Fatalf("%d problems among %d containers started together:\n%s", len(problems), n, strings.Join(problems, "\n"))
 	}
 	slices.Sort(latencies)

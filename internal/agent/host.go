@@ -83,7 +83,7 @@ func (h *hostView) refresh(ctx context.Context, d dirty) (*inventory.Snapshot, e
 			h.containers[c.ID] = c
 		}
 	}
-	if err := h.readConnects(ctx, d.connects); err != nil {
+	if err := h.readEndpoints(ctx, d); err != nil {
 		return nil, err
 	}
 	snap := h.snapshot()
@@ -91,33 +91,87 @@ func (h *hostView) refresh(ctx context.Context, d dirty) (*inventory.Snapshot, e
 	return snap, nil
 }
 
-// readConnects reads the endpoints that connect events announced, one
-// inspect per network, and keeps them in pending until the container's
-// list shows them.
-func (h *hostView) readConnects(ctx context.Context, connects map[string][]string) error {
-	byNet := map[string][]string{}
-	for cid, nets := range connects {
-		for _, n := range nets {
-			byNet[n] = append(byNet[n], cid)
+// readEndpoints reads, one inspect per network, the endpoints of the
+// networks that connect events named and of the bridges that gained a
+// port, and keeps those the container list does not show yet in pending
+// until it does. An endpoint of a container the view does not know yet
+// (its create event not taken) relists every container.
+func (h *hostView) readEndpoints(ctx context.Context, d dirty) error {
+	nets := map[string]bool{}
+	for _, ids := range d.connects {
+		for _, n := range ids {
+			nets[n] = true
 		}
 	}
-	for nid, cids := range byNet {
-		name, eps, err := h.docker.NetworkEndpoints(ctx, nid)
+	for _, n := range h.networks {
+		if d.bridges[n.Bridge] && n.ID != "" {
+			nets[n.ID] = true
+		}
+	}
+	var found []dockerapi.NetworkEndpoint
+	for nid := range nets {
+		eps, err := h.docker.NetworkEndpoints(ctx, nid)
 		if err != nil {
 			return err
 		}
-		for _, cid := range cids {
-			e, ok := eps[cid]
-			if !ok || !e.IPv4.IsValid() && !e.IPv6.IsValid() {
-				continue
+		found = append(found, eps...)
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	byName := make(map[string]string, len(h.containers))
+	for id, c := range h.containers {
+		byName[c.Name] = id
+	}
+	resolve := func(e dockerapi.NetworkEndpoint) string {
+		if e.ContainerID != "" {
+			if _, ok := h.containers[e.ContainerID]; ok {
+				return e.ContainerID
 			}
-			if h.pending[cid] == nil {
-				h.pending[cid] = map[string]inventory.Endpoint{}
+			return ""
+		}
+		return byName[e.Name]
+	}
+	for _, e := range found {
+		if resolve(e) == "" {
+			all, err := h.docker.ListContainers(ctx, nil)
+			if err != nil {
+				return err
 			}
-			h.pending[cid][name] = e
+			clear(h.containers)
+			clear(byName)
+			for _, c := range all {
+				h.containers[c.ID] = c
+				byName[c.Name] = c.ID
+			}
+			break
 		}
 	}
+	for _, e := range found {
+		cid := resolve(e)
+		if cid == "" || !e.Endpoint.IPv4.IsValid() && !e.Endpoint.IPv6.IsValid() {
+			continue
+		}
+		if c := h.containers[cid]; c.State == "running" && hasAddress(c, e.Endpoint.Network) {
+			continue // the list has it
+		}
+		if h.pending[cid] == nil {
+			h.pending[cid] = map[string]inventory.Endpoint{}
+		}
+		h.pending[cid][e.Endpoint.Network] = e.Endpoint
+	}
 	return nil
+}
+
+// hasAddress reports whether the container's endpoint on network has an
+// address.
+func hasAddress(c inventory.Container, network string) bool {
+	for _, e := range c.Endpoints {
+		if e.Network == network && (e.IPv4.IsValid() || e.IPv6.IsValid()) {
+			return true
+		}
+	}
+	return false
 }
 
 // withPending returns c with the endpoints its connect events announced

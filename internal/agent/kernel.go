@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"net"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -151,10 +152,14 @@ func genPID(data []byte) int {
 	return 0
 }
 
-// watchLinks wakes the reconcile loop when a veth enslaved to a bridge
-// appears or changes: a container's port, whose peer has just moved into
-// the container's namespace. The next reconcile binds its addresses to it
-// (hostView.bindPorts) without waiting for Docker's start event.
+// watchLinks wakes the reconcile loop when a link enslaved to a bridge
+// appears or changes: a container's port, created before its process
+// starts (and, on Docker 28 under a storm of starts, many seconds before
+// Docker's events about it). The next reconcile reads the endpoints of
+// that bridge's network, admitting the container by the address Docker
+// gave it, and binds its addresses to the port (hostView.bindPorts).
+// Docker stores the endpoint just after it creates the veth, so the
+// bridge is read again a little later too.
 func (a *Agent) watchLinks(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -162,7 +167,7 @@ func (a *Agent) watchLinks(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		a.log.Warn("cannot watch network links; bridge ports are bound at the next reconcile", "error", err.Error(), "in", backoff.String())
+		a.log.Warn("cannot watch network links; new containers are admitted on Docker's events only", "error", err.Error(), "in", backoff.String())
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -188,39 +193,56 @@ func (a *Agent) monitorLinks(ctx context.Context) error {
 				return ctx.Err()
 			}
 			if errors.Is(err, unix.ENOBUFS) {
-				a.mark(func(*dirty) {}) // some were lost: look again
+				a.mark(func(d *dirty) { d.networks = true }) // some were lost: look at every bridge
 				continue
 			}
 			return err
 		}
+		bridges := map[string]bool{}
 		for _, m := range msgs {
-			if m.Header.Type == unix.RTM_NEWLINK && isBridgePort(m.Data) {
-				a.mark(func(*dirty) {})
-				break
+			if m.Header.Type != unix.RTM_NEWLINK {
+				continue
 			}
+			if master := bridgeOf(m.Data); master > 0 {
+				if i, err := net.InterfaceByIndex(master); err == nil {
+					bridges[i.Name] = true
+				}
+			}
+		}
+		if len(bridges) == 0 {
+			continue
+		}
+		mark := func() {
+			a.mark(func(d *dirty) {
+				if d.bridges == nil {
+					d.bridges = map[string]bool{}
+				}
+				for b := range bridges {
+					d.bridges[b] = true
+				}
+			})
+		}
+		mark()
+		for _, after := range []time.Duration{20 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond} {
+			time.AfterFunc(after, mark)
 		}
 	}
 }
 
-// isBridgePort reports whether an RTM_NEWLINK message is about a link
-// enslaved to a bridge (IFLA_MASTER) whose peer is in another namespace
-// (IFLA_LINK_NETNSID): a container's veth.
-func isBridgePort(data []byte) bool {
+// bridgeOf returns the master (IFLA_MASTER) of the link an RTM_NEWLINK
+// message is about, 0 when it has none.
+func bridgeOf(data []byte) int {
 	if len(data) < unix.SizeofIfInfomsg {
-		return false
+		return 0
 	}
 	ad, err := netlink.NewAttributeDecoder(data[unix.SizeofIfInfomsg:])
 	if err != nil {
-		return false
+		return 0
 	}
-	master, nsid := false, false
 	for ad.Next() {
-		switch ad.Type() {
-		case unix.IFLA_MASTER:
-			master = true
-		case unix.IFLA_LINK_NETNSID:
-			nsid = true
+		if ad.Type() == unix.IFLA_MASTER {
+			return int(ad.Uint32())
 		}
 	}
-	return master && nsid
+	return 0
 }

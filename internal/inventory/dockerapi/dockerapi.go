@@ -217,23 +217,35 @@ func (c *Client) Networks(ctx context.Context) ([]inventory.Network, error) {
 	return out, nil
 }
 
-// NetworkEndpoints reads the endpoints of one network, by container id:
-// the addresses and MAC Docker gave each container there. Docker sets
-// them when the container connects, before its process starts, and the
-// network's inspect does not wait for the container (its list and
-// inspect show the addresses only once the start is done): this is how
-// the agent admits a new container before its first packet. A network
-// removed meanwhile has no endpoints.
-func (c *Client) NetworkEndpoints(ctx context.Context, id string) (string, map[string]inventory.Endpoint, error) {
+// NetworkEndpoint is one endpoint of a network, as the network's inspect
+// shows it.
+type NetworkEndpoint struct {
+	// ContainerID is the container's id; empty while the endpoint has
+	// joined no container's sandbox yet (Docker shows it then as
+	// "ep-<id>"), when Name alone tells the container.
+	ContainerID string
+	// Name is the endpoint's name: its container's name.
+	Name     string
+	Endpoint inventory.Endpoint
+}
+
+// NetworkEndpoints reads the endpoints of one network: the addresses and
+// MAC Docker gave each container there. Docker sets them when it creates
+// the endpoint, before the container's process starts, and the network's
+// inspect does not wait for the container (its list and inspect show the
+// addresses only once the start is done, which under a storm of starts
+// comes seconds later): this is how the agent admits a new container
+// before its first packet. A network removed meanwhile has no endpoints.
+func (c *Client) NetworkEndpoints(ctx context.Context, id string) ([]NetworkEndpoint, error) {
 	n, err := c.api.NetworkInspect(ctx, id, network.InspectOptions{})
 	switch {
 	case errdefsNotFound(err):
-		return "", nil, nil // removed meanwhile
+		return nil, nil // removed meanwhile
 	case err != nil:
-		return "", nil, c.explain(err)
+		return nil, c.explain(err)
 	}
-	out := make(map[string]inventory.Endpoint, len(n.Containers))
-	for cid, ep := range n.Containers {
+	out := make([]NetworkEndpoint, 0, len(n.Containers))
+	for key, ep := range n.Containers {
 		e := inventory.Endpoint{Network: n.Name, MAC: ep.MacAddress}
 		if p, err := netip.ParsePrefix(ep.IPv4Address); err == nil {
 			e.IPv4 = p.Addr()
@@ -241,9 +253,13 @@ func (c *Client) NetworkEndpoints(ctx context.Context, id string) (string, map[s
 		if p, err := netip.ParsePrefix(ep.IPv6Address); err == nil {
 			e.IPv6 = p.Addr()
 		}
-		out[cid] = e
+		ne := NetworkEndpoint{Name: strings.TrimPrefix(ep.Name, "/"), Endpoint: e}
+		if !strings.HasPrefix(key, "ep-") {
+			ne.ContainerID = key
+		}
+		out = append(out, ne)
 	}
-	return n.Name, out, nil
+	return out, nil
 }
 
 // Containers inspects the containers with these ids, concurrently; one
