@@ -134,6 +134,8 @@ func New(cfg Config) (*Agent, error) {
 		earlyAdmit: map[string]time.Time{},
 	}
 	a.flows = newFlowLog(cfg.FlowLog, cfg.FlowRate, a.metrics)
+	a.host.log = cfg.Log
+	a.host.reader = newEndpointReader(cfg.Docker, cfg.Log)
 	p, raw, err := readPolicy(cfg.PolicyPath)
 	if err != nil {
 		return nil, err
@@ -164,7 +166,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stopServer()
 
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){a.watchEvents, a.watchPolicy, a.watchTable, a.watchLinks, a.readFlows} {
+	readEndpoints := func(ctx context.Context) { a.host.reader.run(ctx, func() { a.mark(func(*dirty) {}) }) }
+	for _, f := range []func(context.Context){a.watchEvents, a.watchPolicy, a.watchTable, a.watchLinks, readEndpoints, a.readFlows} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}
@@ -181,10 +184,6 @@ type dirty struct {
 	full       bool                 // relist the whole host
 	networks   bool                 // relist the networks
 	containers map[string]time.Time // read these again; when each started (see markContainer)
-	// connects are the networks (ids) each container connected to: their
-	// endpoints are read from the network, before the container's start
-	// is done (hostView.pending).
-	connects map[string][]string
 	// bridges gained a port (a veth): the endpoints of their networks are
 	// read too, for a container whose events Docker has not sent yet.
 	bridges map[string]bool
@@ -240,12 +239,6 @@ func (d *dirty) merge(o dirty) {
 		}
 		d.bridges[b] = true
 	}
-	for id, nets := range o.connects {
-		if d.connects == nil {
-			d.connects = map[string][]string{}
-		}
-		d.connects[id] = append(d.connects[id], nets...)
-	}
 	for id, t := range o.containers {
 		if old, ok := d.containers[id]; !ok || old.IsZero() {
 			if d.containers == nil {
@@ -278,6 +271,9 @@ func (a *Agent) watchEvents(ctx context.Context) {
 		a.status.set(func(s *Status) { s.Docker = "connected" })
 		a.mark(func(d *dirty) { d.full = true })
 		for e := range events {
+			if e.Container != "" && e.Network != "" && e.Action == "connect" {
+				a.host.reader.request(e.Network)
+			}
 			if e.Container != "" && (e.Action == "connect" || e.Action == "disconnect") {
 				// Docker reports a connect or disconnect before its
 				// container list shows it: read the container again
@@ -289,12 +285,7 @@ func (a *Agent) watchEvents(ctx context.Context) {
 				}
 			}
 			a.mark(func(d *dirty) {
-				if e.Container != "" && e.Network != "" && e.Action == "connect" {
-					if d.connects == nil {
-						d.connects = map[string][]string{}
-					}
-					d.connects[e.Container] = append(d.connects[e.Container], e.Network)
-				}
+
 				if e.Container != "" {
 					d.markContainer(e.Container, e.Action, e.Time)
 				} else {

@@ -31,5 +31,5 @@ func (w *testWriter) Write(p []byte) (int, error) {
 }
 
 func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(&testWriter{t: t, prefix: "agent: "}, nil))
+	return slog.New(slog.NewTextHandler(&testWriter{t: t, prefix: "agent: "}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -16,6 +17,8 @@ import (
 // what events say changed.
 type hostView struct {
 	docker     *dockerapi.Client
+	log        *slog.Logger        // debug timings; nil logs nothing
+	reader     *endpointReader     // reads networks' endpoints off the loop; nil: none
 	daemon     *inventory.Snapshot // the snapshot's header: version and source
 	networks   []inventory.Network
 	containers map[string]inventory.Container // by id
@@ -30,14 +33,22 @@ type hostView struct {
 	pending map[string]map[string]inventory.Endpoint
 
 	ports    map[string]int
+	portSeen map[int]time.Time // when each bridge port was first seen
 	macs     bridgeport.Cache
 	unbound  []string // endpoints of running containers without a port, and why
 	portsErr string
 }
 
+// timing logs, at debug level, how long one read of Docker took.
+func (h *hostView) timing(what string, start time.Time, args ...any) {
+	if h.log != nil {
+		h.log.Debug("read Docker", append([]any{"what", what, "ms", ms(time.Since(start))}, args...)...)
+	}
+}
+
 func newHostView(d *dockerapi.Client) *hostView {
 	return &hostView{docker: d, containers: map[string]inventory.Container{}, pending: map[string]map[string]inventory.Endpoint{},
-		ports: map[string]int{}, macs: bridgeport.Cache{}}
+		ports: map[string]int{}, macs: bridgeport.Cache{}, portSeen: map[int]time.Time{}}
 }
 
 // refresh reads what d marks as changed (everything on the first call
@@ -59,6 +70,15 @@ func (h *hostView) refresh(ctx context.Context, d dirty) (*inventory.Snapshot, e
 			return nil, err
 		}
 		h.networks = nets
+		if h.reader != nil {
+			m := make(map[string]string, len(nets))
+			for _, n := range nets {
+				if n.Bridge != "" && n.ID != "" {
+					m[n.Bridge] = n.ID
+				}
+			}
+			h.reader.bridges.Store(&m)
+		}
 	}
 	switch {
 	case full || len(d.containers) > listAllAbove:
@@ -72,10 +92,12 @@ func (h *hostView) refresh(ctx context.Context, d dirty) (*inventory.Snapshot, e
 		}
 	case len(d.containers) > 0:
 		ids := slices.Collect(maps.Keys(d.containers))
+		start := time.Now()
 		found, err := h.docker.ListContainers(ctx, ids)
 		if err != nil {
 			return nil, err
 		}
+		h.timing("container list", start, "ids", len(ids))
 		for _, id := range ids {
 			delete(h.containers, id) // removed unless found again
 		}
@@ -91,30 +113,27 @@ func (h *hostView) refresh(ctx context.Context, d dirty) (*inventory.Snapshot, e
 	return snap, nil
 }
 
-// readEndpoints reads, one inspect per network, the endpoints of the
-// networks that connect events named and of the bridges that gained a
-// port, and keeps those the container list does not show yet in pending
-// until it does. An endpoint of a container the view does not know yet
+// readEndpoints takes the endpoints the reader read (of the networks that
+// connect events named and of the bridges that gained a port), reads
+// those of bridges it could not place, and keeps the ones the container
+// list does not show yet in pending until it does. An endpoint of a container the view does not know yet
 // (its create event not taken) relists every container.
 func (h *hostView) readEndpoints(ctx context.Context, d dirty) error {
-	nets := map[string]bool{}
-	for _, ids := range d.connects {
-		for _, n := range ids {
-			nets[n] = true
-		}
+	var found []dockerapi.NetworkEndpoint
+	if h.reader != nil {
+		found = h.reader.take()
 	}
+	// Bridges whose network the reader did not know yet: read here.
 	for _, n := range h.networks {
 		if d.bridges[n.Bridge] && n.ID != "" {
-			nets[n.ID] = true
+			start := time.Now()
+			eps, err := h.docker.NetworkEndpoints(ctx, n.ID)
+			if err != nil {
+				return err
+			}
+			h.timing("network inspect", start, "endpoints", len(eps))
+			found = append(found, eps...)
 		}
-	}
-	var found []dockerapi.NetworkEndpoint
-	for nid := range nets {
-		eps, err := h.docker.NetworkEndpoints(ctx, nid)
-		if err != nil {
-			return err
-		}
-		found = append(found, eps...)
 	}
 	if len(found) == 0 {
 		return nil
@@ -134,7 +153,9 @@ func (h *hostView) readEndpoints(ctx context.Context, d dirty) error {
 	}
 	for _, e := range found {
 		if resolve(e) == "" {
+			start := time.Now()
 			all, err := h.docker.ListContainers(ctx, nil)
+			h.timing("container list (an endpoint of an unknown container)", start, "containers", len(all))
 			if err != nil {
 				return err
 			}
@@ -233,11 +254,13 @@ func (h *hostView) bindPorts(snap *inventory.Snapshot) {
 	for _, p := range ports {
 		byIndex[p.Index] = p
 	}
+	used := map[int]bool{}
 	for i := range snap.Containers {
 		c := &snap.Containers[i]
 		for j := range c.Endpoints {
 			e := &c.Endpoints[j]
 			if e.BridgePort > 0 {
+				used[e.BridgePort] = true
 				h.ports[key(c, e)] = e.BridgePort
 				if p, ok := byIndex[e.BridgePort]; ok && p.PeerMAC != nil {
 					h.macs[e.BridgePort] = p.PeerMAC
@@ -245,7 +268,31 @@ func (h *hostView) bindPorts(snap *inventory.Snapshot) {
 			}
 		}
 	}
+	// A port that serves no endpoint the view knows is, most likely, a
+	// container starting: read its network's endpoints again (Docker
+	// stores the endpoint a little after it creates the veth) until it
+	// shows, for newPortWindow.
+	now := time.Now()
+	for _, p := range ports {
+		first, seen := h.portSeen[p.Index]
+		if !seen {
+			first = now
+			h.portSeen[p.Index] = now
+		}
+		if !used[p.Index] && now.Sub(first) < newPortWindow && h.reader != nil {
+			h.reader.requestBridge(p.Bridge)
+		}
+	}
+	for index := range h.portSeen {
+		if _, ok := byIndex[index]; !ok {
+			delete(h.portSeen, index)
+		}
+	}
 }
+
+// newPortWindow is how long after a bridge port appears the agent keeps
+// reading its network for the endpoint it serves.
+const newPortWindow = 2 * time.Second
 
 // listAllAbove: more changed containers than this are read with one list
 // of all containers rather than a list filtered by their ids.

@@ -213,17 +213,26 @@ func (a *Agent) monitorLinks(ctx context.Context) error {
 			continue
 		}
 		mark := func() {
+			var unknown []string
+			for b := range bridges {
+				if !a.host.reader.requestBridge(b) {
+					unknown = append(unknown, b)
+				}
+			}
+			if len(unknown) == 0 {
+				return // the reader wakes the loop when it has read them
+			}
 			a.mark(func(d *dirty) {
 				if d.bridges == nil {
 					d.bridges = map[string]bool{}
 				}
-				for b := range bridges {
+				for _, b := range unknown {
 					d.bridges[b] = true
 				}
 			})
 		}
 		mark()
-		for _, after := range []time.Duration{20 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond} {
+		for _, after := range []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 100 * time.Millisecond} {
 			time.AfterFunc(after, mark)
 		}
 	}

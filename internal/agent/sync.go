@@ -236,6 +236,7 @@ func (a *Agent) admitted(rs, installed *enforce.Ruleset, changed map[string]time
 		if newly {
 			n++
 			a.metrics.admissions.Inc()
+			a.log.Debug("admitted", "container", c.Name, "state", c.State)
 		}
 	}
 	for id, at := range a.earlyAdmit {
