@@ -36,13 +36,19 @@ func (a *Agent) watchTable(ctx context.Context) {
 			}
 		}
 	}()
+	a.retry(ctx, a.monitorTable, "cannot watch nftables changes; retrying (the periodic resync still repairs drift)")
+}
+
+// retry runs watch until ctx is done, again after each error (logged with
+// why), backing off from 100 ms to 10 s.
+func (a *Agent) retry(ctx context.Context, watch func(context.Context) error, why string) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := a.monitorTable(ctx)
+		err := watch(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		a.log.Warn("cannot watch nftables changes; retrying (the periodic resync still repairs drift)", "error", err.Error(), "in", backoff.String())
+		a.log.Warn(why, "error", err.Error(), "in", backoff.String())
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -161,20 +167,7 @@ func genPID(data []byte) int {
 // Docker stores the endpoint just after it creates the veth, so the
 // bridge is read again a little later too.
 func (a *Agent) watchLinks(ctx context.Context) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := a.monitorLinks(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		a.log.Warn("cannot watch network links; new containers are admitted on Docker's events only", "error", err.Error(), "in", backoff.String())
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
+	a.retry(ctx, a.monitorLinks, "cannot watch network links; new containers are admitted on Docker's events only")
 }
 
 func (a *Agent) monitorLinks(ctx context.Context) error {

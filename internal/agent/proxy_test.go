@@ -18,12 +18,13 @@ import (
 
 // readOnlyProxy serves the Docker API on a socket of its own, passing on
 // only what a read-only socket proxy that allows containers, networks and
-// events passes (GET /_ping, /containers/json, /networks, /events), and
+// events passes (GET /_ping, /containers/json, /networks, /networks/ID,
+// /events), and
 // refusing everything else with 403, as such proxies do. It returns the
 // socket and the requests it refused.
 func readOnlyProxy(t *testing.T) (string, func() []string) {
 	t.Helper()
-	allowed := regexp.MustCompile(`^(/v[0-9.]+)?/(_ping|containers/json|networks|events)$`)
+	allowed := regexp.MustCompile(`^(/v[0-9.]+)?/(_ping|containers/json|networks|networks/[0-9a-f]+|events)$`)
 	var (
 		mu      sync.Mutex
 		refused []string
