@@ -122,18 +122,26 @@ func portSetDefs() []setDef {
 	}
 }
 
-// portChains renders the bridge table's one chain.
+// portChains renders the bridge table's one chain. A frame that carries
+// its own port's address is accepted at once (one lookup: accept ends
+// this chain only, the frame goes on to every other); the rest is
+// dropped when it claims another port's address, or when it comes from
+// a zone member's port. A neighbour advertisement is checked before
+// IPv6's fast path: its target, not its source, is what it claims.
 func (r *Ruleset) portChains() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\tchain prerouting {\n\t\ttype filter hook prerouting priority %d; policy accept;\n", PortPriority)
 	rule := func(format string, args ...any) { fmt.Fprintf(&b, "\t\t"+format+"\n", args...) }
-	rule("ip saddr @claimed4 meta iif . ip saddr != @bound4 %s", r.drop(DropSpoof))
+	rule("meta iif . ip saddr @bound4 accept comment %q", "its own address")
+	rule("ip saddr @claimed4 %s", r.drop(DropSpoof))
 	rule("meta iif @ports meta iif . ip saddr != @bound4 %s", r.drop(DropSpoof))
-	rule("arp saddr ip @claimed4 meta iif . arp saddr ip != @bound4 %s", r.drop(DropSpoofARP))
+	rule("meta iif . arp saddr ip @bound4 accept comment %q", "its own address")
+	rule("arp saddr ip @claimed4 %s", r.drop(DropSpoofARP))
 	rule("meta iif @ports meta iif . arp saddr ip != @bound4 %s", r.drop(DropSpoofARP))
-	rule("ip6 saddr @claimed6 meta iif . ip6 saddr != @bound6 %s", r.drop(DropSpoof))
-	rule("meta iif @ports ip6 saddr != @unbound6 meta iif . ip6 saddr != @bound6 %s", r.drop(DropSpoof))
 	rule("icmpv6 type nd-neighbor-advert %s @ndclaimed6 meta iif . %s != @ndbound6 %s", ndTarget, ndTarget, r.drop(DropSpoofND))
+	rule("meta iif . ip6 saddr @bound6 accept comment %q", "its own address")
+	rule("ip6 saddr @claimed6 %s", r.drop(DropSpoof))
+	rule("meta iif @ports ip6 saddr != @unbound6 meta iif . ip6 saddr != @bound6 %s", r.drop(DropSpoof))
 	b.WriteString("\t}\n")
 	return b.String()
 }
