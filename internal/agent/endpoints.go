@@ -68,45 +68,61 @@ func (r *endpointReader) take() []dockerapi.NetworkEndpoint {
 	return out
 }
 
-// run reads the networks requested, each once however often it was asked
-// meanwhile, and calls wake after each round that found endpoints.
+// inFlight bounds the reads of one network at a time. Under a storm of
+// starts one read takes tens to hundreds of milliseconds on a busy
+// daemon; an endpoint stored just after a read began waits for the next,
+// so reads overlap: a request starts one at once while fewer than
+// inFlight run.
+const inFlight = 3
+
+// run reads the networks requested and calls wake after each read that
+// found endpoints. A network asked for while inFlight reads of it run is
+// read once more when one ends.
 func (r *endpointReader) run(ctx context.Context, wake func()) {
+	running := map[string]int{}
+	done := make(chan string, 16)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	read := func(id string) {
+		running[id]++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			eps, err := r.docker.NetworkEndpoints(ctx, id)
+			switch {
+			case err != nil:
+				if ctx.Err() == nil {
+					r.log.Debug("cannot read a network's endpoints; the container list will show them", "network", id, "error", err.Error())
+				}
+			default:
+				r.log.Debug("read Docker", "what", "network inspect", "ms", ms(time.Since(start)), "endpoints", len(eps))
+				r.mu.Lock()
+				r.found = append(r.found, eps...)
+				r.mu.Unlock()
+				wake()
+			}
+			select {
+			case done <- id:
+			case <-ctx.Done():
+			}
+		}()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.kick:
+		case id := <-done:
+			running[id]--
 		}
 		r.mu.Lock()
-		want := r.want
-		r.want = map[string]bool{}
+		for id := range r.want {
+			if running[id] < inFlight {
+				delete(r.want, id)
+				read(id)
+			}
+		}
 		r.mu.Unlock()
-		var (
-			wg sync.WaitGroup
-			n  atomic.Int32
-		)
-		for id := range want {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				start := time.Now()
-				eps, err := r.docker.NetworkEndpoints(ctx, id)
-				if err != nil {
-					if ctx.Err() == nil {
-						r.log.Debug("cannot read a network's endpoints; the container list will show them", "network", id, "error", err.Error())
-					}
-					return
-				}
-				r.log.Debug("read Docker", "what", "network inspect", "ms", ms(time.Since(start)), "endpoints", len(eps))
-				r.mu.Lock()
-				r.found = append(r.found, eps...)
-				r.mu.Unlock()
-				n.Add(1)
-			}()
-		}
-		wg.Wait()
-		if n.Load() > 0 {
-			wake()
-		}
 	}
 }
