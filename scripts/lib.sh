@@ -220,11 +220,32 @@ zw_docker_firewall_reset() {
 	[ "$removed" -eq 0 ] || zw_log "removed the stopped Docker daemon's iptables chains and rules ($removed)"
 }
 
+# zw_test_nft_leftovers [--remove]: reports (or removes) the nftables tables
+# that tests make for themselves (zwtest_*, inet and bridge) and a killed
+# run left behind. A stale bridge table still claims the addresses of its
+# containers: Docker hands them to new ones, whose frames it drops.
+zw_test_nft_leftovers() {
+	command -v nft >/dev/null 2>&1 || return 0
+	local tables
+	tables="$(nft list tables 2>/dev/null | awk '$1 == "table" && $3 ~ /^zwtest_/ { print $2 " " $3 }')" || return 0
+	[ -n "$tables" ] || return 0
+	if [ "${1:-}" != --remove ]; then
+		zw_log "note: $(echo "$tables" | grep -c .) nftables table(s) of test runs exist (zwtest_*); remove each with: nft delete table FAMILY NAME"
+		return 0
+	fi
+	zw_log "removing $(echo "$tables" | grep -c .) nftables table(s) of test runs (zwtest_*)"
+	local family name
+	while read -r family name; do
+		nft delete table "$family" "$name" 2>/dev/null || true
+	done <<<"$tables"
+}
+
 # zw_test_leftovers [--remove]: reports the containers and networks labelled
 # zonewarden.test (left by a test binary that was killed, or by a Docker
 # 20.10 stale endpoint) and, with --remove, removes them. Only remove them on
 # a daemon this script owns: on a shared one they may be another run's.
 zw_test_leftovers() {
+	zw_test_nft_leftovers "$@"
 	local cs ns
 	cs="$(docker ps -aq --filter label=zonewarden.test 2>/dev/null)" || return 0
 	ns="$(docker network ls -q --filter label=zonewarden.test 2>/dev/null)" || return 0
