@@ -184,8 +184,8 @@ type dirty struct {
 	full       bool                 // relist the whole host
 	networks   bool                 // relist the networks
 	containers map[string]time.Time // read these again; when each started (see markContainer)
-	// bridges gained a port (a veth): the endpoints of their networks are
-	// read too, for a container whose events Docker has not sent yet.
+	// bridges gained a port (a veth) before the agent knew their network:
+	// once the networks are read again, the endpoint reader reads theirs.
 	bridges map[string]bool
 	policy  bool // the policy changed: full sync, end forbidden connections
 	table   bool // someone else changed the table: full sync

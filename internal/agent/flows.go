@@ -247,7 +247,7 @@ func newNamer(b *policy.Binding) *namer {
 		if m.Workload != nil {
 			wl = m.Workload.Name
 		}
-		fenced := len(m.Matches) == 0 && len(b.DenyZonesOf(m)) > 0
+		fenced := b.IsFenced(m)
 		for _, e := range c.Endpoints {
 			ep := endpoint{container: c.Name, workload: wl, fenced: fenced}
 			if zones[e.Network] {

@@ -23,15 +23,16 @@ type hostView struct {
 	networks   []inventory.Network
 	containers map[string]inventory.Container // by id
 
+	// pending holds, per container id and network name, the endpoint
+	// the network's inspect showed (asked by a connect event or a new
+	// bridge port): the container's list shows it only once its start is
+	// done, which under a storm of starts comes seconds after its
+	// process runs.
+	pending map[string]map[string]inventory.Endpoint
+
 	// ports binds each endpoint ("container id/network") to its bridge
 	// port once found, and keeps it while the port lives: a forger that
 	// copies the MAC later does not take it over (bridgeport.Match).
-	// pending holds, per container id and network name, the endpoint a
-	// connect event announced, read from the network: the container's
-	// list shows it only once its start is done, which under a storm of
-	// starts comes seconds after its process runs.
-	pending map[string]map[string]inventory.Endpoint
-
 	ports    map[string]int
 	portSeen map[int]time.Time // when each bridge port was first seen
 	macs     bridgeport.Cache
@@ -114,27 +115,21 @@ func (h *hostView) refresh(ctx context.Context, d dirty) (*inventory.Snapshot, e
 }
 
 // readEndpoints takes the endpoints the reader read (of the networks that
-// connect events named and of the bridges that gained a port), reads
-// those of bridges it could not place, and keeps the ones the container
-// list does not show yet in pending until it does. An endpoint of a container the view does not know yet
+// connect events named and of the bridges that gained a port), asks it
+// for the bridges it could not place before the networks were read
+// again, and keeps the endpoints the container list does not show yet in
+// pending until it does. An endpoint of a container the view does not know yet
 // (its create event not taken) relists every container.
 func (h *hostView) readEndpoints(ctx context.Context, d dirty) error {
-	var found []dockerapi.NetworkEndpoint
-	if h.reader != nil {
-		found = h.reader.take()
+	if h.reader == nil {
+		return nil
 	}
-	// Bridges whose network the reader did not know yet: read here.
-	for _, n := range h.networks {
-		if d.bridges[n.Bridge] && n.ID != "" {
-			start := time.Now()
-			eps, err := h.docker.NetworkEndpoints(ctx, n.ID)
-			if err != nil {
-				return err
-			}
-			h.timing("network inspect", start, "endpoints", len(eps))
-			found = append(found, eps...)
-		}
+	// Bridges the reader could not place: the networks were read again
+	// (d.networks), so it can now.
+	for b := range d.bridges {
+		h.reader.requestBridge(b)
 	}
+	found := h.reader.take()
 	if len(found) == 0 {
 		return nil
 	}

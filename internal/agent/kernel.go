@@ -216,6 +216,7 @@ func (a *Agent) monitorLinks(ctx context.Context) error {
 				return // the reader wakes the loop when it has read them
 			}
 			a.mark(func(d *dirty) {
+				d.networks = true // a network the agent has not read yet
 				if d.bridges == nil {
 					d.bridges = map[string]bool{}
 				}

@@ -77,7 +77,7 @@ func ListCached(cache Cache) ([]Port, error) {
 		return nil, fmt.Errorf("bridge ports: cannot open rtnetlink: %w", err)
 	}
 	defer c.Close()
-	links, err := dumpLinks(c, -1)
+	links, err := dumpLinks(c)
 	if err != nil {
 		return nil, fmt.Errorf("bridge ports: listing links: %w", err)
 	}
@@ -114,16 +114,11 @@ func ifinfomsg(index int) []byte {
 	return b
 }
 
-// dumpLinks dumps the links of the host (nsid < 0) or of the namespace
-// with that id.
-func dumpLinks(c *netlink.Conn, nsid int) ([]link, error) {
-	body := ifinfomsg(0)
-	if nsid >= 0 {
-		body = append(body, targetNetnsid(nsid)...)
-	}
+// dumpLinks dumps the links of the host's namespace.
+func dumpLinks(c *netlink.Conn) ([]link, error) {
 	msgs, err := c.Execute(netlink.Message{
 		Header: netlink.Header{Type: unix.RTM_GETLINK, Flags: netlink.Request | netlink.Dump},
-		Data:   body,
+		Data:   ifinfomsg(0),
 	})
 	if err != nil {
 		return nil, err

@@ -121,8 +121,7 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 				r.add("free"+f.suffix, a.String(), m.Container.Name+" (unmanaged)")
 			}
 		}
-		onDenyZone := len(b.DenyZonesOf(m)) > 0
-		if onDenyZone {
+		if len(b.DenyZonesOf(m)) > 0 {
 			for _, a := range addresses(ix, m.Container) {
 				r.add("denyhosts"+familyOf(a).suffix, a.String(), m.Container.Name)
 			}

@@ -31,22 +31,26 @@ type Result struct {
 // error names the offending line. On a failed transaction nothing changed
 // and the previous ruleset stays in force.
 func Load(ctx context.Context, rs *enforce.Ruleset, script string) (Result, error) {
-	if err := syncNetlink(rs); err != nil {
-		if err := nft.Apply(ctx, script); err != nil {
-			return Result{}, err
-		}
+	if err := replace(ctx, rs, script); err != nil {
+		return Result{}, err
 	}
 	return EndForbidden(rs), nil
+}
+
+// replace loads rs's table in one transaction: over netlink, or with
+// script through nft -f when the kernel refuses the batch.
+func replace(ctx context.Context, rs *enforce.Ruleset, script string) error {
+	if err := syncNetlink(rs); err != nil {
+		return nft.Apply(ctx, script)
+	}
+	return nil
 }
 
 // LoadPorts replaces the endpoint binding's bridge table with ports
 // (enforce.CompilePorts) in one transaction, over netlink, or with nft -f
 // when the kernel refuses the batch (its error names the line).
 func LoadPorts(ctx context.Context, ports *enforce.Ruleset) error {
-	if err := syncNetlink(ports); err != nil {
-		return nft.Apply(ctx, ports.Script())
-	}
-	return nil
+	return replace(ctx, ports, ports.Script())
 }
 
 // EndForbidden ends every tracked connection rs forbids, so that a

@@ -269,15 +269,17 @@ func (f Fence) String() string {
 func (b *Binding) Fenced() []Fence {
 	var out []Fence
 	for i := range b.Containers {
-		m := &b.Containers[i]
-		if len(m.Matches) != 0 {
-			continue
-		}
-		if zs := b.DenyZonesOf(m); len(zs) > 0 {
-			out = append(out, Fence{Container: m.Container.Name, Zones: zs})
+		if m := &b.Containers[i]; b.IsFenced(m) {
+			out = append(out, Fence{Container: m.Container.Name, Zones: b.DenyZonesOf(m)})
 		}
 	}
 	return out
+}
+
+// IsFenced reports whether no workload selects the container and it is
+// on a default: deny zone (see Fenced).
+func (b *Binding) IsFenced(m *Member) bool {
+	return len(m.Matches) == 0 && len(b.DenyZonesOf(m)) > 0
 }
 
 // Conflicts returns the containers several workloads select.
