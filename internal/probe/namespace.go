@@ -16,8 +16,18 @@
 //     with short timeouts, and classifies each as open, refused, filtered,
 //     unreachable or error ([Status]).
 //
-// The package is an adapter: it touches the kernel (setns, sockets) and
-// nothing else. It never talks to Docker; callers find the PIDs.
+// No probe leaves the machine. Before it makes a socket, the prober asks
+// the source namespace's routing table where the packet would go (over
+// rtnetlink, as `ip route get` does) and follows it through the host: a
+// probe is sent only to the namespace's own addresses, out of veths and
+// bridges whose far ends are on this host, or via the host's own address
+// to one of those. Anything the host would route out of a physical device,
+// a vxlan, a macvlan over one, or to another router is [Skipped], with the
+// route in its error (guard.go has the rules).
+//
+// The package is an adapter: it touches the kernel (setns, sockets,
+// rtnetlink) and nothing else. It never talks to Docker; callers find the
+// PIDs.
 package probe
 
 import (

@@ -46,6 +46,12 @@ const (
 	Filtered
 	// Unreachable: no route, or an ICMP host/network unreachable.
 	Unreachable
+	// Skipped: not probed, because the packet would leave this machine:
+	// the source, or the host routing for it, would send it out of a link
+	// whose far end is not on this host (a physical device, a vxlan, a
+	// macvlan over one) or to a router zonewarden cannot follow. The Err
+	// of the [Result] names the route. Nothing was sent.
+	Skipped
 )
 
 func (s Status) String() string {
@@ -58,6 +64,8 @@ func (s Status) String() string {
 		return "filtered"
 	case Unreachable:
 		return "unreachable"
+	case Skipped:
+		return "skipped"
 	default:
 		return "error"
 	}
@@ -152,6 +160,12 @@ type Prober struct {
 	// Payload is the UDP datagram to send. Empty sends a unique token,
 	// which a [Listener] echoes.
 	Payload []byte
+	// Host is the namespace that routes what a source sends to its
+	// gateway (on a Docker host, the namespace of the bridges); nil means
+	// the namespace this process started in. Probes go only where Host
+	// and the source route to links that stay on this machine; the rest
+	// are [Skipped].
+	Host *Namespace
 }
 
 func (p *Prober) timeout() time.Duration {
@@ -162,8 +176,11 @@ func (p *Prober) timeout() time.Duration {
 }
 
 // Run runs every job, at most Workers at a time, and returns the results
-// in the order of jobs.
+// in the order of jobs. Where a packet to each (source, address) would go
+// is looked up once per Run.
 func (p *Prober) Run(ctx context.Context, jobs []Job) []Result {
+	g := newGuard(p.Host)
+	defer g.close()
 	out := make([]Result, len(jobs))
 	workers := p.Workers
 	if workers <= 0 {
@@ -176,7 +193,7 @@ func (p *Prober) Run(ctx context.Context, jobs []Job) []Result {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			out[i] = p.Probe(ctx, j.From, j.To)
+			out[i] = p.probe(ctx, g, j.From, j.To)
 		}()
 	}
 	wg.Wait()
@@ -184,7 +201,14 @@ func (p *Prober) Run(ctx context.Context, jobs []Job) []Result {
 }
 
 // Probe runs one probe from inside the namespace from (nil: the host's).
-func (p *Prober) Probe(ctx context.Context, from *Namespace, to Target) (r Result) {
+// A probe whose packet would leave this machine is not sent: [Skipped].
+func (p *Prober) Probe(ctx context.Context, from *Namespace, to Target) Result {
+	g := newGuard(p.Host)
+	defer g.close()
+	return p.probe(ctx, g, from, to)
+}
+
+func (p *Prober) probe(ctx context.Context, g *guard, from *Namespace, to Target) (r Result) {
 	start := time.Now()
 	r = Result{Job: Job{From: from, To: to}}
 	if from == nil {
@@ -207,16 +231,37 @@ func (p *Prober) Probe(ctx context.Context, from *Namespace, to Target) (r Resul
 	switch {
 	case !r.To.Addr.Addr().IsValid():
 		r.Err = fmt.Errorf("probe target %s: want an address", to)
+	case r.To.Proto != ICMP && r.To.Addr.Port() == 0:
+		r.Err = fmt.Errorf("probe target %s: want a port", to)
+	case !admit(ctx, g, &r):
 	case r.To.Proto == ICMP:
 		p.probeICMP(ctx, &r)
-	case r.To.Addr.Port() == 0:
-		r.Err = fmt.Errorf("probe target %s: want a port", to)
 	case r.To.Proto == TCP:
 		p.probeTCP(ctx, &r)
 	default:
 		p.probeUDP(ctx, &r)
 	}
 	return r
+}
+
+// admit asks g whether r's packet stays on this machine. When it does
+// not, or the source has no route at all, it sets r's status and error
+// and returns false: nothing is sent.
+func admit(ctx context.Context, g *guard, r *Result) bool {
+	dst := r.To.Addr.Addr()
+	v, err := g.check(r.From, dst)
+	switch {
+	case err != nil:
+		r.Err = fmt.Errorf("finding where a probe to %s would go: %w", dst, err)
+	case v.refused != nil:
+		r.Status, r.Err = classify(ctx, v.refused)
+	case !v.send:
+		r.Status = Skipped
+		r.Err = fmt.Errorf("%s is not routed to this host's bridges or namespaces (%s): not probed, so no test packet leaves the machine", dst, v.why)
+	default:
+		return true
+	}
+	return false
 }
 
 func (p *Prober) probeTCP(ctx context.Context, r *Result) {
