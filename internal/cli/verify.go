@@ -37,7 +37,9 @@ type verifyResult struct {
 	// (the destination answered that nothing listens: reached, but no
 	// service, and verify could not listen there itself), blocked (no
 	// answer: dropped), unreachable (no route), stopped (the container
-	// does not run: nothing was probed) or error (no probe could be made).
+	// does not run: nothing was probed), off-host (every probe would have
+	// left this machine, so none was sent: an address on an isolated
+	// gateway-mode network, say) or error (no probe could be made).
 	Outcome string   `json:"outcome"`
 	Via     []string `json:"via,omitempty"`
 	// Listener says who answered: "service" (something already listened),
@@ -60,13 +62,17 @@ const (
 	outcomeBlocked     = "blocked"
 	outcomeUnreachable = "unreachable"
 	outcomeStopped     = "stopped"
+	outcomeOffHost     = "off-host"
 	outcomeError       = "error"
 	outcomeUnresolved  = "unresolved"
 )
 
 // skipped reports whether nothing could be probed for the key (a stopped
-// container): neither a pass nor a mismatch.
-func (r verifyResult) skipped() bool { return r.Outcome == outcomeStopped }
+// container, or an address whose packets would leave the machine):
+// neither a pass nor a mismatch.
+func (r verifyResult) skipped() bool {
+	return r.Outcome == outcomeStopped || r.Outcome == outcomeOffHost
+}
 
 func (r verifyResult) ok() bool {
 	switch {
@@ -456,10 +462,11 @@ func runVerify(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis
 
 // outcomeOf sums up the statuses of the probes of one key: open if any
 // was, else closed if the destination refused, else blocked if one was
-// dropped, else unreachable; error when no probe could be made.
+// dropped, else unreachable; off-host when every probe would have left
+// the machine (none was sent); error when no probe could be made.
 func outcomeOf(statuses []probe.Status) string {
 	best := outcomeError
-	rank := map[string]int{outcomeError: 0, outcomeUnreachable: 1, outcomeBlocked: 2, outcomeClosed: 3, outcomeOpen: 4}
+	rank := map[string]int{outcomeError: 0, outcomeOffHost: 1, outcomeUnreachable: 2, outcomeBlocked: 3, outcomeClosed: 4, outcomeOpen: 5}
 	for _, s := range statuses {
 		o := outcomeError
 		switch s {
@@ -471,6 +478,8 @@ func outcomeOf(statuses []probe.Status) string {
 			o = outcomeBlocked
 		case probe.Unreachable:
 			o = outcomeUnreachable
+		case probe.Skipped:
+			o = outcomeOffHost
 		}
 		if rank[o] > rank[best] {
 			best = o
@@ -507,6 +516,8 @@ func verifyCause(r verifyResult, b *policy.Binding) string {
 		return ""
 	case r.Outcome == outcomeError:
 		return "no probe could be made (see the probes): did a container stop while verify ran?"
+	case r.Outcome == outcomeOffHost:
+		return "not probed: this host does not route " + r.To + "'s addresses to its own bridges or namespaces (an isolated gateway mode, or a macvlan over a physical device), so a test packet would leave the machine"
 	case r.Expected && !r.Observed && r.Outcome == outcomeUnreachable:
 		return "expected to pass but there is no route to " + r.To + ": are both containers on the network the flow needs ('zonewarden reach --eval " + key + "')?"
 	case r.Expected && !r.Observed:
@@ -585,9 +596,12 @@ func strayMemberships(b *policy.Binding) []string {
 }
 
 func writeVerify(w io.Writer, format string, results []verifyResult, strays []string) error {
-	bad, skipped := 0, 0
+	bad, skipped, offHost := 0, 0, 0
 	for _, r := range results {
 		switch {
+		case r.Outcome == outcomeOffHost:
+			skipped++
+			offHost++
 		case r.skipped():
 			skipped++
 		case !r.ok():
@@ -598,10 +612,12 @@ func writeVerify(w io.Writer, format string, results []verifyResult, strays []st
 		Probed     int `json:"probed"`
 		Mismatches int `json:"mismatches"`
 		NotRunning int `json:"not_running"`
+		// Keys whose every probe would have left the machine: not sent.
+		OffHost int `json:"off_host"`
 		// Memberships the policy forbids: failures whatever the packets do.
 		ForbiddenMemberships int `json:"forbidden_memberships"`
 	}
-	sum := summary{len(results) - skipped, bad, skipped, len(strays)}
+	sum := summary{len(results) - skipped, bad, skipped - offHost, offHost, len(strays)}
 	if strays == nil {
 		strays = []string{}
 	}
@@ -642,6 +658,8 @@ func writeVerify(w io.Writer, format string, results []verifyResult, strays []st
 		for _, r := range results {
 			tc := testcase{Name: verifyKey(r) + " " + allowWord(r.Expected), Classname: "zonewarden.verify"}
 			switch {
+			case r.Outcome == outcomeOffHost:
+				tc.Skipped = &message{Message: r.Cause, Text: strings.Join(r.Probes, "\n")}
 			case r.skipped():
 				tc.Name = r.To + " " + r.Outcome
 				tc.Skipped = &message{Message: r.Cause}
@@ -659,6 +677,10 @@ func writeVerify(w io.Writer, format string, results []verifyResult, strays []st
 	}
 	var sb strings.Builder
 	for _, r := range results {
+		if r.Outcome == outcomeOffHost {
+			fmt.Fprintf(&sb, "skip %s: %s\n     probes: %s\n", verifyKey(r), r.Cause, strings.Join(r.Probes, ", "))
+			continue
+		}
 		if r.skipped() {
 			fmt.Fprintf(&sb, "skip %s: %s\n", r.To, r.Cause)
 			continue
@@ -689,8 +711,11 @@ func writeVerify(w io.Writer, format string, results []verifyResult, strays []st
 	if len(strays) > 0 {
 		fmt.Fprintf(&sb, ", %s the policy forbids", count(len(strays), "membership"))
 	}
-	if skipped > 0 {
-		fmt.Fprintf(&sb, ", %s not running (not probed)", count(skipped, "container"))
+	if n := skipped - offHost; n > 0 {
+		fmt.Fprintf(&sb, ", %s not running (not probed)", count(n, "container"))
+	}
+	if offHost > 0 {
+		fmt.Fprintf(&sb, ", %s not probed because the packets would leave this machine", count(offHost, "key"))
 	}
 	sb.WriteString(".\n")
 	_, err := io.WriteString(w, sb.String())

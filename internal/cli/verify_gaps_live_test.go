@@ -328,6 +328,9 @@ func TestOutcomeOf(t *testing.T) {
 		{[]probe.Status{probe.Filtered, probe.Refused}, "closed"},
 		{[]probe.Status{probe.Unreachable, probe.Filtered}, "blocked"},
 		{[]probe.Status{probe.Failed, probe.Unreachable}, "unreachable"},
+		{[]probe.Status{probe.Skipped, probe.Skipped}, "off-host"},
+		{[]probe.Status{probe.Skipped, probe.Filtered}, "blocked"},
+		{[]probe.Status{probe.Failed, probe.Skipped}, "off-host"},
 	} {
 		if got := outcomeOf(tt.in); got != tt.want {
 			t.Errorf("outcomeOf(%v) = %s, want %s", tt.in, got, tt.want)
