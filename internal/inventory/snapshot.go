@@ -63,8 +63,56 @@ type Daemon struct {
 	IP6Tables   *bool `json:"ip6tables,omitempty"`
 	LiveRestore bool  `json:"live_restore,omitempty"`
 	Rootless    bool  `json:"rootless,omitempty"`
+	// BrNetfilter reports whether the br_netfilter module is loaded (its
+	// sysctls exist). Without it no bridged frame passes the inet hooks,
+	// whatever BridgeNfIptables says; Docker loads it since 27.3 only
+	// when icc=false or userland-proxy=false (moby#48492). Nil when
+	// unknown (a remote daemon, a snapshot file).
+	BrNetfilter *bool `json:"br_netfilter,omitempty"`
+	// FirewallBackend is the daemon's firewall: "iptables" or "nftables"
+	// (Docker 29's option). /info reports it from API 1.49; older
+	// engines have only iptables. Empty when unknown.
+	FirewallBackend string `json:"firewall_backend,omitempty"`
+	// UserlandProxy reports the daemon option userland-proxy (on by
+	// default). Off, or on Docker 29, a container reaches another
+	// network's published port by DNAT in the kernel, not through
+	// docker-proxy. Nil when unknown.
+	UserlandProxy *bool `json:"userland_proxy,omitempty"`
+	// AllowDirectRouting is the daemon option allow-direct-routing
+	// (Docker 28+): remote hosts with a route to a container network
+	// reach published ports on container addresses directly.
+	AllowDirectRouting bool `json:"allow_direct_routing,omitempty"`
 	// SecurityOptions as reported by /info ("name=seccomp,profile=builtin").
 	SecurityOptions []string `json:"security_options,omitempty"`
+}
+
+// Major returns the engine's major version (20 for "20.10.24+dfsg1"),
+// 0 when unknown.
+func (d *Daemon) Major() int {
+	major, _, _ := strings.Cut(d.Version, ".")
+	n, err := strconv.Atoi(major)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// KernelDNAT reports whether a container reaches another network's
+// published port by DNAT in the kernel (the forward hook) rather than
+// through docker-proxy (the input hook): on Docker 29 (moby 1ad9599da7
+// removed the nat rules that sent it to the proxy) and on any engine run
+// with userland-proxy=false.
+func (d *Daemon) KernelDNAT() bool {
+	return d.Major() >= 29 || d.UserlandProxy != nil && !*d.UserlandProxy
+}
+
+// IsolatesDNAT reports whether Docker's own network isolation drops such
+// a DNATed connection between two networks: on engines before 29, whose
+// DOCKER-ISOLATION-STAGE-2 drops every packet between two bridges,
+// published port or not (checked on 20.10 and 28.5). Docker 29 accepts
+// published ports from other interfaces in its DOCKER chain instead.
+func (d *Daemon) IsolatesDNAT() bool {
+	return d.KernelDNAT() && d.Major() < 29
 }
 
 // Network is one Docker network.
@@ -87,6 +135,57 @@ type Network struct {
 	// External is set by the compose source for networks the project uses
 	// but does not create.
 	External bool `json:"external,omitempty"`
+	// GatewayMode4 and GatewayMode6 are the bridge's gateway modes
+	// (com.docker.network.bridge.gateway_mode_ipv4/6, Docker 27+): empty
+	// for the default, nat. See GatewayMode.
+	GatewayMode4 string `json:"gateway_mode_ipv4,omitempty"`
+	GatewayMode6 string `json:"gateway_mode_ipv6,omitempty"`
+	// InhibitIPv4 (com.docker.network.bridge.inhibit_ipv4): the bridge
+	// has no IPv4 address, so its members have no IPv4 gateway.
+	InhibitIPv4 bool `json:"inhibit_ipv4,omitempty"`
+	// NoMasquerade (com.docker.network.bridge.enable_ip_masquerade=false):
+	// egress leaves with the container's own address.
+	NoMasquerade bool `json:"no_masquerade,omitempty"`
+	// HostBinding (com.docker.network.bridge.host_binding_ipv4) is the
+	// host address of a -p with none; zero for every address.
+	HostBinding netip.Addr `json:"host_binding,omitzero"`
+	// TrustedHostInterfaces
+	// (com.docker.network.bridge.trusted_host_interfaces, Docker 28+):
+	// host interfaces from which remote hosts reach published ports on
+	// container addresses directly.
+	TrustedHostInterfaces []string `json:"trusted_host_interfaces,omitempty"`
+}
+
+// Gateway modes of a bridge network (Docker 27+): how the host routes
+// between the network and everything else.
+const (
+	// GatewayNAT, the default: published ports are DNATed from host
+	// addresses, egress is masqueraded, and (from Docker 28) no one
+	// reaches a container address directly from outside the host.
+	GatewayNAT = "nat"
+	// GatewayNATUnprotected: as nat, and every port of every member is
+	// open to whoever routes to the network (no port filtering).
+	GatewayNATUnprotected = "nat-unprotected"
+	// GatewayRouted: no NAT; the published container ports (never a host
+	// port) are open on container addresses, to remote hosts that route
+	// to the network and to containers of other networks.
+	GatewayRouted = "routed"
+	// GatewayIsolated (internal networks only): the bridge has no
+	// address; the host neither reaches the members nor routes to them.
+	GatewayIsolated = "isolated"
+)
+
+// GatewayMode returns the network's gateway mode for one family: one of
+// the Gateway* constants (GatewayNAT when none is set).
+func (n *Network) GatewayMode(v6 bool) string {
+	m := n.GatewayMode4
+	if v6 {
+		m = n.GatewayMode6
+	}
+	if m == "" {
+		return GatewayNAT
+	}
+	return m
 }
 
 // Subnet is one IPAM pool of a network.

@@ -2,6 +2,7 @@ package reach
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -35,6 +36,23 @@ const (
 	// 27): the host routes IPv6 between every network, internal and ICC-off
 	// ones included, and from other machines.
 	ViaIPv6Unfiltered = "ipv6-unfiltered"
+	// ViaRouted + network name: B is on a routed gateway-mode network
+	// and publishes the port: it is open on B's own address (the host
+	// port is not used), to containers of other networks and to remote
+	// hosts that route to it.
+	ViaRouted = "routed:"
+	// ViaDirect + network name: B is on a nat-unprotected network: every
+	// port is open to remote hosts that route to the network.
+	ViaDirect = "direct:"
+	// ViaSegment + network name: a macvlan or ipvlan network, whose
+	// members sit on the parent interface's segment beside the host: its
+	// machines reach them and they reach out, and no rule of the host
+	// sees that traffic.
+	ViaSegment = "segment:"
+	// ViaLoopbackLAN + host address: B publishes the port on a loopback
+	// address of the host, and Docker before 28 DNATs packets that a
+	// machine of the host's segment sends to 127.0.0.1 (moby#45610).
+	ViaLoopbackLAN = "loopback-lan:"
 )
 
 // Edge says that From can open connections to To on Ports, and why.
@@ -72,7 +90,23 @@ type Analysis struct {
 	pubPorts               []PortSet  // owner -> container ports of those bindings
 	pubVia                 [][]string // owner -> {"published:<hostip>:<port>", ...}
 	data                   []string   // data service kind, "" if none
-	narrow                 func(from, to string, ports PortSet) PortSet
+	// hostSees is false for an owner that the host's namespace cannot
+	// reach: only on isolated gateway-mode or macvlan/ipvlan networks.
+	hostSees []bool
+	// direct, segment and outsideVia are the reasons outside reaches an
+	// owner on all ports (nat-unprotected networks; macvlan segments),
+	// and outsidePorts/outsidePortVia the published ports it reaches
+	// otherwise than through a host address (loopback before Docker 28).
+	direct, segment []([]string)
+	outsidePorts    []PortSet
+	outsidePortVia  [][]string
+	// routedPub: an owner whose bridge networks are all routed publishes
+	// its container ports on its own address (pubPorts, pubVia routed:).
+	routedPub []bool
+	// dnatIsolated: containers reach other networks' published ports by
+	// kernel DNAT, which Docker's own isolation drops (Daemon.IsolatesDNAT).
+	dnatIsolated bool
+	narrow       func(from, to string, ports PortSet) PortSet
 
 	// With IPv6 unfiltered (Daemon.IP6Tables false), the containers with
 	// IPv6 are members of one more network, v6net (-1 otherwise), named
@@ -147,7 +181,25 @@ func Analyze(snap *inventory.Snapshot, opts Options) *Analysis {
 	a.pubPorts = make([]PortSet, n)
 	a.pubVia = make([][]string, n)
 	a.data = make([]string, n)
+	a.hostSees = make([]bool, n)
+	a.direct = make([][]string, n)
+	a.segment = make([][]string, n)
+	a.outsidePorts = make([]PortSet, n)
+	a.outsidePortVia = make([][]string, n)
+	a.routedPub = make([]bool, n)
+	d := &snap.Daemon
+	a.dnatIsolated = d.IsolatesDNAT()
+	// Without br_netfilter's iptables hook, Docker's enable_icc=false rule
+	// never sees a frame bridged inside the network.
+	iccEnforced := d.BridgeNfIptables == nil || *d.BridgeNfIptables
+	if !iccEnforced {
+		for ni := range snap.Networks {
+			a.netICC[ni] = true
+		}
+	}
+	loopbackLAN := d.Major() > 0 && d.Major() < 28
 	for i, c := range a.cs {
+		a.hostSees[i] = true
 		if kind, _, ok := inventory.DataService(c); ok {
 			a.data[i] = kind
 		}
@@ -165,6 +217,9 @@ func Analyze(snap *inventory.Snapshot, opts Options) *Analysis {
 			continue
 		}
 		v6 := false
+		seen, hidden := 0, 0 // endpoints; those the host does not reach
+		bridges, routedNets := 0, 0
+		var hostBinding netip.Addr // the first network's default -p address
 		for _, e := range c.Endpoints {
 			ni, ok := netIndex[e.Network]
 			if !ok {
@@ -174,18 +229,39 @@ func Analyze(snap *inventory.Snapshot, opts Options) *Analysis {
 			if nw.Driver == "host" || nw.Driver == "null" {
 				continue
 			}
+			seen++
 			a.nets[i] = append(a.nets[i], ni)
 			a.attached[ni] = append(a.attached[ni], a.followers[i]...)
-			if nw.Driver == "bridge" {
-				a.gwVia[i] = append(a.gwVia[i], ViaGateway+nw.Name)
+			switch nw.Driver {
+			case "bridge":
+				bridges++
+				if !hostBinding.IsValid() {
+					hostBinding = nw.HostBinding
+				}
+				if isolated(nw) {
+					hidden++ // no address on the bridge: no gateway
+				} else {
+					a.gwVia[i] = append(a.gwVia[i], ViaGateway+nw.Name)
+				}
 				if !nw.Internal {
 					a.routed[i] = true
 				}
 				if nw.HasIPv6() || e.IPv6.IsValid() {
 					v6 = true
 				}
+				switch nw.GatewayMode(false) {
+				case inventory.GatewayNATUnprotected:
+					a.direct[i] = append(a.direct[i], ViaDirect+nw.Name)
+				case inventory.GatewayRouted:
+					routedNets++
+				}
+			case "macvlan", "ipvlan":
+				hidden++
+				a.segment[i] = append(a.segment[i], ViaSegment+nw.Name)
 			}
 		}
+		a.hostSees[i] = seen == 0 || hidden < seen
+		a.routedPub[i] = bridges > 0 && routedNets == bridges
 		if v6 && a.v6net >= 0 {
 			a.nets[i] = append(a.nets[i], a.v6net)
 			a.attached[a.v6net] = append(a.attached[a.v6net], a.followers[i]...)
@@ -194,11 +270,28 @@ func Analyze(snap *inventory.Snapshot, opts Options) *Analysis {
 		slices.Sort(a.nets[i])
 		slices.Sort(a.gwVia[i])
 		for _, b := range ix.PublishedPorts(c) {
-			if b.HostIP.IsValid() && b.HostIP.IsLoopback() {
-				continue // reachable from the host only
+			if !b.HostIP.IsValid() && hostBinding.IsValid() {
+				b.HostIP = hostBinding // the network's default address
 			}
 			port := Port{Proto: b.ContainerPort.Protocol, Number: b.ContainerPort.Number}
+			if b.HostIP.IsValid() && b.HostIP.IsLoopback() {
+				// Reachable from the host only, but for Docker < 28.
+				if loopbackLAN && b.HostIP.Is4() && !a.routedPub[i] {
+					a.outsidePorts[i] = a.outsidePorts[i].Add(port)
+					a.outsidePortVia[i] = appendNew(a.outsidePortVia[i], ViaLoopbackLAN+b.HostAddress())
+				}
+				continue
+			}
 			via := ViaPublished + b.HostAddress()
+			if a.routedPub[i] {
+				// No host port: the container port on its own address.
+				for _, ni := range a.nets[i] {
+					if ni < len(snap.Networks) && snap.Networks[ni].Driver == "bridge" {
+						via = ViaRouted + snap.Networks[ni].Name
+						break
+					}
+				}
+			}
 			a.pubPorts[i] = a.pubPorts[i].Add(port)
 			if !slices.Contains(a.pubVia[i], via) {
 				a.pubVia[i] = append(a.pubVia[i], via)
@@ -226,6 +319,33 @@ func Analyze(snap *inventory.Snapshot, opts Options) *Analysis {
 	slices.Sort(a.hostMembers)
 	slices.Sort(a.networked)
 	return a
+}
+
+// isolated reports whether a bridge network has no address on its bridge
+// (gateway mode isolated, for every family it has): the host neither
+// reaches its members nor routes to them.
+func isolated(nw *inventory.Network) bool {
+	return nw.GatewayMode(false) == inventory.GatewayIsolated &&
+		(!nw.HasIPv6() || nw.GatewayMode(true) == inventory.GatewayIsolated)
+}
+
+// appendNew appends v to a sorted list unless it holds it.
+func appendNew(list []string, v string) []string {
+	if i, found := slices.BinarySearch(list, v); !found {
+		return slices.Insert(list, i, v)
+	}
+	return list
+}
+
+// sharesNetwork reports whether two owners have a network in common on
+// which their members reach each other.
+func (a *Analysis) sharesNetwork(o, p int) bool {
+	for _, ni := range a.nets[o] {
+		if a.netICC[ni] && slices.Contains(a.nets[p], ni) {
+			return true
+		}
+	}
+	return false
 }
 
 // resolveOwner follows --network container:X to the container whose
@@ -402,9 +522,14 @@ func (a *Analysis) fromContainer(i int, s *edgeSet) {
 			}
 		}
 	}
+	if len(a.segment[o]) > 0 {
+		s.inet.add(AllPorts(), a.segment[o])
+	}
 	if a.routed[o] {
 		for _, p := range a.publishers {
-			if p == o {
+			if p == o || a.dnatIsolated && !a.routedPub[p] && !a.sharesNetwork(o, p) {
+				// Kernel DNAT that Docker's isolation drops; a
+				// routed-mode publisher is reached directly.
 				continue
 			}
 			for _, t := range a.followers[p] {
@@ -412,7 +537,9 @@ func (a *Analysis) fromContainer(i int, s *edgeSet) {
 			}
 		}
 		s.inet.add(AllPorts(), viaEgress)
-	} else if a.routed6[o] {
+	} else if a.routed6[o] && !a.dnatIsolated {
+		// IPv6 unfiltered has no ip6tables DNAT: only docker-proxy
+		// serves these ports, and with it off nothing does.
 		for _, p := range a.publishers6 {
 			if p == o {
 				continue
@@ -435,7 +562,9 @@ func (a *Analysis) fromContainer(i int, s *edgeSet) {
 func (a *Analysis) fromPseudo(name string, s *edgeSet) {
 	if name == Host {
 		for _, t := range a.networked {
-			s.add(t, AllPorts(), viaHostNetwork)
+			if a.hostSees[a.owner[t]] {
+				s.add(t, AllPorts(), viaHostNetwork)
+			}
 		}
 		s.inet.add(AllPorts(), viaEgress)
 		return
@@ -455,6 +584,23 @@ func (a *Analysis) fromPseudo(name string, s *edgeSet) {
 	for _, p := range a.publishers {
 		for _, t := range a.followers[p] {
 			s.add(t, a.pubPorts[p], a.pubVia[p])
+		}
+	}
+	for o := range a.cs {
+		if a.owner[o] != o {
+			continue
+		}
+		for _, via := range [][]string{a.direct[o], a.segment[o]} {
+			if len(via) > 0 {
+				for _, t := range a.followers[o] {
+					s.add(t, AllPorts(), via)
+				}
+			}
+		}
+		if len(a.outsidePortVia[o]) > 0 {
+			for _, t := range a.followers[o] {
+				s.add(t, a.outsidePorts[o], a.outsidePortVia[o])
+			}
 		}
 	}
 }

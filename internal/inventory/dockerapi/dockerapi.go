@@ -196,6 +196,15 @@ func (c *Client) Daemon(ctx context.Context) (*inventory.Snapshot, error) {
 	}
 	snap.Daemon.BridgeNfIptables, snap.Daemon.BridgeNfIP6tables = bridgeNf(info.OSType, info.Warnings)
 	snap.Daemon.IP6Tables = ip6tablesDefault(ver.Version)
+	switch {
+	case info.FirewallBackend != nil && info.FirewallBackend.Driver != "":
+		snap.Daemon.FirewallBackend = info.FirewallBackend.Driver
+	case info.OSType == "" || info.OSType == "linux":
+		snap.Daemon.FirewallBackend = "iptables" // the only one before API 1.49
+	}
+	if c.local() {
+		readLocal(&snap.Daemon, c.host)
+	}
 	for _, o := range info.SecurityOptions {
 		if strings.Contains(o, "rootless") {
 			snap.Daemon.Rootless = true
@@ -377,6 +386,7 @@ func convertNetwork(n network.Summary) inventory.Network {
 		if out.Bridge == "" && len(n.ID) >= 12 {
 			out.Bridge = "br-" + n.ID[:12]
 		}
+		bridgeOptions(&out, n.Options)
 	}
 	for _, cfg := range n.IPAM.Config {
 		p, err := netip.ParsePrefix(cfg.Subnet)
@@ -472,6 +482,38 @@ func convertBinding(cp inventory.Port, b nat.PortBinding) inventory.PortBinding 
 		pb.HostPort = uint16(hp)
 	}
 	return pb
+}
+
+// Bridge driver options that change who reaches a network's members.
+const (
+	optGatewayMode4  = "com.docker.network.bridge.gateway_mode_ipv4"
+	optGatewayMode6  = "com.docker.network.bridge.gateway_mode_ipv6"
+	optInhibitIPv4   = "com.docker.network.bridge.inhibit_ipv4"
+	optMasquerade    = "com.docker.network.bridge.enable_ip_masquerade"
+	optHostBinding   = "com.docker.network.bridge.host_binding_ipv4"
+	optTrustedIfaces = "com.docker.network.bridge.trusted_host_interfaces"
+)
+
+// bridgeOptions reads the bridge driver's options into n. A value Docker
+// would refuse is kept as given for the gateway modes (the audit names
+// it) and ignored for the others.
+func bridgeOptions(n *inventory.Network, o map[string]string) {
+	n.GatewayMode4 = strings.TrimSpace(o[optGatewayMode4])
+	n.GatewayMode6 = strings.TrimSpace(o[optGatewayMode6])
+	if b, err := strconv.ParseBool(o[optInhibitIPv4]); err == nil {
+		n.InhibitIPv4 = b
+	}
+	if b, err := strconv.ParseBool(o[optMasquerade]); err == nil {
+		n.NoMasquerade = !b
+	}
+	if a, err := netip.ParseAddr(o[optHostBinding]); err == nil && !a.IsUnspecified() {
+		n.HostBinding = a
+	}
+	for _, f := range strings.Split(o[optTrustedIfaces], ":") {
+		if f = strings.TrimSpace(f); f != "" {
+			n.TrustedHostInterfaces = append(n.TrustedHostInterfaces, f)
+		}
+	}
 }
 
 // bridgeNf derives the bridge-nf-call-ip(6)tables sysctls from the daemon's
