@@ -221,9 +221,27 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 					if !wf.Ports.Contains(reachPort(pb)) {
 						continue
 					}
+					via := note + " via " + pb.String()
 					suffix := " . " + pb.ContainerPort.Protocol + " . " + strconv.Itoa(int(pb.HostPort))
-					for _, sa := range endpointAddrs(srcEps) {
-						r.add("pubin"+familyOf(sa).suffix, sa.String()+suffix, note+" via "+pb.String())
+					srcAddrs := endpointAddrs(srcEps)
+					for _, sa := range srcAddrs {
+						r.add("pubin"+familyOf(sa).suffix, sa.String()+suffix, via)
+					}
+					// The kernel path to the same port: Docker 29, and
+					// any engine with userland-proxy=false, DNATs a
+					// connection from another network to the host port
+					// in prerouting (no docker-proxy), so the forward
+					// hook sees source -> container on the container
+					// port; a routed-mode network is reached there
+					// directly. Docker alone decides the DNAT, so the
+					// destination is the publisher.
+					port := " . " + pb.ContainerPort.Protocol + " . " + strconv.Itoa(int(pb.ContainerPort.Number))
+					for _, sa := range srcAddrs {
+						for _, da := range endpointAddrs(dstEps) {
+							if familyOf(sa).suffix == familyOf(da).suffix {
+								r.add("allow"+familyOf(sa).suffix, sa.String()+" . "+da.String()+port, via)
+							}
+						}
 					}
 				}
 			}

@@ -3,6 +3,7 @@ package truth
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
+	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 // enforcedThreeTier is the three-tier host with a dev box on a zone of
@@ -44,6 +46,7 @@ flows:
   - {from: frontend, to: api,      ports: [80/tcp]}
   - {from: api,      to: postgres, ports: [5432/tcp, 7777/tcp]}
   - {from: api,      to: cache,    ports: [53/udp]}
+  - {from: devbox,   to: lb,       ports: [443/tcp]}
 unmanaged: deny
 `
 
@@ -52,8 +55,19 @@ unmanaged: deny
 // engine's reachability narrowed by the policy's decisions. Traffic of the
 // host's own namespace is not filtered (zonewarden filters forwarded
 // traffic and published ports).
-func TestEnforcedThreeTier(t *testing.T) {
+func TestEnforcedThreeTier(t *testing.T) { enforceThreeTier(t, false) }
+
+// TestEnforcedThreeTierDocker29 is TestEnforcedThreeTier on the path of
+// Docker 29 (Env.EmulateDocker29): a connection from another network to a
+// published port is DNATed in the kernel and meets zonewarden on the
+// forward hook, on the container port (devbox -> lb).
+func TestEnforcedThreeTierDocker29(t *testing.T) { enforceThreeTier(t, true) }
+
+func enforceThreeTier(t *testing.T, kernelDNAT bool) {
 	env := Build(t, enforcedThreeTier())
+	if kernelDNAT {
+		t.Logf("removed %d nat RETURN rules: published ports are DNATed in the kernel", env.EmulateDocker29(t))
+	}
 	ext4, _ := env.InternetAddrs()
 	doc := fmt.Sprintf(enforcedPolicy, ext4, ext4)
 	p, err := policy.Parse("zones.yaml", []byte(doc), policy.Options{})
@@ -103,11 +117,36 @@ func TestEnforcedThreeTier(t *testing.T) {
 		"api -> cache:53/udp yes",
 		"api -> cache:5432/tcp no",
 		"postgres -> api:80/tcp no",
-		"devbox -> lb:443/tcp no",
+		"devbox -> lb:443/tcp yes",
+		"devbox -> lb:80/tcp no",
 		"frontend -> lb:443/tcp no",
 		"outside -> lb:443/tcp yes",
 		"api -> internet:80/tcp yes",
 		"devbox -> internet:80/tcp no",
 		"devbox -> internet:53/udp yes",
 	)
+	if kernelDNAT {
+		// Each path on its own: over IPv4 the kernel DNATs devbox's
+		// connection to lb's published port (its IPv6 one may go to
+		// docker-proxy); every such probe must get through, and none
+		// to a port of lb the flow does not name.
+		for _, k := range []struct {
+			port uint16
+			want bool
+		}{{443, true}, {80, false}} {
+			o, _ := m.Get("devbox", "lb", reach.Port{Proto: "tcp", Number: k.port})
+			n := 0
+			for _, a := range o.Attempts {
+				if a.Result.To.Addr.Addr().Is4() && strings.HasPrefix(a.Via, reach.ViaPublished) || !k.want && a.Result.To.Addr.Addr().Is4() {
+					n++
+					if a.Reached != k.want {
+						t.Errorf("devbox -> lb:%d over IPv4 by %s: reached=%v, want %v", k.port, a, a.Reached, k.want)
+					}
+				}
+			}
+			if n == 0 {
+				t.Errorf("devbox -> lb:%d: no IPv4 probe to check; attempts: %v", k.port, o.Attempts)
+			}
+		}
+	}
 }
