@@ -4,17 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/client"
 
 	"github.com/zonewarden/zonewarden/internal/nft/nflink"
 	"github.com/zonewarden/zonewarden/internal/probe"
@@ -87,7 +81,7 @@ func TestDockerdRestart(t *testing.T) {
 			}
 		}
 	}()
-	restartDockerd(t, h.cli)
+	testenv.RestartDockerd(t, h.cli)
 	close(stop)
 	if n := <-absent; n > 0 {
 		t.Errorf("zonewarden's table was absent %d times while dockerd restarted", n)
@@ -147,61 +141,4 @@ func (h *zoneHost) listenerAgain(t *testing.T, name string) netip.Addr {
 	a := testenv.Addr(t, h.cli, id, h.app)
 	h.svc = a
 	return a
-}
-
-// restartDockerd restarts the Docker daemon: with systemctl where systemd
-// runs it, else by stopping the dockerd process and starting its command
-// line again (in a session of its own, logging to $ZW_DOCKERD_LOG), as
-// scripts/test.sh started it.
-func restartDockerd(t *testing.T, cli *client.Client) {
-	t.Helper()
-	if exec.Command("systemctl", "is-active", "--quiet", "docker").Run() == nil {
-		if out, err := exec.Command("systemctl", "restart", "docker").CombinedOutput(); err != nil {
-			t.Fatalf("systemctl restart docker: %v\n%s", err, out)
-		}
-	} else {
-		out, err := exec.Command("pidof", "dockerd").Output()
-		if err != nil {
-			t.Fatalf("no dockerd process: %v", err)
-		}
-		pid, _ := strconv.Atoi(strings.Fields(string(out))[0])
-		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		argv := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
-		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, 30*time.Second, func() string {
-			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
-				return "dockerd has not stopped"
-			}
-			return ""
-		})
-		logPath := os.Getenv("ZW_DOCKERD_LOG")
-		if logPath == "" {
-			logPath = "/var/log/zonewarden-dockerd.log"
-		}
-		logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer logf.Close()
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("starting %v again: %v", argv, err)
-		}
-		_ = cmd.Process.Release()
-	}
-	eventually(t, 60*time.Second, func() string {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if _, err := cli.Ping(ctx); err != nil {
-			return "dockerd does not answer after the restart: " + err.Error()
-		}
-		return ""
-	})
 }

@@ -27,6 +27,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -148,5 +150,23 @@ func RequireAlone(t testing.TB, why string) {
 	t.Helper()
 	if os.Getenv(AloneEnv) != "1" {
 		t.Skipf("%s: set %s=1 to run it (scripts/test.sh does, in a step of its own)", why, AloneEnv)
+	}
+}
+
+// RequireEngine skips t, naming the engine, unless the daemon cli talks
+// to is Docker major or later: t tests what older engines do not have
+// (gateway modes came with 27). scripts/test.sh runs every test on
+// Docker 20.10 and on 28.5, so such a test runs on the second.
+func RequireEngine(t testing.TB, cli *client.Client, major int, why string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+	defer cancel()
+	v, err := cli.ServerVersion(ctx)
+	if err != nil {
+		t.Fatalf("asking the Docker daemon its version: %v", err)
+	}
+	m, _, _ := strings.Cut(v.Version, ".")
+	if n, err := strconv.Atoi(m); err != nil || n < major {
+		t.Skipf("Docker %s: %s needs Docker %d or later (scripts/test.sh runs it on its 28.5 engine)", v.Version, why, major)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
+	"github.com/zonewarden/zonewarden/internal/testenv"
 )
 
 // enforcedThreeTier is the three-tier host with a dev box on a zone of
@@ -56,6 +57,32 @@ unmanaged: deny
 // host's own namespace is not filtered (zonewarden filters forwarded
 // traffic and published ports).
 func TestEnforcedThreeTier(t *testing.T) { enforceThreeTier(t, false) }
+
+// TestUserlandProxyOff restarts dockerd with --userland-proxy=false (the
+// daemon's command line; the snapshot reads it there): a container
+// reaches another network's published port by DNAT in the kernel, which
+// the isolation of engines before 29 drops, and zonewarden's enforcement
+// of the three tiers holds on that path too.
+func TestUserlandProxyOff(t *testing.T) {
+	testenv.RequireAlone(t, "restarts dockerd with --userland-proxy=false")
+	cli := testenv.RequireDocker(t)
+	testenv.RestartDockerdWith(t, cli, "--userland-proxy=false")
+	t.Run("published", func(t *testing.T) {
+		e := Build(t, Published())
+		if up := e.Snapshot().Daemon.UserlandProxy; up == nil || *up {
+			t.Fatalf("the snapshot says userland-proxy %v, want false", up)
+		}
+		m := check(t, e)
+		if e.Snapshot().Daemon.Major() < 29 {
+			expect(t, m,
+				"client -> web:8080/tcp no", // DNATed, then dropped by Docker's isolation
+				"web -> cache:6379/tcp yes", // one network: hairpin DNAT
+				"outside -> web:8080/tcp yes",
+			)
+		}
+	})
+	t.Run("enforced", func(t *testing.T) { enforceThreeTier(t, false) })
+}
 
 // TestEnforcedThreeTierDocker29 is TestEnforcedThreeTier on the path of
 // Docker 29 (Env.EmulateDocker29): a connection from another network to a
@@ -117,7 +144,6 @@ func enforceThreeTier(t *testing.T, kernelDNAT bool) {
 		"api -> cache:53/udp yes",
 		"api -> cache:5432/tcp no",
 		"postgres -> api:80/tcp no",
-		"devbox -> lb:443/tcp yes",
 		"devbox -> lb:80/tcp no",
 		"frontend -> lb:443/tcp no",
 		"outside -> lb:443/tcp yes",
@@ -125,6 +151,11 @@ func enforceThreeTier(t *testing.T, kernelDNAT bool) {
 		"devbox -> internet:80/tcp no",
 		"devbox -> internet:53/udp yes",
 	)
+	// devbox -> lb:443 is declared; Docker itself drops it where it DNATs
+	// in the kernel and isolates networks first (userland-proxy=false
+	// before 29), and zonewarden only narrows.
+	d := &env.Snapshot().Daemon
+	expect(t, m, fmt.Sprintf("devbox -> lb:443/tcp %s", map[bool]string{true: "no", false: "yes"}[d.IsolatesDNAT()]))
 	if kernelDNAT {
 		// Each path on its own: over IPv4 the kernel DNATs devbox's
 		// connection to lb's published port (its IPv6 one may go to

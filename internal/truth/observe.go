@@ -390,9 +390,13 @@ func (e *Env) waitReady(t *testing.T) {
 			continue
 		}
 		for _, ep := range c.Endpoints {
+			from := probe.Host()
+			if e.Scenario.network(ep.Network).isolated() {
+				from = e.ns[c.Name] // the host has no route there
+			}
 			for _, a := range []netip.Addr{ep.IPv4, ep.IPv6} {
 				if a.IsValid() {
-					jobs = append(jobs, probe.Job{From: probe.Host(), To: probe.Target{Proto: probe.TCP, Addr: netip.AddrPortFrom(a, 80)}})
+					jobs = append(jobs, probe.Job{From: from, To: probe.Target{Proto: probe.TCP, Addr: netip.AddrPortFrom(a, 80)}})
 					want = append(want, "ns:"+c.Name)
 				}
 			}

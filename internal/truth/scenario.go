@@ -59,7 +59,27 @@ type Network struct {
 	Internal   bool // --internal
 	DisableICC bool // com.docker.network.bridge.enable_icc=false
 	IPv6       bool // --ipv6, with a ULA /64
+	// GatewayMode is the bridge's gateway mode for both families
+	// (com.docker.network.bridge.gateway_mode_ipv4/6, Docker 27+): "" for
+	// the default nat, "routed", "nat-unprotected" or "isolated" (with
+	// Internal).
+	GatewayMode string
 }
+
+// network returns the scenario's network called name (the zero Network
+// for Docker's default bridge).
+func (sc Scenario) network(name string) Network {
+	for _, n := range sc.Networks {
+		if n.Name == name {
+			return n
+		}
+	}
+	return Network{}
+}
+
+// isolated reports whether the network's bridge has no address (gateway
+// mode isolated): the host neither reaches nor routes to its members.
+func (n Network) isolated() bool { return n.GatewayMode == inventory.GatewayIsolated }
 
 // Container is one container of the test image (busybox, sleeping).
 type Container struct {
@@ -146,6 +166,11 @@ func Build(t *testing.T, sc Scenario) *Env {
 	}
 	start := time.Now()
 	cli, runID := testenv.Setup(t)
+	for _, n := range sc.Networks {
+		if n.GatewayMode != "" {
+			testenv.RequireEngine(t, cli, 27, "a network of gateway mode "+n.GatewayMode)
+		}
+	}
 	testenv.Image(t, cli) // build before the clock of container starts matters
 	e := &Env{Scenario: sc, RunID: runID, cli: cli,
 		ids: map[string]string{}, netIDs: map[string]string{}, gw4: map[string]netip.Addr{}, gw6: map[string]netip.Addr{},
@@ -231,6 +256,12 @@ func (e *Env) createNetworks(t *testing.T) {
 	t.Helper()
 	for i, n := range e.Scenario.Networks {
 		opts := testenv.NetworkOpts{Internal: n.Internal, DisableICC: n.DisableICC, IPv6: n.IPv6}
+		if n.GatewayMode != "" {
+			opts.Options = map[string]string{
+				"com.docker.network.bridge.gateway_mode_ipv4": n.GatewayMode,
+				"com.docker.network.bridge.gateway_mode_ipv6": n.GatewayMode,
+			}
+		}
 		var err error
 		for attempt := range 8 {
 			opts.Subnet = subnet(e.RunID, i, attempt)
@@ -258,6 +289,9 @@ func (e *Env) createNetworks(t *testing.T) {
 	}
 	ctx := context.Background()
 	for name, id := range e.netIDs {
+		if e.Scenario.network(name).isolated() {
+			continue // no address on the bridge: no gateway
+		}
 		info, err := e.cli.NetworkInspect(ctx, id, network.InspectOptions{})
 		if err != nil {
 			t.Fatalf("inspecting network %s: %v", name, err)

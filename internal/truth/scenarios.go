@@ -168,6 +168,33 @@ func DefaultBridge() Scenario {
 	}
 }
 
+// GatewayModes has one network per gateway mode of Docker 27 and later:
+// nat (the default, a client's), routed (r publishes 443: open on its own
+// address, no host port), nat-unprotected (u publishes 90; every port of
+// every member is open to whoever routes to the network) and isolated
+// (internal, no address on the bridge: the host neither reaches nor
+// routes to its members, so nothing is probed there from outside it).
+func GatewayModes() Scenario {
+	return Scenario{
+		Networks: []Network{
+			{Name: "plain"},
+			{Name: "routed", GatewayMode: inventory.GatewayRouted},
+			{Name: "open", GatewayMode: inventory.GatewayNATUnprotected},
+			{Name: "hidden", Internal: true, GatewayMode: inventory.GatewayIsolated},
+		},
+		Containers: []Container{
+			{Name: "client", Networks: []string{"plain"}},
+			{Name: "web", Networks: []string{"plain"}, Publish: []Publish{{HostPort: 28880, Port: 8080}}},
+			{Name: "r", Networks: []string{"routed"}, Publish: []Publish{{HostPort: 28881, Port: 443}}},
+			{Name: "r2", Networks: []string{"routed"}},
+			{Name: "u", Networks: []string{"open"}, Publish: []Publish{{HostPort: 28882, Port: 90}}},
+			{Name: "u2", Networks: []string{"open"}},
+			{Name: "h1", Networks: []string{"hidden"}},
+			{Name: "h2", Networks: []string{"hidden"}},
+		},
+	}
+}
+
 // WithHostPorts returns a copy of sc whose published host ports are
 // base, base+1, ... in the order they appear.
 func (sc Scenario) WithHostPorts(base uint16) Scenario {

@@ -246,3 +246,28 @@ func TestDefaultBridge(t *testing.T) {
 		"legacy2 -> modern:80/tcp no",
 	)
 }
+
+// Gateway modes (Docker 27+): routed publishes the container port on the
+// container's own address, nat-unprotected opens every port to whoever
+// routes to the network, isolated hides the network from the host (its
+// addresses are not probed from outside it: the guard skips them, since
+// the host would send such a packet out of its default route).
+func TestGatewayModes(t *testing.T) {
+	e := Build(t, GatewayModes())
+	m := check(t, e)
+	expect(t, m,
+		"client -> web:8080/tcp yes",
+		"client -> r:443/tcp yes",
+		"client -> r:80/tcp no",
+		"client -> r2:80/tcp no",
+		"outside -> r:443/tcp yes",
+		"outside -> r:80/tcp no",
+		"outside -> u2:80/tcp yes",
+		"outside -> u:90/tcp yes",
+		"client -> u2:80/tcp no",
+		"h1 -> h2:80/tcp yes",
+		"host -> h1:80/tcp no",
+		"outside -> h1:80/tcp no",
+		"client -> h1:80/tcp no",
+	)
+}
