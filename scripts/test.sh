@@ -200,23 +200,24 @@ for e in "${ENGINES[@]}"; do
 	# Tests that need the host to themselves run alone, after the others, one
 	# package at a time (and not when extra arguments select tests): restarting
 	# dockerd stops every container for a few seconds (also to run it with
-	# --userland-proxy=false for a while), 200 concurrent container
+	# --userland-proxy=false for a while), turning the host's
+	# bridge-nf-call-iptables off unfilters every bridge, 200 concurrent container
 	# starts measure admission latency that the other tests' load would
 	# distort, and the demo's verify shows Docker's isolation, which other
 	# tests' network changes open for moments (testenv.RequireAlone).
 	if [ "$#" -eq 0 ]; then
-		step "$ENGINE_NAME (engine $e): alone: 200 concurrent starts under the agent; dockerd restart; the demo; userland-proxy off"
+		step "$ENGINE_NAME (engine $e): alone: 200 concurrent starts under the agent; dockerd restart; the demo; userland-proxy off; bridge-nf-call-iptables off"
 		# The restart test stops dockerd and starts its command line again
 		# (the 28 engine's has every path in it), appending to this log.
 		export ZW_DOCKERD_LOG
 		alone_log="$(mktemp)"
-		alone=(TestAgentAdmitsConcurrentStarts TestDockerdRestart TestDemoLive TestUserlandProxyOff)
+		alone=(TestAgentAdmitsConcurrentStarts TestDockerdRestart TestDemoLive TestUserlandProxyOff TestApplyTurnsBridgeFilteringOn)
 		# The start storm measures how fast the agent admits: without the
 		# race detector, which slows the agent several times (it runs in
 		# the test's process) and so would measure the detector.
 		{
 			ZONEWARDEN_ALONE=1 go test -count=1 -timeout 10m -run '^TestAgentAdmitsConcurrentStarts$' -v ./internal/agent &&
-				ZONEWARDEN_ALONE=1 go test -race -count=1 -p 1 -timeout 10m -run '^(TestDockerdRestart|TestDemoLive|TestUserlandProxyOff)$' -v ./internal/agent ./internal/cli ./internal/truth
+				ZONEWARDEN_ALONE=1 go test -race -count=1 -p 1 -timeout 10m -run '^(TestDockerdRestart|TestDemoLive|TestUserlandProxyOff|TestApplyTurnsBridgeFilteringOn)$' -v ./internal/agent ./internal/cli ./internal/truth
 		} >"$alone_log" 2>&1 || {
 			cat "$alone_log" >&2
 			rm -f "$alone_log"

@@ -45,7 +45,7 @@ func newMetrics() *metrics {
 		boundEndpoints: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "bound_endpoints",
 			Help: "Container endpoints whose addresses are bound to their bridge port (frames with them from any other port are dropped as spoofs)."}),
 		driftRepairs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "drift_repairs_total",
-			Help: "Repairs of drift made outside the agent, by what drifted (table: zonewarden's nftables table changed or removed)."}, []string{"what"}),
+			Help: "Repairs of drift made outside the agent, by what drifted (table: zonewarden's nftables table changed or removed; bridge-filtering: br_netfilter or its sysctls turned off)."}, []string{"what"}),
 		membershipViolations: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "membership_violations",
 			Help: "Containers on a zone network their workload may not join."}),
 		membershipRepairs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "membership_disconnects_total",

@@ -15,6 +15,23 @@ import (
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
+// ensureBridgeFiltering keeps bridged traffic between containers of one
+// zone passing the firewall (br_netfilter and its sysctls), at start and
+// on every resync: a host whose sysctl someone set back to 0 gets it
+// repaired, logged as drift. When that cannot be done it is logged as an
+// error and kept in the status: the rules between zones still hold.
+func (a *Agent) ensureBridgeFiltering(ctx context.Context) {
+	done, err := firewall.EnsureBridgeFiltering(ctx)
+	for _, d := range done {
+		a.log.Warn("bridge filtering repaired", "change", d)
+		a.metrics.driftRepairs.WithLabelValues("bridge-filtering").Inc()
+	}
+	if err != nil {
+		a.log.Error("flows inside a zone are not enforced", "error", err.Error())
+		a.status.set(func(s *Status) { s.LastError = err.Error() })
+	}
+}
+
 // reconcileLoop runs one reconcile whenever something is dirty, and a
 // full resync every cfg.Resync. Reconciles never overlap: changes that
 // arrive during one are taken together by the next.
@@ -26,6 +43,7 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 	<-retry.C
 	backoff := 100 * time.Millisecond
 	var last time.Time // when the last reconcile started
+	a.ensureBridgeFiltering(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -33,6 +51,7 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 		case <-a.wake:
 		case <-retry.C:
 		case <-resync.C:
+			a.ensureBridgeFiltering(ctx)
 			a.mark(func(d *dirty) { d.full = true })
 			<-a.wake
 		}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/agent"
 	"github.com/zonewarden/zonewarden/internal/enforce"
-	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
 	"github.com/zonewarden/zonewarden/internal/state"
 )
@@ -94,9 +93,6 @@ no netlink, the socket taken).`,
 				}
 				defer f.Close()
 				cfg.FlowLog = f
-			}
-			for _, w := range firewall.Preflight() {
-				cfg.Log.Warn("preflight", "problem", w)
 			}
 			dc, err := dockerapi.New(a.src.dockerHost)
 			if err != nil {

@@ -202,3 +202,60 @@ func assertReach(t *testing.T, m *truth.Matrix, want ...string) {
 		}
 	}
 }
+
+// TestApplyTurnsBridgeFilteringOn: with net.bridge.bridge-nf-call-iptables
+// at 0, bridged frames between containers of one network skip the inet
+// hooks, so a port-level flow inside a zone would not hold. apply sets it
+// back to 1, says so, and the zone is filtered port by port. (The sysctl
+// is the host's: the test needs the host alone.)
+func TestApplyTurnsBridgeFilteringOn(t *testing.T) {
+	testenv.RequireAlone(t, "turns the host's bridge-nf-call-iptables off for a while")
+	const key = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+	old, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatalf("br_netfilter: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(key, old, 0o644); err != nil {
+			t.Errorf("restoring %s: %v", key, err)
+		}
+	})
+	env := truth.Build(t, truth.Scenario{
+		Networks:   []truth.Network{{Name: "one"}},
+		Containers: []truth.Container{{Name: "a", Networks: []string{"one"}}, {Name: "b", Networks: []string{"one"}}},
+	})
+	if err := os.WriteFile(key, []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pre := testenv.Prefixed(env.RunID, "")
+	policyPath := filepath.Join(t.TempDir(), "zones.yaml")
+	os.WriteFile(policyPath, []byte(strings.ReplaceAll(`version: 1
+zones:
+  P-one: {default: deny}
+workloads:
+  a: {match: {name: P-a}, zones: [P-one]}
+  b: {match: {name: P-b}, zones: [P-one]}
+flows:
+  - {from: a, to: b, ports: [80/tcp]}
+`, "P-", pre)), 0o644)
+	t.Setenv("ZONEWARDEN_STATE_DIR", t.TempDir())
+	t.Cleanup(func() {
+		if code, out, stderr := run(t, "reset"); code != 0 {
+			t.Errorf("reset: exit %d: %s%s", code, out, stderr)
+		}
+	})
+	if code, out, _ := run(t, "apply", "--dry-run", policyPath); code != 0 || !strings.Contains(out, "Host: apply would set net.bridge.bridge-nf-call-iptables=1") {
+		t.Errorf("apply --dry-run: exit %d, no word of the sysctl:\n%s", code, out)
+	}
+	code, out, stderr := run(t, "apply", policyPath, "--label="+testenv.Label+"="+env.RunID)
+	if code != 0 {
+		t.Fatalf("apply exit %d: %s\n%s", code, stderr, out)
+	}
+	if !strings.Contains(out, "Host: set net.bridge.bridge-nf-call-iptables=1") {
+		t.Errorf("apply did not say it turned bridge filtering on:\n%s", out)
+	}
+	if v, _ := os.ReadFile(key); strings.TrimSpace(string(v)) != "1" {
+		t.Fatalf("bridge-nf-call-iptables = %q after apply, want 1", v)
+	}
+	assertReach(t, env.Observe(t), "a -> b:80/tcp yes", "a -> b:5432/tcp no", "b -> a:80/tcp no")
+}

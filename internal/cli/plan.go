@@ -254,6 +254,9 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 			return &exitErr{Code: exitError, Err: err}
 		}
 		if !o.noFirewall {
+			for _, c := range firewall.BridgeFilteringChanges() {
+				fmt.Fprintf(a.stdout, "\nHost: apply would %s.\n", c)
+			}
 			bindPorts(snap)
 			fmt.Fprintf(a.stdout, "\nFirewall: the rulesets apply would load with nft -f (addresses of new memberships are assigned by Docker during apply), the endpoint binding first:\n\n%s\n%s",
 				enforce.CompilePorts(b, enforce.Options{}).Script(), enforce.Compile(b, enforce.Options{}).Script())
@@ -272,6 +275,16 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 		if err := nft.Check(ctx, "add table inet zonewarden_preflight\n"); err != nil {
 			return &exitErr{Code: exitError, Err: fmt.Errorf("nftables is not usable here, nothing was changed: %w (apply --no-firewall does the Docker side alone)", err)}
 		}
+		// Flows inside a zone are filtered on bridged frames: without
+		// br_netfilter they would pass, so apply refuses rather than load
+		// a policy it cannot keep.
+		done, err := firewall.EnsureBridgeFiltering(ctx)
+		for _, d := range done {
+			fmt.Fprintf(a.stdout, "Host: %s.\n", d)
+		}
+		if err != nil {
+			return &exitErr{Code: exitError, Err: fmt.Errorf("refusing to apply, nothing in Docker or the firewall was changed: %w", err)}
+		}
 	}
 	if pl.Changes() {
 		if err := x.apply(ctx, pl); err != nil {
@@ -289,9 +302,6 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 	}
 	if o.noFirewall {
 		return nil
-	}
-	for _, w := range firewall.Preflight() {
-		fmt.Fprintf(a.stderr, "zonewarden: warning: %s\n", w)
 	}
 	// The endpoint binding first: an address the policy table admits is
 	// then bound to its port from the start.

@@ -5,8 +5,11 @@ package firewall
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/conntrack"
@@ -72,21 +75,78 @@ func syncNetlink(rs *enforce.Ruleset) error {
 	return l.Sync(rs)
 }
 
-// Preflight lists what would keep the ruleset from filtering everything
-// it should, each with what to do. An empty list means all is in place.
-func Preflight() []string {
+// procSys is where the kernel's sysctls are; tests point it elsewhere.
+var procSys = "/proc/sys"
+
+// bridgeSysctls are the br_netfilter switches that pass bridged frames
+// (traffic between containers of one network) through the inet hooks.
+var bridgeSysctls = []struct{ key, family string }{
+	{"net/bridge/bridge-nf-call-iptables", "IPv4"},
+	{"net/bridge/bridge-nf-call-ip6tables", "IPv6"},
+}
+
+// BridgeFilteringChanges lists, without changing anything, what
+// [EnsureBridgeFiltering] would change: empty when bridged traffic
+// already passes the firewall.
+func BridgeFilteringChanges() []string {
+	if _, err := os.Stat(filepath.Join(procSys, "net/bridge")); os.IsNotExist(err) {
+		return []string{"load the br_netfilter module and set net.bridge.bridge-nf-call-iptables and -ip6tables to 1 (traffic between containers of one zone bypasses the firewall now)"}
+	}
 	var out []string
-	for _, v := range []struct{ key, what string }{
-		{"net/bridge/bridge-nf-call-iptables", "IPv4"},
-		{"net/bridge/bridge-nf-call-ip6tables", "IPv6"},
-	} {
-		val, err := os.ReadFile("/proc/sys/" + v.key)
-		switch {
-		case err != nil:
-			out = append(out, fmt.Sprintf("br_netfilter is not loaded: %s traffic between containers of one zone is bridged past the firewall, so flows inside a zone are not enforced (modprobe br_netfilter)", v.what))
-		case strings.TrimSpace(string(val)) != "1":
-			out = append(out, fmt.Sprintf("%s=0: %s traffic between containers of one zone is bridged past the firewall, so flows inside a zone are not enforced (sysctl -w %s=1)", strings.ReplaceAll(v.key, "/", "."), v.what, strings.ReplaceAll(v.key, "/", ".")))
+	for _, v := range bridgeSysctls {
+		val, err := os.ReadFile(filepath.Join(procSys, v.key))
+		if err == nil && strings.TrimSpace(string(val)) != "1" {
+			out = append(out, fmt.Sprintf("set %s=1 (it is 0: %s traffic between containers of one zone bypasses the firewall now)", strings.ReplaceAll(v.key, "/", "."), v.family))
 		}
 	}
 	return out
+}
+
+// ErrBridgeUnfiltered is returned by [EnsureBridgeFiltering] when bridged
+// traffic cannot be made to pass the firewall: flows inside a zone would
+// not be enforced.
+var ErrBridgeUnfiltered = errors.New("traffic between containers of one zone would bypass the firewall")
+
+// EnsureBridgeFiltering makes sure that frames bridged between containers
+// of one network pass the inet hooks, where the port-level rules inside a
+// zone are: it loads br_netfilter when its sysctls are missing (Docker
+// loads it since 27.3 only with icc=false or userland-proxy=false,
+// moby#48492) and sets net.bridge.bridge-nf-call-iptables and -ip6tables
+// to 1 when they are 0, as Docker itself does when it loads the module.
+// It returns what it changed, one line each, for the operator. When it
+// cannot, the error wraps [ErrBridgeUnfiltered] and says why and what to
+// do; nothing else was changed.
+//
+// The sysctls are per network namespace: this is the namespace of the
+// calling process, which must be the one of Docker's bridges.
+func EnsureBridgeFiltering(ctx context.Context) ([]string, error) {
+	var done []string
+	dir := filepath.Join(procSys, "net/bridge")
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		out, err := exec.CommandContext(ctx, "modprobe", "br_netfilter").CombinedOutput()
+		if _, serr := os.Stat(dir); serr != nil {
+			why := "modprobe br_netfilter did not load it"
+			if err != nil {
+				why = fmt.Sprintf("modprobe br_netfilter: %v %s", err, strings.TrimSpace(string(out)))
+			}
+			return done, fmt.Errorf("%w: the br_netfilter module is not loaded and %s; load it on the host (modprobe br_netfilter, and list it in /etc/modules-load.d), or run apply --no-firewall for the Docker side alone", ErrBridgeUnfiltered, why)
+		}
+		done = append(done, "loaded the br_netfilter module (bridged traffic between containers now passes the firewall)")
+	}
+	for _, v := range bridgeSysctls {
+		path := filepath.Join(procSys, v.key)
+		name := strings.ReplaceAll(v.key, "/", ".")
+		val, err := os.ReadFile(path)
+		if err != nil {
+			return done, fmt.Errorf("%w: reading %s: %v", ErrBridgeUnfiltered, name, err)
+		}
+		if strings.TrimSpace(string(val)) == "1" {
+			continue
+		}
+		if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
+			return done, fmt.Errorf("%w: %s is 0, so %s traffic between containers of one zone is bridged past the firewall, and setting it failed: %v; set it on the host (sysctl -w %s=1, and persist it in /etc/sysctl.d), or run apply --no-firewall for the Docker side alone", ErrBridgeUnfiltered, name, v.family, err, name)
+		}
+		done = append(done, fmt.Sprintf("set %s=1 (it was 0: %s traffic between containers of one zone bypassed the firewall); persist it in /etc/sysctl.d", name, v.family))
+	}
+	return done, nil
 }
