@@ -28,6 +28,9 @@ const (
 	docsInternal    = "https://docs.docker.com/reference/cli/docker/network/create/#internal"
 	docsBridgeNf    = "https://docs.docker.com/engine/network/packet-filtering-firewalls/"
 	docsIPv6        = "https://docs.docker.com/engine/daemon/ipv6/"
+	docsMacvlan     = "https://docs.docker.com/engine/network/drivers/macvlan/"
+	docsGatewayMode = "https://docs.docker.com/engine/network/packet-filtering-firewalls/"
+	docsLoopbackLAN = "https://github.com/moby/moby/issues/45610"
 	maxNamesInProof = 10
 )
 
@@ -156,6 +159,46 @@ var catalog = []*Rule{
 		Fix:        "modprobe br_netfilter; sysctl -w net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1 (and persist it in /etc/sysctl.d).",
 		References: []string{docsBridgeNf},
 		check:      checkBridgeNf,
+	},
+	{
+		ID: "network-bypasses-firewall", Severity: Medium,
+		Title:      "Network whose traffic never crosses the host's firewall",
+		Why:        "A macvlan or ipvlan network puts its containers on the parent interface's segment, beside the host: their frames leave and arrive without passing the host's netfilter, so neither Docker's isolation nor zonewarden filters them, and every machine of that segment reaches every port. High when a data service is on it.",
+		Fix:        "Move the containers to a bridge network (a zone) and publish only what must be reached; where a macvlan is required, filter inside each container's namespace or on the segment's own firewall.",
+		References: []string{docsMacvlan},
+		check:      checkBypassesFirewall,
+	},
+	{
+		ID: "gateway-mode-unprotected", Severity: High,
+		Title:      "Bridge network in gateway mode nat-unprotected",
+		Why:        "In gateway mode nat-unprotected Docker does not filter by port: every port of every member is open to whoever routes to the network's subnet, published or not.",
+		Fix:        "Re-create the network in the default gateway mode nat (or routed, which opens published container ports only).",
+		References: []string{docsGatewayMode},
+		check:      checkGatewayModes,
+	},
+	{
+		ID: "gateway-mode-routed", Severity: Medium,
+		Title:      "Published ports open on container addresses (gateway mode routed)",
+		Why:        "In gateway mode routed a published port is not mapped to the host: the container port is open on the container's own address to every host that routes to the network, and to containers of other networks.",
+		Fix:        "Make sure only trusted routers know a route to the network, or use the default gateway mode nat and publish on a host address.",
+		References: []string{docsGatewayMode},
+		check:      checkGatewayModes,
+	},
+	{
+		ID: "loopback-published-lan", Severity: High,
+		Title:      "Port published on 127.0.0.1 is reachable from the local network",
+		Why:        "Before Docker 28 a machine on the host's segment that sends a packet to 127.0.0.1 through the host (a route via the host's address) is DNATed to a port published on a loopback address (moby#45610): \"local only\" is not.",
+		Fix:        "Upgrade to Docker 28 or later, or drop packets to 127.0.0.0/8 that arrive on other interfaces (zonewarden apply does for its zones' published ports).",
+		References: []string{docsLoopbackLAN},
+		check:      checkLoopbackLAN,
+	},
+	{
+		ID: "direct-routing-allowed", Severity: Medium,
+		Title:      "Remote hosts may route to container addresses",
+		Why:        "With allow-direct-routing (daemon) or trusted_host_interfaces (network option), Docker 28+ lets other machines that route to a network's subnet reach its containers' published ports on their own addresses.",
+		Fix:        "Remove allow-direct-routing from daemon.json and the trusted_host_interfaces option, unless that routing is intended and its routers are trusted.",
+		References: []string{docsGatewayMode},
+		check:      checkDirectRouting,
 	},
 	{
 		ID: "ipv6-unfiltered", Severity: High,
@@ -648,17 +691,107 @@ func checkHostNamespace(h *host, r *Rule) []Finding {
 func checkBridgeNf(h *host, r *Rule) []Finding {
 	d := h.snap.Daemon
 	var ev []string
-	if d.BridgeNfIptables != nil && !*d.BridgeNfIptables {
-		ev = append(ev, "net.bridge.bridge-nf-call-iptables=0 (reported by the Docker daemon)")
-	}
-	if d.BridgeNfIP6tables != nil && !*d.BridgeNfIP6tables {
-		ev = append(ev, "net.bridge.bridge-nf-call-ip6tables=0 (reported by the Docker daemon)")
+	switch {
+	case d.BrNetfilter != nil && !*d.BrNetfilter:
+		ev = append(ev, "the br_netfilter module is not loaded (no /proc/sys/net/bridge); Docker 27.3 and later load it only with icc=false or userland-proxy=false")
+	default:
+		if d.BridgeNfIptables != nil && !*d.BridgeNfIptables {
+			ev = append(ev, "net.bridge.bridge-nf-call-iptables=0")
+		}
+		if d.BridgeNfIP6tables != nil && !*d.BridgeNfIP6tables {
+			ev = append(ev, "net.bridge.bridge-nf-call-ip6tables=0")
+		}
 	}
 	if len(ev) == 0 {
 		return nil
 	}
 	return []Finding{r.finding(KindHost, "docker", ev,
 		"modprobe br_netfilter && sysctl -w net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1; persist both in /etc/sysctl.d/99-bridge-nf.conf.")}
+}
+
+func checkBypassesFirewall(h *host, r *Rule) []Finding {
+	var out []Finding
+	for _, n := range h.userNetworks() {
+		if n.Driver != "macvlan" && n.Driver != "ipvlan" {
+			continue
+		}
+		members := h.ix.Members(n.Name)
+		if len(members) == 0 {
+			continue
+		}
+		ev := []string{fmt.Sprintf("network %s has driver %s: its members' traffic does not pass this host's netfilter", n.Name, n.Driver),
+			fmt.Sprintf("every machine of the parent's segment reaches every port of: %s", strings.Join(containerNames(members), ", "))}
+		f := r.finding(KindNetwork, n.Name, ev,
+			fmt.Sprintf("Move the members of %s to a bridge network zone; zonewarden cannot enforce flows on a %s network.", n.Name, n.Driver))
+		if d := h.dataMembers(n.Name); len(d) > 0 {
+			f.Severity = High
+			f.Evidence = append(f.Evidence, "data services on it: "+strings.Join(containerNames(d), ", "))
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func checkGatewayModes(h *host, r *Rule) []Finding {
+	want := inventory.GatewayRouted
+	if r.ID == "gateway-mode-unprotected" {
+		want = inventory.GatewayNATUnprotected
+	}
+	var out []Finding
+	for _, n := range h.userNetworks() {
+		if n.Driver != "bridge" {
+			continue
+		}
+		var fams []string
+		for _, v6 := range []bool{false, true} {
+			if n.GatewayMode(v6) == want && (!v6 || n.HasIPv6()) {
+				fams = append(fams, map[bool]string{false: "IPv4", true: "IPv6"}[v6])
+			}
+		}
+		if len(fams) == 0 {
+			continue
+		}
+		ev := []string{fmt.Sprintf("network %s: gateway mode %s for %s", n.Name, want, strings.Join(fams, " and "))}
+		if members := containerNames(h.ix.Members(n.Name)); len(members) > 0 {
+			ev = append(ev, "members: "+strings.Join(members, ", "))
+		}
+		out = append(out, r.finding(KindNetwork, n.Name, ev,
+			fmt.Sprintf("Re-create %s without com.docker.network.bridge.gateway_mode_ipv4/6=%s.", n.Name, want)))
+	}
+	return out
+}
+
+func checkLoopbackLAN(h *host, r *Rule) []Finding {
+	if m := h.snap.Daemon.Major(); m == 0 || m >= 28 {
+		return nil
+	}
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
+		for _, b := range h.ix.PublishedPorts(c) {
+			if b.HostIP.IsValid() && b.HostIP.Is4() && b.HostIP.IsLoopback() {
+				out = append(out, r.finding(KindContainer, c.Name,
+					[]string{fmt.Sprintf("publishes %s on %s (Docker %s)", b.ContainerPort, b.HostAddress(), h.snap.Daemon.Version)},
+					"Upgrade Docker to 28 or later; until then, block packets to 127.0.0.0/8 arriving on other interfaces than lo."))
+				break
+			}
+		}
+		return out
+	})
+}
+
+func checkDirectRouting(h *host, r *Rule) []Finding {
+	var out []Finding
+	if h.snap.Daemon.AllowDirectRouting {
+		out = append(out, r.finding(KindHost, "docker", []string{"the daemon runs with allow-direct-routing"},
+			"Remove \"allow-direct-routing\" from /etc/docker/daemon.json (or the flag) and restart dockerd."))
+	}
+	for _, n := range h.userNetworks() {
+		if len(n.TrustedHostInterfaces) > 0 {
+			out = append(out, r.finding(KindNetwork, n.Name,
+				[]string{fmt.Sprintf("network %s trusts host interfaces %s: machines behind them reach its containers' published ports directly", n.Name, strings.Join(n.TrustedHostInterfaces, ", "))},
+				fmt.Sprintf("Re-create %s without com.docker.network.bridge.trusted_host_interfaces.", n.Name)))
+		}
+	}
+	return out
 }
 
 func checkIPv6Unfiltered(h *host, r *Rule) []Finding {

@@ -203,6 +203,43 @@ func TestRules(t *testing.T) {
 		}(), []string{"medium host docker"}},
 		{"bridge-nf-disabled", "unknown", hostOf(nil), nil},
 
+		{"bridge-nf-disabled", "module absent", func() *inventory.Snapshot {
+			s := hostOf(nil)
+			s.Daemon.BrNetfilter = &no
+			return s
+		}(), []string{"medium host docker"}},
+
+		{"network-bypasses-firewall", "macvlan", hostOf([]inventory.Network{{Name: "lan", Driver: "macvlan"}}, box("printer", "lan")),
+			[]string{"medium network lan"}},
+		{"network-bypasses-firewall", "macvlan with a database", hostOf([]inventory.Network{{Name: "lan", Driver: "ipvlan"}}, postgres("db", "lan")),
+			[]string{"high network lan"}},
+		{"network-bypasses-firewall", "bridge, or empty macvlan", hostOf([]inventory.Network{{Name: "lan", Driver: "macvlan"}}, box("app", "app")), nil},
+
+		{"gateway-mode-unprotected", "fires", hostOf([]inventory.Network{{Name: "open", ICC: true, GatewayMode4: inventory.GatewayNATUnprotected}}, box("app", "open")),
+			[]string{"high network open"}},
+		{"gateway-mode-unprotected", "routed is not", hostOf([]inventory.Network{{Name: "r", ICC: true, GatewayMode4: inventory.GatewayRouted}}, box("app", "r")), nil},
+		{"gateway-mode-routed", "fires", hostOf([]inventory.Network{{Name: "r", ICC: true, GatewayMode4: inventory.GatewayRouted}}, box("app", "r")),
+			[]string{"medium network r"}},
+		{"gateway-mode-routed", "nat", hostOf(nil, box("app", "app")), nil},
+
+		{"loopback-published-lan", "docker 20.10", func() *inventory.Snapshot {
+			s := hostOf(nil, with(box("admin", "app"), func(c *inventory.Container) { c.Ports = []inventory.PortBinding{pub("127.0.0.1", 8080, 80)} }))
+			s.Daemon.Version = "20.10.24"
+			return s
+		}(), []string{"high container admin"}},
+		{"loopback-published-lan", "docker 28", func() *inventory.Snapshot {
+			s := hostOf(nil, with(box("admin", "app"), func(c *inventory.Container) { c.Ports = []inventory.PortBinding{pub("127.0.0.1", 8080, 80)} }))
+			s.Daemon.Version = "28.5.2"
+			return s
+		}(), nil},
+
+		{"direct-routing-allowed", "daemon and network", func() *inventory.Snapshot {
+			s := hostOf([]inventory.Network{{Name: "app", ICC: true, TrustedHostInterfaces: []string{"eth1"}}}, box("api", "app"))
+			s.Daemon.AllowDirectRouting = true
+			return s
+		}(), []string{"medium host docker", "medium network app"}},
+		{"direct-routing-allowed", "quiet", hostOf(nil, box("api", "app")), nil},
+
 		{"ipv6-unfiltered", "fires", func() *inventory.Snapshot {
 			s := hostOf([]inventory.Network{{Name: "app", Driver: "bridge", ICC: true, EnableIPv6: true,
 				Subnets: []inventory.Subnet{{Prefix: netip.MustParsePrefix("fd00:1::/64")}}}}, box("api", "app"))
