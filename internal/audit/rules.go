@@ -188,7 +188,7 @@ var catalog = []*Rule{
 		ID: "loopback-published-lan", Severity: High,
 		Title:      "Port published on 127.0.0.1 is reachable from the local network",
 		Why:        "Before Docker 28 a machine on the host's segment that sends a packet to 127.0.0.1 through the host (a route via the host's address) is DNATed to a port published on a loopback address (moby#45610): \"local only\" is not.",
-		Fix:        "Upgrade to Docker 28 or later, or drop packets to 127.0.0.0/8 that arrive on other interfaces (zonewarden apply does for its zones' published ports).",
+		Fix:        "Upgrade to Docker 28 or later, or drop packets to 127.0.0.0/8 that arrive on other interfaces.",
 		References: []string{docsLoopbackLAN},
 		check:      checkLoopbackLAN,
 	},
