@@ -81,6 +81,11 @@ type Plan struct {
 	// firewall denies them every flow into, out of and inside the zones.
 	Fenced    []string    `json:"fenced_containers"`
 	Published []Published `json:"published_not_allowed"`
+	// Unenforceable lists containers no workload selects that are on a
+	// macvlan or ipvlan network ("c (macvlan network n)"): their traffic
+	// there never crosses this host's netfilter. (A selected container is
+	// disconnected from such a network: it is not one of its zones.)
+	Unenforceable []string `json:"unenforceable"`
 	// Blockers are reasons the host cannot satisfy the policy; apply
 	// changes nothing while there is one.
 	Blockers []string `json:"blockers"`
@@ -119,12 +124,21 @@ func Compute(snap *inventory.Snapshot, want Desired) *Plan {
 	ix := inventory.NewIndex(snap)
 	p := &Plan{Create: []Zone{}, Recreate: []Recreate{}, Connect: []Membership{}, Disconnect: []Membership{},
 		Unmatched: slices.Sorted(slices.Values(want.Unmatched)), Fenced: slices.Sorted(slices.Values(want.Fenced)),
-		Published: []Published{}, Blockers: []string{}}
+		Published: []Published{}, Blockers: []string{}, Unenforceable: []string{}}
 	if p.Fenced == nil {
 		p.Fenced = []string{}
 	}
 	if p.Unmatched == nil {
 		p.Unmatched = []string{}
+	}
+	for _, name := range p.Unmatched {
+		if c := ix.Container(name); c != nil {
+			for _, e := range c.Endpoints {
+				if n := ix.Network(e.Network); n != nil && (n.Driver == "macvlan" || n.Driver == "ipvlan") {
+					p.Unenforceable = append(p.Unenforceable, fmt.Sprintf("%s (%s network %s)", name, n.Driver, n.Name))
+				}
+			}
+		}
 	}
 	zones := make(map[string]bool, len(want.Zones))
 	for _, z := range want.Zones {
@@ -133,6 +147,8 @@ func Compute(snap *inventory.Snapshot, want Desired) *Plan {
 		switch {
 		case n == nil:
 			p.Create = append(p.Create, z)
+		case n.Driver == "macvlan" || n.Driver == "ipvlan":
+			p.Blockers = append(p.Blockers, fmt.Sprintf("zone %s: network %s exists with driver %s, whose traffic never crosses this host's netfilter, so zonewarden could not enforce the zone's flows; a zone must be a user-defined bridge network (rename the zone or move the containers off the network)", z.Name, n.Name, n.Driver))
 		case n.Driver != "bridge" || n.IsBuiltin():
 			p.Blockers = append(p.Blockers, fmt.Sprintf("zone %s: network %s exists with driver %s; a zone must be a user-defined bridge network (rename the zone or remove the network)", z.Name, n.Name, n.Driver))
 		case n.Internal != z.Internal:

@@ -106,6 +106,34 @@ func TestComputeBlockers(t *testing.T) {
 	}
 }
 
+// TestComputeMacvlan: a zone cannot be a macvlan network, a selected
+// container is moved off one (it is not its zone), and an unselected one
+// on it is reported as beyond the firewall.
+func TestComputeMacvlan(t *testing.T) {
+	snap := flatHost()
+	snap.Networks = append(snap.Networks, inventory.Network{Name: "lan", Driver: "macvlan"})
+	snap.Containers = append(snap.Containers,
+		inventory.Container{Name: "printer", State: "running", NetworkMode: "lan", Endpoints: []inventory.Endpoint{{Network: "lan"}}})
+	for i := range snap.Containers {
+		if snap.Containers[i].Name == "api" {
+			snap.Containers[i].Endpoints = append(snap.Containers[i].Endpoints, inventory.Endpoint{Network: "lan"})
+		}
+	}
+	want := threeTier()
+	want.Unmatched = append(want.Unmatched, "printer")
+	p := Compute(snap, want)
+	if !slices.Contains(p.Disconnect, Membership{Container: "api", Network: "lan"}) {
+		t.Errorf("api is not taken off the macvlan: disconnect %s", memberships(p.Disconnect))
+	}
+	if len(p.Unenforceable) != 1 || p.Unenforceable[0] != "printer (macvlan network lan)" {
+		t.Errorf("unenforceable = %q", p.Unenforceable)
+	}
+	p = Compute(snap, Desired{Zones: []Zone{{Name: "lan"}}})
+	if len(p.Blockers) != 1 || !strings.Contains(p.Blockers[0], "never crosses this host's netfilter") {
+		t.Errorf("a macvlan zone: blockers %q", p.Blockers)
+	}
+}
+
 func TestSimulate(t *testing.T) {
 	snap := flatHost()
 	after := Simulate(snap, Compute(snap, threeTier()))

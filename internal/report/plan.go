@@ -62,6 +62,9 @@ func PlanText(w io.Writer, p *plan.Plan) error {
 	for _, f := range p.Fenced {
 		lines = append(lines, "! fenced: "+f+": no workload selects it, so the firewall denies it every flow into, out of and inside the zones, whatever unmanaged says (earlier releases left it to Docker under unmanaged: allow and warn); select it with a workload to give it flows")
 	}
+	for _, u := range p.Unenforceable {
+		lines = append(lines, "! not enforceable: "+u+": its traffic on that network never crosses this host's netfilter, so no zone rule applies to it; select it with a workload (apply then moves it to its zones) or remove it from the network")
+	}
 	for _, x := range p.Published {
 		lines = append(lines, "! "+x.Container+" publishes "+x.Binding+", which the policy does not allow (re-create it without the mapping)")
 	}

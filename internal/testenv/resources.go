@@ -23,6 +23,9 @@ import (
 // NetworkOpts are the settings of a test network. The zero value is a plain
 // bridge network with Docker's defaults.
 type NetworkOpts struct {
+	// Driver is "bridge" when empty; "macvlan" wants Options["parent"],
+	// an interface the test made (never one of the host's own NICs).
+	Driver string
 	// Internal makes the network internal: no route out, and Docker ignores
 	// published ports of containers whose only network it is.
 	Internal bool
@@ -34,6 +37,8 @@ type NetworkOpts struct {
 	IPv6 bool
 	// Subnet is the IPv4 subnet ("10.123.0.0/24"); empty lets Docker pick.
 	Subnet string
+	// Gateway is the IPv4 gateway of Subnet; empty lets Docker pick.
+	Gateway string
 	// Subnet6 is the IPv6 subnet when IPv6 is set.
 	Subnet6 string
 	// Options are more driver options (com.docker.network.bridge.name, ...).
@@ -79,15 +84,19 @@ func TryCreateNetwork(t testing.TB, cli *client.Client, runID, name string, opts
 	if opts.DisableICC {
 		options["com.docker.network.bridge.enable_icc"] = "false"
 	}
+	driver := opts.Driver
+	if driver == "" {
+		driver = "bridge"
+	}
 	create := network.CreateOptions{
-		Driver:   "bridge",
+		Driver:   driver,
 		Internal: opts.Internal,
 		Labels:   labels,
 		Options:  options,
 	}
 	var ipam []network.IPAMConfig
 	if opts.Subnet != "" {
-		ipam = append(ipam, network.IPAMConfig{Subnet: opts.Subnet})
+		ipam = append(ipam, network.IPAMConfig{Subnet: opts.Subnet, Gateway: opts.Gateway})
 	}
 	if opts.IPv6 {
 		on := true

@@ -391,7 +391,7 @@ func (e *Env) waitReady(t *testing.T) {
 		}
 		for _, ep := range c.Endpoints {
 			from := probe.Host()
-			if e.Scenario.network(ep.Network).isolated() {
+			if e.Scenario.network(ep.Network).hostless() {
 				from = e.ns[c.Name] // the host has no route there
 			}
 			for _, a := range []netip.Addr{ep.IPv4, ep.IPv6} {

@@ -28,6 +28,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +60,11 @@ type Network struct {
 	Internal   bool // --internal
 	DisableICC bool // com.docker.network.bridge.enable_icc=false
 	IPv6       bool // --ipv6, with a ULA /64
+	// Macvlan makes it a macvlan network (bridge mode) over the host side
+	// of the scenario's own veth to the outside namespace: outside is a
+	// machine of its segment, holding its gateway address (.1), so that
+	// members' egress reaches "internet" through it.
+	Macvlan bool
 	// GatewayMode is the bridge's gateway mode for both families
 	// (com.docker.network.bridge.gateway_mode_ipv4/6, Docker 27+): "" for
 	// the default nat, "routed", "nat-unprotected" or "isolated" (with
@@ -77,9 +83,10 @@ func (sc Scenario) network(name string) Network {
 	return Network{}
 }
 
-// isolated reports whether the network's bridge has no address (gateway
-// mode isolated): the host neither reaches nor routes to its members.
-func (n Network) isolated() bool { return n.GatewayMode == inventory.GatewayIsolated }
+// hostless reports whether the host neither reaches nor routes to the
+// network's members: a bridge without an address (gateway mode isolated)
+// or a macvlan.
+func (n Network) hostless() bool { return n.GatewayMode == inventory.GatewayIsolated || n.Macvlan }
 
 // Container is one container of the test image (busybox, sleeping).
 type Container struct {
@@ -189,6 +196,7 @@ func Build(t *testing.T, sc Scenario) *Env {
 	e.createNetworks(t)
 	e.runContainers(t)
 	e.takeSnapshot(t)
+	e.segmentRoutes(t)
 	e.listen(t)
 	e.waitReady(t)
 	t.Logf("scenario built in %v: %d networks, %d containers (run %s)", time.Since(start).Round(time.Millisecond), len(sc.Networks), len(sc.Containers), runID)
@@ -252,6 +260,32 @@ func subnet(runID string, i, attempt int) string {
 	return fmt.Sprintf("10.%d.%d.0/24", x, y)
 }
 
+// segmentRoutes gives each member of a macvlan network an on-link route to
+// the internet address (outside's), out of its macvlan: its default
+// route's next hop is outside, a router in a namespace the probe guard
+// does not follow (it would skip the probe), and what is under test is
+// that the segment carries the packet, past the host.
+func (e *Env) segmentRoutes(t *testing.T) {
+	t.Helper()
+	for _, c := range e.snap.Containers {
+		for _, ep := range c.Endpoints {
+			if !e.Scenario.network(ep.Network).Macvlan || !ep.IPv4.IsValid() {
+				continue
+			}
+			pid := testenv.Pid(t, e.cli, e.ids[c.Name])
+			script := fmt.Sprintf("ip route add %s/32 dev $(ip -o -4 addr show to %s | awk '{print $2}')", e.plumb.ext4, ep.IPv4)
+			if out, err := exec.Command("nsenter", "-t", strconv.Itoa(pid), "-n", "sh", "-c", script).CombinedOutput(); err != nil {
+				t.Fatalf("route to the internet address in %s: %v: %s", c.Name, err, out)
+			}
+		}
+	}
+}
+
+// gatewayOf returns the first address of a /24 ("10.1.2.0/24" -> "10.1.2.1").
+func gatewayOf(subnet string) string {
+	return netip.MustParsePrefix(subnet).Addr().Next().String()
+}
+
 func (e *Env) createNetworks(t *testing.T) {
 	t.Helper()
 	for i, n := range e.Scenario.Networks {
@@ -262,9 +296,16 @@ func (e *Env) createNetworks(t *testing.T) {
 				"com.docker.network.bridge.gateway_mode_ipv6": n.GatewayMode,
 			}
 		}
+		if n.Macvlan {
+			opts.Driver = "macvlan"
+			opts.Options = map[string]string{"parent": e.plumb.veth, "macvlan_mode": "bridge"}
+		}
 		var err error
 		for attempt := range 8 {
 			opts.Subnet = subnet(e.RunID, i, attempt)
+			if n.Macvlan {
+				opts.Gateway = gatewayOf(opts.Subnet)
+			}
 			var id string
 			if id, err = testenv.TryCreateNetwork(t, e.cli, e.RunID, n.Name, opts); err == nil {
 				e.netIDs[n.Name] = id
@@ -276,6 +317,12 @@ func (e *Env) createNetworks(t *testing.T) {
 		}
 		if err != nil {
 			t.Fatal(err)
+		}
+		if n.Macvlan {
+			// The segment's router: outside, on the parent's far end.
+			if err := ip("-n", e.plumb.netns, "addr", "add", opts.Gateway+"/24", "dev", "eth0"); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	used := map[string]bool{}
@@ -289,7 +336,7 @@ func (e *Env) createNetworks(t *testing.T) {
 	}
 	ctx := context.Background()
 	for name, id := range e.netIDs {
-		if e.Scenario.network(name).isolated() {
+		if e.Scenario.network(name).hostless() {
 			continue // no address on the bridge: no gateway
 		}
 		info, err := e.cli.NetworkInspect(ctx, id, network.InspectOptions{})

@@ -195,6 +195,22 @@ func GatewayModes() Scenario {
 	}
 }
 
+// Macvlan has a macvlan network whose parent is the host side of the
+// scenario's veth to outside (a segment of the test's own), next to a
+// bridge network: the macvlan members reach each other and the segment,
+// the segment reaches them, and the host, which a macvlan's parent never
+// reaches its children from, and the bridge network's containers do not.
+func Macvlan() Scenario {
+	return Scenario{
+		Networks: []Network{{Name: "lan", Macvlan: true}, {Name: "app"}},
+		Containers: []Container{
+			{Name: "m1", Networks: []string{"lan"}},
+			{Name: "m2", Networks: []string{"lan"}},
+			{Name: "web", Networks: []string{"app"}, Publish: []Publish{{HostPort: 28883, Port: 8080}}},
+		},
+	}
+}
+
 // WithHostPorts returns a copy of sc whose published host ports are
 // base, base+1, ... in the order they appear.
 func (sc Scenario) WithHostPorts(base uint16) Scenario {

@@ -271,3 +271,18 @@ func TestGatewayModes(t *testing.T) {
 		"client -> h1:80/tcp no",
 	)
 }
+
+// Macvlan: the members sit on their parent's segment, beside the host and
+// past its firewall.
+func TestMacvlan(t *testing.T) {
+	e := Build(t, Macvlan())
+	m := check(t, e)
+	expect(t, m,
+		"m1 -> m2:5432/tcp yes",
+		"outside -> m1:5432/tcp yes",
+		"m1 -> internet:80/tcp yes",
+		"host -> m1:80/tcp no",
+		"web -> m1:80/tcp no",
+		"m1 -> web:8080/tcp no",
+	)
+}
