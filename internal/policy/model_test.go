@@ -243,6 +243,14 @@ func TestPublish(t *testing.T) {
 	if !any.Allows(inventoryBinding("", 32768, 8080)) || !any.Allows(inventoryBinding("::", 40000, 8080)) {
 		t.Error("a publish without host port allows any host port")
 	}
+	// A routed network has no host port: the container port alone counts.
+	fixed, _ := policy.ParsePublish("29100:443/tcp")
+	if !fixed.Allows(inventoryBinding("0.0.0.0", 0, 443)) || fixed.Allows(inventoryBinding("0.0.0.0", 0, 80)) || fixed.Allows(inventoryBinding("0.0.0.0", 29101, 443)) {
+		t.Error("Allows is wrong for a routed binding (no host port) of 29100:443/tcp")
+	}
+	if p.Allows(inventoryBinding("0.0.0.0", 0, 5432)) {
+		t.Error("a loopback-only entry allows a routed binding open on every address")
+	}
 	if _, err := policy.ParsePublish("[fe80::1%eth0]:80:80/tcp"); err == nil {
 		t.Error("a zoned address was accepted")
 	}

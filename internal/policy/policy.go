@@ -262,7 +262,10 @@ func (p Publish) Allows(b inventory.PortBinding) bool {
 	if cp.Protocol != p.Container.Proto || cp.Number < p.Container.First || cp.Number > p.Container.Last {
 		return false
 	}
-	if p.Host.First != 0 && b.HostPort != p.Host.First+(cp.Number-p.Container.First) {
+	// HostPort 0: no host port at all (a network in gateway mode routed
+	// opens the container port on the container's own address), so the
+	// entry's host port has nothing to hold to.
+	if p.Host.First != 0 && b.HostPort != 0 && b.HostPort != p.Host.First+(cp.Number-p.Container.First) {
 		return false
 	}
 	if p.AllInterfaces() {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/firewall"
+	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
@@ -90,8 +91,33 @@ func TestUserlandProxyOff(t *testing.T) {
 // forward hook, on the container port (devbox -> lb).
 func TestEnforcedThreeTierDocker29(t *testing.T) { enforceThreeTier(t, true) }
 
-func enforceThreeTier(t *testing.T, kernelDNAT bool) {
-	env := Build(t, enforcedThreeTier())
+// TestEnforcedThreeTierGatewayModes is TestEnforcedThreeTier with the
+// zones in the gateway modes of Docker 27+: the DMZ routed (outside and
+// other networks reach lb's container port on its own address, past any
+// host port), the app tier nat-unprotected (every port of its members
+// open to whoever routes there, which zonewarden must close) and the
+// database tier isolated (no address on its bridge).
+func TestEnforcedThreeTierGatewayModes(t *testing.T) {
+	enforceThreeTier(t, false, func(sc *Scenario) {
+		for i := range sc.Networks {
+			switch sc.Networks[i].Name {
+			case "public-dmz":
+				sc.Networks[i].GatewayMode = inventory.GatewayRouted
+			case "app":
+				sc.Networks[i].GatewayMode = inventory.GatewayNATUnprotected
+			case "db":
+				sc.Networks[i].GatewayMode = inventory.GatewayIsolated
+			}
+		}
+	})
+}
+
+func enforceThreeTier(t *testing.T, kernelDNAT bool, change ...func(*Scenario)) {
+	sc := enforcedThreeTier()
+	for _, f := range change {
+		f(&sc)
+	}
+	env := Build(t, sc)
 	if kernelDNAT {
 		t.Logf("removed %d nat RETURN rules: published ports are DNATed in the kernel", env.EmulateDocker29(t))
 	}
