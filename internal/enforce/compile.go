@@ -159,7 +159,9 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 			// on the input hook (containers reach it only by a flow);
 			// outside clients reach only the ports the policy lets it
 			// publish.
-			r.add("pubports", pb.ContainerPort.Protocol+" . "+fmt.Sprint(pb.HostPort), m.Container.Name+" "+pb.String())
+			if pb.HostPort != 0 { // 0: a routed network's, no host port
+				r.add("pubports", pb.ContainerPort.Protocol+" . "+fmt.Sprint(pb.HostPort), m.Container.Name+" "+pb.String())
+			}
 			if !b.PublishAllowed(m.Container.Name, pb) {
 				continue
 			}
@@ -225,7 +227,9 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 					suffix := " . " + pb.ContainerPort.Protocol + " . " + strconv.Itoa(int(pb.HostPort))
 					srcAddrs := endpointAddrs(srcEps)
 					for _, sa := range srcAddrs {
-						r.add("pubin"+familyOf(sa).suffix, sa.String()+suffix, via)
+						if pb.HostPort != 0 { // 0: a routed network's, no host port
+							r.add("pubin"+familyOf(sa).suffix, sa.String()+suffix, via)
+						}
 					}
 					// The kernel path to the same port: Docker 29, and
 					// any engine with userland-proxy=false, DNATs a
