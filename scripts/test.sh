@@ -69,6 +69,9 @@ engine_down() {
 		if [ "$ENGINE" = 28 ]; then
 			zw_docker28_stop
 		else
+			# The alone tests restart dockerd (also when they fail):
+			# the daemon to stop is the one running now.
+			ZW_DOCKERD_PID="$(pidof dockerd || echo "$ZW_DOCKERD_PID")"
 			zw_stop_dockerd
 		fi
 		zw_docker_firewall_reset
@@ -232,11 +235,6 @@ for e in "${ENGINES[@]}"; do
 		done
 		grep -h 'first try\|admission latency' "$alone_log" >&2 || true
 		rm -f "$alone_log"
-		# The restart test started dockerd again: that is the daemon to stop
-		# (the 28 engine finds its dockerd by its pidfile).
-		if [ "$ENGINE_OWNED" = 1 ] && [ "$ENGINE" = 20 ]; then
-			ZW_DOCKERD_PID="$(pidof dockerd || true)"
-		fi
 	fi
 
 	PASSED+=("$ENGINE_NAME (engine $ENGINE, $((SECONDS - ENGINE_START)) s)")
