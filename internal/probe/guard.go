@@ -291,21 +291,10 @@ func linkStays(k kernelView, ns nsRef, l link, depth int) (bool, string, error) 
 	case l.kind == "bridge":
 		return bridgeStays(k, ns, l)
 	case l.kind == "veth":
-		if l.peer == 0 {
-			return false, "a veth whose peer is unknown", nil
-		}
-		pns, err := k.resolve(ns, l.peerNS)
-		if err != nil {
-			return false, "", err
-		}
-		pl, err := k.links(pns)
-		if err != nil {
-			return false, "", err
-		}
-		p, ok := pl[l.peer]
+		p, pns, pl, problem, err := peerOf(k, ns, l, "a veth whose peer")
 		switch {
-		case !ok:
-			return false, "a veth whose peer cannot be read", nil
+		case problem != "" || err != nil:
+			return false, problem, err
 		case p.master == 0:
 			return true, "a veth", nil
 		}
@@ -321,20 +310,9 @@ func linkStays(k kernelView, ns nsRef, l link, depth int) (bool, string, error) 
 		if l.macvlanMode != macvlanBridge {
 			return false, "a macvlan in " + macvlanModeName(l.macvlanMode) + " mode, which sends frames out of its parent", nil
 		}
-		if l.peer == 0 {
-			return false, "a macvlan whose parent is unknown", nil
-		}
-		pns, err := k.resolve(ns, l.peerNS)
-		if err != nil {
-			return false, "", err
-		}
-		pl, err := k.links(pns)
-		if err != nil {
-			return false, "", err
-		}
-		p, ok := pl[l.peer]
-		if !ok {
-			return false, "a macvlan whose parent cannot be read", nil
+		p, pns, _, problem, err := peerOf(k, ns, l, "a macvlan whose parent")
+		if problem != "" || err != nil {
+			return false, problem, err
 		}
 		stays, what, err := linkStays(k, pns, p, depth+1)
 		if !stays || err != nil {
@@ -343,6 +321,27 @@ func linkStays(k kernelView, ns nsRef, l link, depth int) (bool, string, error) 
 		return true, "a macvlan over " + p.name, nil
 	}
 	return false, kindName(l), nil
+}
+
+// peerOf reads the link l (of ns) names as its peer or parent, with the
+// namespace it is in and that namespace's links. When there is none, or
+// it cannot be read, problem says so, starting with what ("a veth whose
+// peer").
+func peerOf(k kernelView, ns nsRef, l link, what string) (p link, pns nsRef, pl map[int]link, problem string, err error) {
+	if l.peer == 0 {
+		return p, pns, nil, what + " is unknown", nil
+	}
+	if pns, err = k.resolve(ns, l.peerNS); err != nil {
+		return p, pns, nil, "", err
+	}
+	if pl, err = k.links(pns); err != nil {
+		return p, pns, nil, "", err
+	}
+	p, ok := pl[l.peer]
+	if !ok {
+		return p, pns, pl, what + " cannot be read", nil
+	}
+	return p, pns, pl, "", nil
 }
 
 // bridgeStays reports whether every port of bridge br (of ns) is a veth.

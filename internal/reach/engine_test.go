@@ -3,7 +3,6 @@ package reach
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
@@ -127,14 +126,7 @@ func TestEngineModes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a := Analyze(engineHost(tt.daemon), Options{})
 			for _, k := range tt.keys {
-				ok, e := a.Eval(k.from, k.to, p(k.port))
-				if ok != k.want {
-					t.Errorf("%s -> %s:%s = %v, want %v (edge %+v)", k.from, k.to, k.port, ok, k.want, e)
-					continue
-				}
-				if ok && !slices.Contains(e.Via, k.via) {
-					t.Errorf("%s -> %s:%s via %v, want %s", k.from, k.to, k.port, e.Via, k.via)
-				}
+				checkEval(t, a, k.from, k.to, k.port, k.want, k.via)
 			}
 		})
 	}

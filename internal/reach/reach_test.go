@@ -62,6 +62,20 @@ func seedHost() *inventory.Snapshot {
 	}}
 }
 
+// checkEval asserts a.Eval(from, to, port): reached or not, and when
+// reached, by an edge that carries reason via.
+func checkEval(t *testing.T, a *Analysis, from, to, port string, want bool, via string) {
+	t.Helper()
+	ok, e := a.Eval(from, to, p(port))
+	if ok != want {
+		t.Errorf("%s -> %s:%s = %v, want %v (edge %+v)", from, to, port, ok, want, e)
+		return
+	}
+	if ok && !slices.Contains(e.Via, via) {
+		t.Errorf("%s -> %s:%s via %v, want %s", from, to, port, e.Via, via)
+	}
+}
+
 func p(s string) Port {
 	port, err := ParsePort(s)
 	if err != nil {
@@ -109,14 +123,7 @@ func TestEvalSeedHost(t *testing.T) {
 		{"legacy", "devbox", "22/tcp", false, ""},
 	}
 	for _, tt := range tests {
-		ok, e := a.Eval(tt.from, tt.to, p(tt.port))
-		if ok != tt.want {
-			t.Errorf("%s -> %s:%s = %v, want %v (edge %+v)", tt.from, tt.to, tt.port, ok, tt.want, e)
-			continue
-		}
-		if ok && !slices.Contains(e.Via, tt.via) {
-			t.Errorf("%s -> %s:%s via %v, want %s", tt.from, tt.to, tt.port, e.Via, tt.via)
-		}
+		checkEval(t, a, tt.from, tt.to, tt.port, tt.want, tt.via)
 	}
 }
 
@@ -414,14 +421,7 @@ func TestIPv6Unfiltered(t *testing.T) {
 		{"old", "v", "8080/tcp", false, ""},
 	}
 	for _, tt := range tests {
-		ok, e := a.Eval(tt.from, tt.to, p(tt.port))
-		if ok != tt.want {
-			t.Errorf("%s -> %s:%s = %v, want %v (edge %+v)", tt.from, tt.to, tt.port, ok, tt.want, e)
-			continue
-		}
-		if ok && !slices.Contains(e.Via, tt.via) {
-			t.Errorf("%s -> %s:%s via %v, want %s", tt.from, tt.to, tt.port, e.Via, tt.via)
-		}
+		checkEval(t, a, tt.from, tt.to, tt.port, tt.want, tt.via)
 	}
 	// v (on four, no IPv6) publishes on :: only: everyone with a route to
 	// the host reaches it through the host, the internal IPv6 ones too;
