@@ -56,6 +56,22 @@ type family struct {
 	is       func(netip.Addr) bool
 }
 
+// fields returns the family's source and destination address fields.
+func (f family) fields() (src, dst Field) {
+	if f.suffix == "6" {
+		return Src6, Dst6
+	}
+	return Src4, Dst4
+}
+
+// nfproto is the match of the family's packets.
+func (f family) nfproto() Match {
+	if f.suffix == "6" {
+		return Match{Kind: Family, Value: "ipv6"}
+	}
+	return Match{Kind: Family, Value: "ipv4"}
+}
+
 var families = []family{
 	{"4", "ip", "ipv4_addr", "icmp", netip.MustParsePrefix("0.0.0.0/0"), netip.Addr.Is4},
 	{"6", "ip6", "ipv6_addr", "ipv6-icmp", netip.MustParsePrefix("::/0"), func(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }},

@@ -2,6 +2,7 @@ package enforce
 
 import (
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -20,15 +21,15 @@ func threeTier() *inventory.Snapshot { return enforcetest.Host() }
 
 const threeTierPolicy = enforcetest.Policy
 
-func bind(t *testing.T, doc string, snap *inventory.Snapshot) *policy.Binding {
+func bind(t reporter, doc string, snap *inventory.Snapshot) *policy.Binding {
 	t.Helper()
 	p, err := policy.Parse("zones.yaml", []byte(doc), policy.Options{})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	b, err := policy.Bind(p, snap)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	return b
 }
@@ -38,7 +39,10 @@ func bind(t *testing.T, doc string, snap *inventory.Snapshot) *policy.Binding {
 // over the compiled ruleset is the policy's decision. The real-packet test
 // (internal/truth TestEnforcedThreeTier) holds the same ruleset to the
 // kernel.
-func TestTraceAgreesWithPolicy(t *testing.T) {
+func TestTraceAgreesWithPolicy(t *testing.T) { checkPolicyAgreement(t, nil) }
+
+func checkPolicyAgreement(t reporter, mutate mutation) {
+	t.Helper()
 	snap := threeTier()
 	b := bind(t, threeTierPolicy, snap)
 	r := Compile(b, Options{})
@@ -65,7 +69,7 @@ func TestTraceAgreesWithPolicy(t *testing.T) {
 							if proto == "icmp" && pair[0].Is6() {
 								proto = "ipv6-icmp"
 							}
-							v := r.Trace(Packet{Hook: Forward, Src: pair[0], Dst: pair[1], Proto: proto, Port: port.Number})
+							v := trace(r, mutate, Packet{Hook: Forward, Src: pair[0], Dst: pair[1], Proto: proto, Port: port.Number})
 							checked++
 							if v.Drop == want.Allow {
 								t.Errorf("%s %s -> %s %s %s: tracer drop=%v (%s), policy allow=%v (%s)",
@@ -83,10 +87,10 @@ func TestTraceAgreesWithPolicy(t *testing.T) {
 	// Published ports through the userland proxy (input hook): frontend
 	// has a flow to lb on 443, api has none.
 	gw := netip.MustParseAddr("10.20.1.1")
-	if v := r.Trace(Packet{Hook: Input, Src: netip.MustParseAddr("10.20.2.12"), Dst: gw, Proto: "tcp", Port: 443}); v.Drop {
+	if v := trace(r, mutate, Packet{Hook: Input, Src: netip.MustParseAddr("10.20.2.12"), Dst: gw, Proto: "tcp", Port: 443}); v.Drop {
 		t.Errorf("frontend -> lb's published 443: %+v", v)
 	}
-	if v := r.Trace(Packet{Hook: Input, Src: netip.MustParseAddr("10.20.2.13"), Dst: gw, Proto: "tcp", Port: 443}); !v.Drop {
+	if v := trace(r, mutate, Packet{Hook: Input, Src: netip.MustParseAddr("10.20.2.13"), Dst: gw, Proto: "tcp", Port: 443}); !v.Drop {
 		t.Errorf("api -> lb's published 443 (no flow): %+v", v)
 	}
 	// Outside: ingress admits 203.0.113.0/24 only; egress of api to
@@ -104,7 +108,7 @@ func TestTraceAgreesWithPolicy(t *testing.T) {
 		{Packet{Hook: Forward, Src: netip.MustParseAddr("10.20.3.99"), Dst: netip.MustParseAddr("10.20.3.14"), Proto: "tcp", Port: 5432}, true},
 		{Packet{Hook: Forward, Src: netip.MustParseAddr("10.20.2.13"), Dst: netip.MustParseAddr("10.20.3.99"), Proto: "tcp", Port: 5432}, true},
 	} {
-		if v := r.Trace(tc.p); v.Drop != tc.drop {
+		if v := trace(r, mutate, tc.p); v.Drop != tc.drop {
 			t.Errorf("%+v: %+v, want drop=%v", tc.p, v, tc.drop)
 		}
 	}
@@ -155,21 +159,53 @@ func TestGoldenRulesets(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v (go test ./internal/enforce -update writes it)", err)
 			}
-			g, w := sortedLines(got), sortedLines(string(want))
-			if !slices.Equal(g, w) {
-				t.Errorf("%s differs from %s (order aside); -update rewrites it:\n%s", name, path, got)
+			if d := goldenDiff(got, string(want)); d != "" {
+				t.Errorf("%s differs from %s: %s; -update rewrites it:\n%s", name, path, d, got)
 			}
 		})
 	}
 }
 
-func sortedLines(s string) []string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	for i := range lines {
-		lines[i] = strings.TrimSuffix(strings.TrimSpace(lines[i]), ",")
+// goldenDiff compares a script with its golden file: every chain rule by
+// rule in order (the kernel runs them in order), the sets' declarations
+// and elements as sets (Script sorts them, nft lists them as it likes).
+// It returns "" when they agree, else the first difference.
+func goldenDiff(got, want string) string {
+	gs, gc := splitScript(got)
+	ws, wc := splitScript(want)
+	if !slices.Equal(gs, ws) {
+		return "the sets differ"
 	}
-	slices.Sort(lines)
-	return lines
+	for i := range max(len(gc), len(wc)) {
+		switch {
+		case i >= len(gc):
+			return fmt.Sprintf("a line is missing at chain line %d: %q", i+1, wc[i])
+		case i >= len(wc):
+			return fmt.Sprintf("an extra line at chain line %d: %q", i+1, gc[i])
+		case gc[i] != wc[i]:
+			return fmt.Sprintf("chain line %d is %q, want %q", i+1, gc[i], wc[i])
+		}
+	}
+	return ""
+}
+
+// splitScript returns a script's set lines, sorted, and its chain lines
+// in order.
+func splitScript(s string) (sets, chains []string) {
+	inChains := false
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "chain ") {
+			inChains = true
+		}
+		if inChains {
+			chains = append(chains, l)
+		} else {
+			sets = append(sets, strings.TrimSuffix(l, ","))
+		}
+	}
+	slices.Sort(sets)
+	return sets, chains
 }
 
 func TestDiffAgainstAnInstalledScript(t *testing.T) {
@@ -194,7 +230,10 @@ func TestDiffAgainstAnInstalledScript(t *testing.T) {
 // TestUnallowedPublishedPortIsGuarded: a managed container publishing a
 // port its workload may not publish is reached neither from outside nor,
 // through the userland proxy, from other containers without a flow.
-func TestUnallowedPublishedPortIsGuarded(t *testing.T) {
+func TestUnallowedPublishedPortIsGuarded(t *testing.T) { checkUnallowedPublished(t, nil) }
+
+func checkUnallowedPublished(t reporter, mutate mutation) {
+	t.Helper()
 	snap := threeTier()
 	// frontend publishes 18080 -> 8080, which its workload may not.
 	snap.Containers[1].Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 8080, Protocol: "tcp"}, HostPort: 18080}}
@@ -208,7 +247,7 @@ func TestUnallowedPublishedPortIsGuarded(t *testing.T) {
 		{Packet{Hook: Input, Src: netip.MustParseAddr("10.20.2.13"), Dst: gw, Proto: "tcp", Port: 18080}, true},  // api: no flow
 		{Packet{Hook: Forward, Src: netip.MustParseAddr("203.0.113.9"), Dst: netip.MustParseAddr("10.20.2.12"), Proto: "tcp", Port: 8080}, true},
 	} {
-		if v := r.Trace(tc.p); v.Drop != tc.drop {
+		if v := trace(r, mutate, tc.p); v.Drop != tc.drop {
 			t.Errorf("%+v: %+v, want drop=%v", tc.p, v, tc.drop)
 		}
 	}
@@ -219,7 +258,10 @@ func TestUnallowedPublishedPortIsGuarded(t *testing.T) {
 // workload may not join (frontend on database-tier) is admitted on its own
 // zones and not there, and its packets from that address are dropped
 // even towards a flow's destination.
-func TestAcceptsOnlyAdmitted(t *testing.T) {
+func TestAcceptsOnlyAdmitted(t *testing.T) { checkAdmitted(t, nil) }
+
+func checkAdmitted(t reporter, mutate mutation) {
+	t.Helper()
 	snap := threeTier()
 	for i := range snap.Containers {
 		if c := &snap.Containers[i]; c.Name == "frontend" {
@@ -236,21 +278,26 @@ func TestAcceptsOnlyAdmitted(t *testing.T) {
 		for _, a := range r.Elements("admitted" + f.suffix) {
 			admitted[a] = true
 		}
-		for _, set := range []string{"allow", "allowrange", "pubin"} {
+		// The fields of each accepting set that are container addresses:
+		// all admitted, so that accepting before the fail-closed drops
+		// (or moving those drops first) decides the same.
+		for set, fields := range map[string][]int{"allow": {0, 1}, "allowrange": {0, 1}, "pubin": {0}, "egress": {0}, "ingress": {1}} {
 			for _, e := range r.Elements(set + f.suffix) {
 				parts := strings.Split(e, " . ")
-				if !admitted[parts[0]] || set != "pubin" && !admitted[parts[1]] {
-					t.Errorf("%s%s: %s accepts an address zonewarden does not admit", set, f.suffix, e)
+				for _, i := range fields {
+					if !admitted[parts[i]] {
+						t.Errorf("%s%s: %s accepts an address zonewarden does not admit", set, f.suffix, e)
+					}
 				}
 			}
 		}
 	}
 	stray := netip.MustParseAddr("10.20.3.99")
 	api := netip.MustParseAddr("10.20.3.13") // api on database-tier
-	if v := r.Trace(Packet{Hook: Forward, Src: stray, Dst: api, Proto: "tcp", Port: 8080}); !v.Drop || v.Rule != DropUnadmittedSrc.Comment {
+	if v := trace(r, mutate, Packet{Hook: Forward, Src: stray, Dst: api, Proto: "tcp", Port: 8080}); !v.Drop || v.Rule != DropUnadmittedSrc.Comment {
 		t.Errorf("frontend from its stray address to api:8080: %+v, want dropped as not admitted", v)
 	}
-	if v := r.Trace(Packet{Hook: Forward, Src: netip.MustParseAddr("10.20.2.12"), Dst: netip.MustParseAddr("10.20.2.13"), Proto: "tcp", Port: 8080}); v.Drop {
+	if v := trace(r, mutate, Packet{Hook: Forward, Src: netip.MustParseAddr("10.20.2.12"), Dst: netip.MustParseAddr("10.20.2.13"), Proto: "tcp", Port: 8080}); v.Drop {
 		t.Errorf("frontend to api:8080 on application-tier: %+v, want accepted", v)
 	}
 }
@@ -261,7 +308,10 @@ func TestAcceptsOnlyAdmitted(t *testing.T) {
 // FORWARD jumps when a network is created, and containers of different
 // networks reach each other meanwhile). Between outside networks, Docker
 // decides.
-func TestOutsideNetworksDoNotReachZones(t *testing.T) {
+func TestOutsideNetworksDoNotReachZones(t *testing.T) { checkOutsideNetworks(t, nil) }
+
+func checkOutsideNetworks(t reporter, mutate mutation) {
+	t.Helper()
 	r := Compile(bind(t, threeTierPolicy, threeTier()), Options{})
 	onBridge, other := netip.MustParseAddr("10.20.0.50"), netip.MustParseAddr("10.20.0.51")
 	frontend := netip.MustParseAddr("10.20.2.12")
@@ -269,11 +319,11 @@ func TestOutsideNetworksDoNotReachZones(t *testing.T) {
 		{Hook: Forward, Src: onBridge, Dst: frontend, Proto: "tcp", Port: 8080},
 		{Hook: Forward, Src: frontend, Dst: onBridge, Proto: "tcp", Port: 80},
 	} {
-		if v := r.Trace(p); !v.Drop {
+		if v := trace(r, mutate, p); !v.Drop {
 			t.Errorf("%s -> %s:%d: %+v, want dropped", p.Src, p.Dst, p.Port, v)
 		}
 	}
-	if v := r.Trace(Packet{Hook: Forward, Src: onBridge, Dst: other, Proto: "tcp", Port: 80}); v.Drop {
+	if v := trace(r, mutate, Packet{Hook: Forward, Src: onBridge, Dst: other, Proto: "tcp", Port: 80}); v.Drop {
 		t.Errorf("between two containers of the default bridge: %+v, want left to Docker", v)
 	}
 }

@@ -1,9 +1,6 @@
 package enforce
 
-import (
-	"fmt"
-	"strings"
-)
+import "strings"
 
 // LogGroup is the nflog group the drop rules log to unless Options say
 // otherwise: "zw" in ASCII. The agent listens on it to name denied flows;
@@ -50,9 +47,4 @@ func DropRuleOf(prefix string) (DropRule, bool) {
 		}
 	}
 	return DropRule{}, false
-}
-
-// drop renders a drop rule's statements: counter, log, verdict, comment.
-func (r *Ruleset) drop(d DropRule) string {
-	return fmt.Sprintf("counter log prefix %q group %d drop comment %q", logPrefix+d.ID, r.opts.LogGroup, d.Comment)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
-	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/policy"
@@ -128,22 +127,20 @@ func portSetDefs() []setDef {
 // dropped when it claims another port's address, or when it comes from
 // a zone member's port. A neighbour advertisement is checked before
 // IPv6's fast path: its target, not its source, is what it claims.
-func (r *Ruleset) portChains() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "\tchain prerouting {\n\t\ttype filter hook prerouting priority %d; policy accept;\n", PortPriority)
-	rule := func(format string, args ...any) { fmt.Fprintf(&b, "\t\t"+format+"\n", args...) }
-	rule("meta iif . ip saddr @bound4 accept comment %q", "its own address")
-	rule("ip saddr @claimed4 %s", r.drop(DropSpoof))
-	rule("meta iif @ports meta iif . ip saddr != @bound4 %s", r.drop(DropSpoof))
-	rule("meta iif . arp saddr ip @bound4 accept comment %q", "its own address")
-	rule("arp saddr ip @claimed4 %s", r.drop(DropSpoofARP))
-	rule("meta iif @ports meta iif . arp saddr ip != @bound4 %s", r.drop(DropSpoofARP))
-	rule("icmpv6 type nd-neighbor-advert %s @ndclaimed6 meta iif . %s != @ndbound6 %s", ndTarget, ndTarget, r.drop(DropSpoofND))
-	rule("meta iif . ip6 saddr @bound6 accept comment %q", "its own address")
-	rule("ip6 saddr @claimed6 %s", r.drop(DropSpoof))
-	rule("meta iif @ports ip6 saddr != @unbound6 meta iif . ip6 saddr != @bound6 %s", r.drop(DropSpoof))
-	b.WriteString("\t}\n")
-	return b.String()
+func (r *Ruleset) portChains() []Chain {
+	own := "its own address"
+	return []Chain{{Name: "prerouting", Hook: "prerouting", Priority: fmt.Sprint(PortPriority), Rules: []Rule{
+		{Match: []Match{in("bound4", InPort, Src4)}, Action: Accept, Comment: own},
+		{Match: []Match{in("claimed4", Src4)}, Action: Drop, Drop: DropSpoof},
+		{Match: []Match{in("ports", InPort), notIn("bound4", InPort, Src4)}, Action: Drop, Drop: DropSpoof},
+		{Match: []Match{in("bound4", InPort, ARPSrc)}, Action: Accept, Comment: own},
+		{Match: []Match{in("claimed4", ARPSrc)}, Action: Drop, Drop: DropSpoofARP},
+		{Match: []Match{in("ports", InPort), notIn("bound4", InPort, ARPSrc)}, Action: Drop, Drop: DropSpoofARP},
+		{Match: []Match{{Kind: ICMPv6Type, Value: "nd-neighbor-advert"}, in("ndclaimed6", NDTarget), notIn("ndbound6", InPort, NDTarget)}, Action: Drop, Drop: DropSpoofND},
+		{Match: []Match{in("bound6", InPort, Src6)}, Action: Accept, Comment: own},
+		{Match: []Match{in("claimed6", Src6)}, Action: Drop, Drop: DropSpoof},
+		{Match: []Match{in("ports", InPort), notIn("unbound6", Src6), notIn("bound6", InPort, Src6)}, Action: Drop, Drop: DropSpoof},
+	}}}
 }
 
 // BoundPorts counts the endpoints with a bridge port in the snapshot,

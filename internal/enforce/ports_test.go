@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -30,8 +29,8 @@ func TestGoldenPorts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v (go test ./internal/enforce -update writes it)", err)
 	}
-	if g, w := sortedLines(got), sortedLines(string(want)); !slices.Equal(g, w) {
-		t.Errorf("ports differs from %s (order aside); -update rewrites it:\n%s", path, got)
+	if d := goldenDiff(got, string(want)); d != "" {
+		t.Errorf("ports differs from %s: %s; -update rewrites it:\n%s", path, d, got)
 	}
 }
 

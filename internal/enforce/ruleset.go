@@ -112,65 +112,83 @@ func (r *Ruleset) Size() int {
 	return n
 }
 
-// chains renders the fixed chains. See README.md for the decision order.
-func (r *Ruleset) chains() string {
+// ChainRules returns the table's chains as objects, in the order nft
+// lists them; Chains renders them, Trace runs them. See README.md for the
+// decision order.
+func (r *Ruleset) ChainRules() []Chain {
 	if r.family == "bridge" {
 		return r.portChains()
-	}
-	var b strings.Builder
-	freeInput := ""
-	if r.unmanagedFree {
-		freeInput = "\t\tmeta nfproto ipv4 ip saddr @free4 accept comment \"unmanaged container: Docker decides\"\n" +
-			"\t\tmeta nfproto ipv6 ip6 saddr @free6 accept comment \"unmanaged container: Docker decides\"\n"
 	}
 	prio := fmt.Sprintf("filter %+d", r.opts.Priority)
 	prio = strings.Replace(prio, "+", "+ ", 1)
 	prio = strings.Replace(prio, "-", "- ", 1)
-	fmt.Fprintf(&b, `	chain forward {
-		type filter hook forward priority %s; policy accept;
-		ct state established,related accept
-		meta nfproto ipv4 jump forward4
-		meta nfproto ipv6 jump forward6
-	}
-	chain input {
-		type filter hook input priority %s; policy accept;
-		ct state established,related accept
-		meta nfproto ipv4 ip saddr @zones4 meta l4proto . th dport @pubports jump published4
-		meta nfproto ipv6 ip6 saddr @zones6 meta l4proto . th dport @pubports jump published6
-%s		meta nfproto ipv4 ip saddr @denyzones4 %s
-		meta nfproto ipv6 ip6 saddr @denyzones6 %s
-	}
-`, prio, prio, freeInput, r.drop(DropHost), r.drop(DropHost))
+	established := Rule{Match: []Match{{Kind: CtState, Value: "established,related"}}, Action: Accept}
+	forward := Chain{Name: "forward", Hook: "forward", Priority: prio, Rules: []Rule{established}}
+	input := Chain{Name: "input", Hook: "input", Priority: prio, Rules: []Rule{established}}
 	for _, f := range families {
-		s, ip := f.suffix, f.ip
-		fmt.Fprintf(&b, "\tchain forward%s {\n", s)
+		src, _ := f.fields()
+		forward.Rules = append(forward.Rules, Rule{Match: []Match{f.nfproto()}, Action: Jump, Target: "forward" + f.suffix})
+		input.Rules = append(input.Rules, Rule{Match: []Match{f.nfproto(), in("zones"+f.suffix, src), in("pubports", L4Proto, DstPort)}, Action: Jump, Target: "published" + f.suffix})
+	}
+	if r.unmanagedFree {
+		for _, f := range families {
+			src, _ := f.fields()
+			input.Rules = append(input.Rules, Rule{Match: []Match{f.nfproto(), in("free"+f.suffix, src)}, Action: Accept, Comment: commentUnmanaged})
+		}
+	}
+	for _, f := range families {
+		src, _ := f.fields()
+		input.Rules = append(input.Rules, Rule{Match: []Match{f.nfproto(), in("denyzones"+f.suffix, src)}, Action: Drop, Drop: DropHost})
+	}
+	out := []Chain{forward, input}
+	for _, f := range families {
+		s := f.suffix
+		src, dst := f.fields()
+		flow := []Field{src, dst, L4Proto, DstPort}
+		fw := Chain{Name: "forward" + s}
+		add := func(a Action, comment string, d DropRule, m ...Match) {
+			fw.Rules = append(fw.Rules, Rule{Match: m, Action: a, Comment: comment, Drop: d})
+		}
 		// Declared flows first: their sets hold admitted addresses only
 		// (compile.go, admittedEndpoints), so accepting them before the
 		// fail-closed checks decides the same and costs an allowed new
 		// connection one hash lookup instead of up to eleven.
-		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr . meta l4proto . th dport @allow%s accept comment \"declared flows\"\n", ip, ip, s)
-		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr . meta l4proto . th dport @allowrange%s accept comment \"declared flows on port ranges\"\n", ip, ip, s)
-		fmt.Fprintf(&b, "\t\t%s saddr @zones%s %s saddr != @admitted%s %s\n", ip, s, ip, s, r.drop(DropUnadmittedSrc))
-		fmt.Fprintf(&b, "\t\t%s daddr @zones%s %s daddr != @admitted%s %s\n", ip, s, ip, s, r.drop(DropUnadmittedDst))
+		add(Accept, "declared flows", DropRule{}, in("allow"+s, flow...))
+		add(Accept, "declared flows on port ranges", DropRule{}, in("allowrange"+s, flow...))
+		add(Drop, "", DropUnadmittedSrc, in("zones"+s, src), notIn("admitted"+s, src))
+		add(Drop, "", DropUnadmittedDst, in("zones"+s, dst), notIn("admitted"+s, dst))
 		if r.unmanagedFree {
 			// Never with a container on a default: deny zone: such a
 			// zone denies the unknown too.
-			fmt.Fprintf(&b, "\t\t%s saddr @free%s %s daddr != @denyhosts%s accept comment \"unmanaged container: Docker decides\"\n", ip, s, ip, s)
-			fmt.Fprintf(&b, "\t\t%s daddr @free%s %s saddr != @denyhosts%s accept comment \"unmanaged container: Docker decides\"\n", ip, s, ip, s)
+			add(Accept, commentUnmanaged, DropRule{}, in("free"+s, src), notIn("denyhosts"+s, dst))
+			add(Accept, commentUnmanaged, DropRule{}, in("free"+s, dst), notIn("denyhosts"+s, src))
 		}
-		fmt.Fprintf(&b, "\t\t%s saddr . %s daddr @allowzone%s accept comment \"zones with default: allow\"\n", ip, ip, s)
-		fmt.Fprintf(&b, "\t\t%s daddr != @local%s %s saddr . %s daddr . meta l4proto . th dport @egress%s accept comment \"egress\"\n", ip, s, ip, ip, s)
-		fmt.Fprintf(&b, "\t\t%s saddr != @local%s %s saddr . %s daddr . meta l4proto . th dport @ingress%s accept comment \"ingress to published ports\"\n", ip, s, ip, ip, s)
-		fmt.Fprintf(&b, "\t\t%s saddr @zones%s %s\n", ip, s, r.drop(DropFromZone))
-		fmt.Fprintf(&b, "\t\t%s daddr @zones%s %s\n", ip, s, r.drop(DropToZone))
-		b.WriteString("\t}\n")
-		fmt.Fprintf(&b, "\tchain published%s {\n", s)
+		add(Accept, "zones with default: allow", DropRule{}, in("allowzone"+s, src, dst))
+		add(Accept, "egress", DropRule{}, notIn("local"+s, dst), in("egress"+s, flow...))
+		add(Accept, "ingress to published ports", DropRule{}, notIn("local"+s, src), in("ingress"+s, flow...))
+		add(Drop, "", DropFromZone, in("zones"+s, src))
+		add(Drop, "", DropToZone, in("zones"+s, dst))
+		pub := Chain{Name: "published" + s}
 		if r.unmanagedFree {
-			fmt.Fprintf(&b, "\t\t%s saddr @free%s meta l4proto . th dport != @denypub accept comment \"unmanaged container: Docker decides\"\n", ip, s)
+			pub.Rules = append(pub.Rules, Rule{Match: []Match{in("free"+s, src), notIn("denypub", L4Proto, DstPort)}, Action: Accept, Comment: commentUnmanaged})
 		}
-		fmt.Fprintf(&b, "\t\t%s saddr . meta l4proto . th dport @pubin%s accept comment \"declared flows to published ports\"\n", ip, s)
-		fmt.Fprintf(&b, "\t\t%s\n", r.drop(DropPublished))
-		b.WriteString("\t}\n")
+		pub.Rules = append(pub.Rules,
+			Rule{Match: []Match{in("pubin"+s, src, L4Proto, DstPort)}, Action: Accept, Comment: "declared flows to published ports"},
+			Rule{Action: Drop, Drop: DropPublished})
+		out = append(out, fw, pub)
+	}
+	return out
+}
+
+// commentUnmanaged is the comment of the rules that leave a container no
+// workload selects to Docker.
+const commentUnmanaged = "unmanaged container: Docker decides"
+
+// chains renders the chains as nft text.
+func (r *Ruleset) chains() string {
+	var b strings.Builder
+	for _, c := range r.ChainRules() {
+		b.WriteString(c.render(r.opts.LogGroup))
 	}
 	return b.String()
 }

@@ -24,6 +24,10 @@ type Packet struct {
 	Src, Dst netip.Addr
 	Proto    string // tcp, udp, sctp, icmp, ipv6-icmp
 	Port     uint16 // destination port (0 for icmp)
+	// Established marks a packet of a connection conntrack already
+	// tracks (a reply, say); the zero value is a connection's first
+	// packet.
+	Established bool
 }
 
 // Verdict is what the table does with a packet: Drop, or let it go on to
@@ -33,55 +37,103 @@ type Verdict struct {
 	Rule string // the comment of the deciding rule, or "not managed"
 }
 
-// Trace follows a new connection's first packet through the ruleset's
-// chains, as the kernel would: the same sets, the same order. Tests hold
-// it to real packets and to the reachability model.
-func (r *Ruleset) Trace(p Packet) Verdict {
-	f := familyOf(p.Src)
-	s := f.suffix
-	in := func(set string, a netip.Addr) bool { return r.containsAddr(set+s, a) }
-	key := func(set string, parts ...string) bool { return r.containsKey(set, parts) }
-	proto, port := p.Proto, strconv.Itoa(int(p.Port))
-	if p.Hook == Input {
-		if !in("zones", p.Src) || !key("pubports", proto, port) {
-			if in("denyzones", p.Src) && !(r.unmanagedFree && in("free", p.Src)) {
-				return Verdict{Drop: true, Rule: DropHost.Comment}
+// Trace follows a packet (a new connection's first, unless Established)
+// through the ruleset's chains (ChainRules), rule by rule in order, as the kernel runs them:
+// it has no rules of its own. Tests hold it to real packets and to the
+// reachability model.
+func (r *Ruleset) Trace(p Packet) Verdict { return r.traceChains(r.ChainRules(), p) }
+
+// traceChains follows p through chains, with r's sets.
+func (r *Ruleset) traceChains(list []Chain, p Packet) Verdict {
+	return r.traceIndexed(indexChains(list), p)
+}
+
+// indexChains maps chains by name.
+func indexChains(list []Chain) map[string]Chain {
+	chains := make(map[string]Chain, len(list))
+	for _, c := range list {
+		chains[c.Name] = c
+	}
+	return chains
+}
+
+func (r *Ruleset) traceIndexed(chains map[string]Chain, p Packet) Verdict {
+	if v, done := r.run(chains, string(p.Hook), p, 0); done {
+		return v
+	}
+	return Verdict{Rule: "not managed"} // the base chain's policy: accept
+}
+
+// run evaluates chain name for p: the verdict of the first rule that
+// decides, or done=false when p falls off the chain's end.
+func (r *Ruleset) run(chains map[string]Chain, name string, p Packet, depth int) (v Verdict, done bool) {
+	if depth > len(chains) {
+		panic("enforce: a jump loop in the chains at " + name)
+	}
+	for _, rule := range chains[name].Rules {
+		if !r.matchesAll(rule.Match, p) {
+			continue
+		}
+		switch rule.Action {
+		case Accept:
+			return Verdict{Rule: rule.Comment}, true
+		case Drop:
+			return Verdict{Drop: true, Rule: rule.Drop.Comment}, true
+		case Jump:
+			if v, done := r.run(chains, rule.Target, p, depth+1); done {
+				return v, true
 			}
-			return Verdict{Rule: "not managed"}
 		}
-		switch {
-		case r.unmanagedFree && in("free", p.Src) && !key("denypub", proto, port):
-			return Verdict{Rule: "unmanaged container: Docker decides"}
-		case key("pubin"+s, p.Src.String(), proto, port):
-			return Verdict{Rule: "declared flows to published ports"}
+	}
+	return Verdict{}, false
+}
+
+func (r *Ruleset) matchesAll(ms []Match, p Packet) bool {
+	for _, m := range ms {
+		if !r.matches(m, p) {
+			return false
 		}
-		return Verdict{Drop: true, Rule: DropPublished.Comment}
 	}
-	src, dst := p.Src.String(), p.Dst.String()
-	switch {
-	case key("allow"+s, src, dst, proto, port):
-		return Verdict{Rule: "declared flows"}
-	case key("allowrange"+s, src, dst, proto, port):
-		return Verdict{Rule: "declared flows on port ranges"}
-	case in("zones", p.Src) && !in("admitted", p.Src):
-		return Verdict{Drop: true, Rule: DropUnadmittedSrc.Comment}
-	case in("zones", p.Dst) && !in("admitted", p.Dst):
-		return Verdict{Drop: true, Rule: DropUnadmittedDst.Comment}
-	case r.unmanagedFree && in("free", p.Src) && !in("denyhosts", p.Dst),
-		r.unmanagedFree && in("free", p.Dst) && !in("denyhosts", p.Src):
-		return Verdict{Rule: "unmanaged container: Docker decides"}
-	case key("allowzone"+s, src, dst):
-		return Verdict{Rule: "zones with default: allow"}
-	case !in("local", p.Dst) && key("egress"+s, src, dst, proto, port):
-		return Verdict{Rule: "egress"}
-	case !in("local", p.Src) && key("ingress"+s, src, dst, proto, port):
-		return Verdict{Rule: "ingress to published ports"}
-	case in("zones", p.Src):
-		return Verdict{Drop: true, Rule: DropFromZone.Comment}
-	case in("zones", p.Dst):
-		return Verdict{Drop: true, Rule: DropToZone.Comment}
+	return true
+}
+
+// matches reports whether p meets m.
+func (r *Ruleset) matches(m Match, p Packet) bool {
+	switch m.Kind {
+	case Family:
+		return m.Value == map[string]string{"4": "ipv4", "6": "ipv6"}[familyOf(p.Src).suffix]
+	case CtState:
+		return p.Established && m.Value == "established,related"
+	case ICMPv6Type:
+		return false // the inet table asks none
 	}
-	return Verdict{Rule: "not managed"}
+	parts := make([]string, len(m.Fields))
+	for i, f := range m.Fields {
+		v, ok := p.field(f)
+		if !ok {
+			// nft loads a field only from a packet that has it (ip
+			// saddr: an IPv4 packet): the rule does not match.
+			return false
+		}
+		parts[i] = v
+	}
+	return r.containsKey(m.Set, parts) != m.Not
+}
+
+// field returns the value of f in p, false when p has none.
+func (p Packet) field(f Field) (string, bool) {
+	v4 := familyOf(p.Src).suffix == "4"
+	switch f {
+	case Src4, Src6:
+		return p.Src.String(), v4 == (f == Src4)
+	case Dst4, Dst6:
+		return p.Dst.String(), v4 == (f == Dst4)
+	case L4Proto:
+		return p.Proto, true
+	case DstPort:
+		return strconv.Itoa(int(p.Port)), true
+	}
+	return "", false // a bridge table's field
 }
 
 // containsAddr reports whether a set of addresses or prefixes holds a.
