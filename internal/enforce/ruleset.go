@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/reach"
@@ -24,6 +25,10 @@ type Ruleset struct {
 	elems map[string]map[string]string
 	// unmanagedFree: containers no workload selects are left to Docker.
 	unmanagedFree bool
+	// traced holds ChainRules by name for Trace, made at its first call
+	// (the chains do not change after Compile; only set elements do).
+	traced     map[string]Chain
+	tracedOnce sync.Once
 }
 
 // setDef is the declaration of one set.

@@ -41,7 +41,10 @@ type Verdict struct {
 // through the ruleset's chains (ChainRules), rule by rule in order, as the kernel runs them:
 // it has no rules of its own. Tests hold it to real packets and to the
 // reachability model.
-func (r *Ruleset) Trace(p Packet) Verdict { return r.traceChains(r.ChainRules(), p) }
+func (r *Ruleset) Trace(p Packet) Verdict {
+	r.tracedOnce.Do(func() { r.traced = indexChains(r.ChainRules()) })
+	return r.traceIndexed(r.traced, p)
+}
 
 // traceChains follows p through chains, with r's sets.
 func (r *Ruleset) traceChains(list []Chain, p Packet) Verdict {
