@@ -115,3 +115,6 @@ func storedComment(c string) string {
 // Chains returns the table's chains in nft syntax, exactly as Script
 // renders them (one tab of indentation, one rule a line).
 func (r *Ruleset) Chains() string { return r.chains() }
+
+// LogGroup is the nflog group the ruleset's drops log to.
+func (r *Ruleset) LogGroup() uint16 { return r.opts.LogGroup }

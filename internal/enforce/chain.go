@@ -120,6 +120,13 @@ type Chain struct {
 	Rules    []Rule
 }
 
+// String renders the rule as nft text (a drop logging to LogGroup).
+func (r Rule) String() string { return r.render(LogGroup) }
+
+// LogPrefix is the prefix a drop rule's packets are logged with to
+// nflog: "zw:<ID>".
+func (d DropRule) LogPrefix() string { return logPrefix + d.ID }
+
 // render writes the rule as nft text, with a drop's statements for log
 // group.
 func (r Rule) render(group uint16) string {
@@ -135,7 +142,7 @@ func (r Rule) render(group uint16) string {
 		}
 		parts = append(parts, v)
 	case Drop:
-		parts = append(parts, fmt.Sprintf("counter log prefix %q group %d drop comment %q", logPrefix+r.Drop.ID, group, r.Drop.Comment))
+		parts = append(parts, fmt.Sprintf("counter log prefix %q group %d drop comment %q", r.Drop.LogPrefix(), group, r.Drop.Comment))
 	case Jump:
 		parts = append(parts, "jump "+r.Target)
 	}

@@ -262,7 +262,7 @@ func (b *batch) sync(r *enforce.Ruleset) error {
 		layouts = append(layouts, l)
 		elems = append(elems, enc)
 	}
-	chains, err := compileChains(r.Chains(), t, sets)
+	chains, err := compileChains(r.ChainRules(), r.LogGroup(), t, sets)
 	if err != nil {
 		return err
 	}

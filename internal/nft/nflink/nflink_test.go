@@ -127,7 +127,7 @@ func TestCompileChains(t *testing.T) {
 			}
 			sets[d.Name] = l
 		}
-		chains, err := compileChains(r.Chains(), table(r), sets)
+		chains, err := compileChains(r.ChainRules(), r.LogGroup(), table(r), sets)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -150,7 +150,12 @@ func TestCompileChains(t *testing.T) {
 	} {
 		sets[d.Name], _ = newLayout(d, &nftables.Table{Name: "t", Family: nftables.TableFamilyINet})
 	}
-	r, err := compileRule(`ip6 daddr != @local6 ip6 saddr . ip6 daddr . meta l4proto . th dport @egress6 counter accept comment "egress"`, sets, false)
+	set := func(name string, not bool, fields ...enforce.Field) enforce.Match {
+		return enforce.Match{Kind: enforce.InSet, Set: name, Not: not, Fields: fields}
+	}
+	flow := []enforce.Field{enforce.Src6, enforce.Dst6, enforce.L4Proto, enforce.DstPort}
+	r, err := compileRule(enforce.Rule{Match: []enforce.Match{set("local6", true, enforce.Dst6), set("egress6", false, flow...)},
+		Action: enforce.Accept, Comment: "egress"}, 0, sets, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +165,7 @@ func TestCompileChains(t *testing.T) {
 		"*expr.Payload{Base:1 Offset:8 Len:16 DestRegister:1}", "*expr.Payload{Base:1 Offset:24 Len:16 DestRegister:12}",
 		"*expr.Meta{Key:16 Register:16}", "*expr.Byteorder{Src:16 Dst:16 Len:1 Size:2}",
 		"*expr.Payload{Base:2 Offset:2 Len:2 DestRegister:17}", "*expr.Lookup{SetName:egress6 Invert:false}",
-		"*expr.Counter", "*expr.Verdict{Kind:1}",
+		"*expr.Verdict{Kind:1}",
 	}
 	var got []string
 	for _, e := range r.exprs {
@@ -169,21 +174,21 @@ func TestCompileChains(t *testing.T) {
 	if !slices.Equal(got, want) || r.comment != "egress" {
 		t.Errorf("rule compiles to\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	r, _ = compileRule(`ip6 saddr . ip6 daddr . meta l4proto . th dport @allow6 accept`, sets, false)
+	r, _ = compileRule(enforce.Rule{Match: []enforce.Match{set("allow6", false, flow...)}, Action: enforce.Accept}, 0, sets, false)
 	for _, e := range r.exprs {
 		if _, ok := e.(*expr.Byteorder); ok {
 			t.Error("a hash set's lookup swaps meta l4proto")
 		}
 	}
-	for _, bad := range []string{
-		"ip saddr @nope accept",
-		"ip saddr . ip daddr @local6 accept",
-		"ip6 saddr @local6 ip saddr @local6 drop",
-		"tcp dport 22 accept",
-		"accept counter",
+	for name, bad := range map[string]enforce.Rule{
+		"no such set":              {Match: []enforce.Match{set("nope", false, enforce.Src4)}},
+		"fields of another family": {Match: []enforce.Match{set("local6", false, enforce.Src4)}},
+		"both families":            {Match: []enforce.Match{set("local6", false, enforce.Src6), set("local6", false, enforce.Src4)}, Action: enforce.Drop},
+		"unknown match":            {Match: []enforce.Match{{Kind: enforce.ICMPv6Type, Value: "echo-request"}}},
+		"too few fields":           {Match: []enforce.Match{set("allow6", false, enforce.Src6)}},
 	} {
-		if _, err := compileRule(bad, sets, false); err == nil {
-			t.Errorf("%q compiled, want an error", bad)
+		if _, err := compileRule(bad, 0, sets, false); err == nil {
+			t.Errorf("%s (%s) compiled, want an error", name, bad)
 		}
 	}
 }

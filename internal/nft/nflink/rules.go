@@ -10,10 +10,12 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
+
+	"github.com/zonewarden/zonewarden/internal/enforce"
 )
 
-// A chain of the table, compiled from the nft syntax of
-// enforce.Ruleset.Chains into the kernel's expressions.
+// A chain of the table, compiled from enforce.Ruleset.ChainRules into the
+// kernel's expressions.
 type chain struct {
 	chain *nftables.Chain
 	rules []rule
@@ -108,97 +110,53 @@ var hooks = map[string]*nftables.ChainHook{
 
 var priorities = map[string]int{"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100}
 
-// compileChains reads the chains of a table (the nft syntax that
-// enforce.Ruleset.Chains renders) into chains and rules that load the same
-// expressions nft would: the registers, implicit meta nfproto
-// dependencies and byte order swaps are nft's, so that `nft list` shows
-// the same rules. It knows the statements zonewarden writes and refuses
-// anything else.
-func compileChains(text string, t *nftables.Table, sets map[string]*layout) ([]*chain, error) {
-	var out []*chain
-	var cur *chain
-	for n, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		fail := func(format string, args ...any) error {
-			return fmt.Errorf("chains line %d (%s): %s", n+1, line, fmt.Sprintf(format, args...))
+// compileChains turns the chains of a table (enforce.Ruleset.ChainRules)
+// into rules that load the same expressions nft would for their text: the
+// registers, implicit meta nfproto dependencies and byte order swaps are
+// nft's, so that `nft list` shows the same rules. Drops log to nflog group
+// group. It knows the matches zonewarden writes and refuses anything else.
+func compileChains(cs []enforce.Chain, group uint16, t *nftables.Table, sets map[string]*layout) ([]*chain, error) {
+	out := make([]*chain, 0, len(cs))
+	for _, c := range cs {
+		cur := &chain{chain: &nftables.Chain{Table: t, Name: c.Name}}
+		if c.Hook != "" {
+			if err := baseChain(cur.chain, c.Hook, c.Priority); err != nil {
+				return nil, fmt.Errorf("chain %s: %w", c.Name, err)
+			}
 		}
-		switch {
-		case line == "":
-		case strings.HasPrefix(line, "chain ") && strings.HasSuffix(line, " {"):
-			if cur != nil {
-				return nil, fail("chain inside a chain")
-			}
-			cur = &chain{chain: &nftables.Chain{Table: t, Name: strings.TrimSuffix(strings.TrimPrefix(line, "chain "), " {")}}
-			out = append(out, cur)
-		case line == "}":
-			if cur == nil {
-				return nil, fail("no chain to close")
-			}
-			cur = nil
-		case cur == nil:
-			return nil, fail("outside a chain")
-		case strings.HasPrefix(line, "type "):
-			if err := baseChain(cur.chain, line); err != nil {
-				return nil, fail("%v", err)
-			}
-		default:
-			r, err := compileRule(line, sets, t.Family == nftables.TableFamilyBridge)
+		for i, r := range c.Rules {
+			cr, err := compileRule(r, group, sets, t.Family == nftables.TableFamilyBridge)
 			if err != nil {
-				return nil, fail("%v", err)
+				return nil, fmt.Errorf("chain %s, rule %d (%s): %w", c.Name, i+1, r, err)
 			}
-			cur.rules = append(cur.rules, r)
+			cur.rules = append(cur.rules, cr)
 		}
-	}
-	if cur != nil {
-		return nil, fmt.Errorf("chain %s is not closed", cur.chain.Name)
+		out = append(out, cur)
 	}
 	return out, nil
 }
 
-// baseChain reads "type filter hook forward priority filter - 5; policy accept;".
-func baseChain(c *nftables.Chain, line string) error {
-	for _, stmt := range strings.Split(line, ";") {
-		f := strings.Fields(stmt)
-		switch {
-		case len(f) == 0:
-		case f[0] == "type" && len(f) >= 4 && f[2] == "hook":
-			c.Type = nftables.ChainType(f[1])
-			h, ok := hooks[f[3]]
-			if !ok {
-				return fmt.Errorf("hook %q", f[3])
-			}
-			c.Hooknum = h
-			if len(f) < 6 || f[4] != "priority" {
-				return fmt.Errorf("no priority")
-			}
-			p, err := priority(f[5:])
-			if err != nil {
-				return err
-			}
-			c.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(p))
-		case f[0] == "policy" && len(f) == 2:
-			var p nftables.ChainPolicy
-			switch f[1] {
-			case "accept":
-				p = nftables.ChainPolicyAccept
-			case "drop":
-				p = nftables.ChainPolicyDrop
-			default:
-				return fmt.Errorf("policy %q", f[1])
-			}
-			c.Policy = &p
-		default:
-			return fmt.Errorf("unknown chain property %q", strings.TrimSpace(stmt))
-		}
+// baseChain makes c a filter chain on hook at prio ("filter - 5", "-300")
+// that accepts what falls off its end.
+func baseChain(c *nftables.Chain, hook, prio string) error {
+	h, ok := hooks[hook]
+	if !ok {
+		return fmt.Errorf("hook %q", hook)
 	}
-	if c.Hooknum == nil {
-		return fmt.Errorf("a base chain needs type, hook and priority")
+	p, err := priority(strings.Fields(prio))
+	if err != nil {
+		return err
 	}
+	accept := nftables.ChainPolicyAccept
+	c.Type, c.Hooknum, c.Priority, c.Policy = nftables.ChainTypeFilter, h, nftables.ChainPriorityRef(nftables.ChainPriority(p)), &accept
 	return nil
 }
 
 // priority reads "filter - 5", "filter", "-5".
 func priority(f []string) (int, error) {
+	if len(f) == 0 {
+		return 0, fmt.Errorf("no priority")
+	}
 	base, ok := priorities[f[0]]
 	if !ok {
 		return strconv.Atoi(strings.Join(f, ""))
@@ -220,16 +178,8 @@ func priority(f []string) (int, error) {
 }
 
 // compileRule compiles one rule.
-func compileRule(line string, sets map[string]*layout, bridge bool) (rule, error) {
-	var r rule
-	body, comment, hasComment := strings.Cut(line, ` comment "`)
-	if hasComment {
-		if !strings.HasSuffix(comment, `"`) || strings.Contains(strings.TrimSuffix(comment, `"`), `"`) {
-			return r, fmt.Errorf("comment %q", comment)
-		}
-		r.comment = strings.TrimSuffix(comment, `"`)
-	}
-	toks := strings.Fields(body)
+func compileRule(src enforce.Rule, group uint16, sets map[string]*layout, bridge bool) (rule, error) {
+	r := rule{comment: src.Comment}
 	var family byte // the rule's meta nfproto, explicit or implied
 	needFamily := func(f byte) error {
 		switch family {
@@ -248,15 +198,11 @@ func compileRule(line string, sets map[string]*layout, bridge bool) (rule, error
 		}
 		return nil
 	}
-	verdict := false
-	for i := 0; i < len(toks); {
-		if verdict {
-			return r, fmt.Errorf("%q after the verdict", toks[i])
-		}
-		switch tok := toks[i]; {
-		case tok == "ct" && i+2 < len(toks) && toks[i+1] == "state":
+	for _, m := range src.Match {
+		switch m.Kind {
+		case enforce.CtState:
 			var mask uint32
-			for _, s := range strings.Split(toks[i+2], ",") {
+			for _, s := range strings.Split(m.Value, ",") {
 				b, ok := ctStates[s]
 				if !ok {
 					return r, fmt.Errorf("ct state %q", s)
@@ -268,11 +214,10 @@ func compileRule(line string, sets map[string]*layout, bridge bool) (rule, error
 				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
 					Mask: binaryutil.NativeEndian.PutUint32(mask), Xor: make([]byte, 4)},
 				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)})
-			i += 3
-		case tok == "meta" && i+2 < len(toks) && toks[i+1] == "nfproto":
-			f, ok := nfprotos[toks[i+2]]
+		case enforce.Family:
+			f, ok := nfprotos[m.Value]
 			if !ok {
-				return r, fmt.Errorf("meta nfproto %q", toks[i+2])
+				return r, fmt.Errorf("meta nfproto %q", m.Value)
 			}
 			if family != 0 {
 				return r, fmt.Errorf("meta nfproto after a family match")
@@ -280,96 +225,53 @@ func compileRule(line string, sets map[string]*layout, bridge bool) (rule, error
 			if err := needFamily(f); err != nil {
 				return r, err
 			}
-			i += 3
-		case i+2 < len(toks) && statements[strings.Join(toks[i:i+3], " ")].exprs != nil:
-			st := statements[strings.Join(toks[i:i+3], " ")]
+		case enforce.ICMPv6Type:
+			st, ok := statements[m.String()]
+			if !ok {
+				return r, fmt.Errorf("unknown match %q", m)
+			}
 			if family != 0 && family != st.family {
 				return r, fmt.Errorf("matches two families")
 			}
 			family = st.family
 			r.exprs = append(r.exprs, st.exprs...)
-			i += 3
-		case tok == "counter":
-			r.exprs = append(r.exprs, &expr.Counter{})
-			i++
-		case tok == "log":
-			// log prefix "P" group N: to nflog, as nft sends it.
-			if i+4 >= len(toks) || toks[i+1] != "prefix" || toks[i+3] != "group" {
-				return r, fmt.Errorf("log: want log prefix \"P\" group N")
-			}
-			prefix, err := strconv.Unquote(toks[i+2])
-			if err != nil {
-				return r, fmt.Errorf("log prefix %s", toks[i+2])
-			}
-			group, err := strconv.ParseUint(toks[i+4], 10, 16)
-			if err != nil {
-				return r, fmt.Errorf("log group %s", toks[i+4])
-			}
-			r.exprs = append(r.exprs, &expr.Log{
-				Key:   1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX,
-				Group: uint16(group),
-				Data:  []byte(prefix),
-			})
-			i += 5
-		case tok == "accept" || tok == "drop":
-			kind := expr.VerdictAccept
-			if tok == "drop" {
-				kind = expr.VerdictDrop
-			}
-			r.exprs = append(r.exprs, &expr.Verdict{Kind: kind})
-			verdict = true
-			i++
-		case tok == "jump" && i+1 < len(toks):
-			r.exprs = append(r.exprs, &expr.Verdict{Kind: expr.VerdictJump, Chain: toks[i+1]})
-			verdict = true
-			i += 2
-		default:
-			// selector [. selector ...] [!=] @set
-			var sels []selector
-			for {
-				s, n, ok := selectorAt(toks[i:])
+		case enforce.InSet:
+			sels := make([]selector, len(m.Fields))
+			for i, f := range m.Fields {
+				s, ok := selectors[f.String()]
 				if !ok {
-					return r, fmt.Errorf("unknown statement at %q", strings.Join(toks[i:min(i+3, len(toks))], " "))
+					return r, fmt.Errorf("unknown field %q", f)
 				}
-				sels = append(sels, s)
-				i += n
-				if i < len(toks) && toks[i] == "." {
-					i++
-					continue
-				}
-				break
+				sels[i] = s
 			}
-			invert := false
-			if i < len(toks) && toks[i] == "!=" {
-				invert = true
-				i++
-			}
-			if i >= len(toks) || !strings.HasPrefix(toks[i], "@") {
-				return r, fmt.Errorf("a match needs a set (@name)")
-			}
-			l := sets[toks[i][1:]]
+			l := sets[m.Set]
 			if l == nil {
-				return r, fmt.Errorf("no set %s", toks[i])
+				return r, fmt.Errorf("no set @%s", m.Set)
 			}
-			i++
-			if err := lookup(&r, sels, l, invert, needFamily); err != nil {
+			if err := lookup(&r, sels, l, m.Not, needFamily); err != nil {
 				return r, err
 			}
+		default:
+			return r, fmt.Errorf("unknown match %q", m)
 		}
+	}
+	switch src.Action {
+	case enforce.Accept:
+		r.exprs = append(r.exprs, &expr.Verdict{Kind: expr.VerdictAccept})
+	case enforce.Drop:
+		// counter, log prefix "P" group N (to nflog, as nft sends it), drop
+		r.comment = src.Drop.Comment
+		r.exprs = append(r.exprs, &expr.Counter{}, &expr.Log{
+			Key:   1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX,
+			Group: group,
+			Data:  []byte(src.Drop.LogPrefix()),
+		}, &expr.Verdict{Kind: expr.VerdictDrop})
+	case enforce.Jump:
+		r.exprs = append(r.exprs, &expr.Verdict{Kind: expr.VerdictJump, Chain: src.Target})
+	default:
+		return r, fmt.Errorf("unknown action %d", src.Action)
 	}
 	return r, nil
-}
-
-// selectorAt reads the selector that toks start with: three tokens
-// ("arp saddr ip"), two ("ip saddr") or one (a raw payload "@th,64,128"),
-// and how many tokens it takes.
-func selectorAt(toks []string) (selector, int, bool) {
-	for n := min(3, len(toks)); n >= 1; n-- {
-		if s, ok := selectors[strings.Join(toks[:n], " ")]; ok {
-			return s, n, true
-		}
-	}
-	return selector{}, 0, false
 }
 
 // lookup loads the selectors into consecutive registers (the first in
