@@ -68,6 +68,14 @@ var catalog = []*Rule{
 		check:      checkPublishedSensitive,
 	},
 	{
+		ID: "published-debug-port", Severity: Critical,
+		Title:      "Debugger or administration port published",
+		Why:        "A debugger or administration interface does what its client asks: it runs code in the container or on the host. Published, it answers every network that reaches the host and, on a public address, the internet. Known by their default ports: " + adminCatalog() + ". Medium when published on a loopback address only.",
+		Fix:        "Remove the mapping (a debugger belongs to a development run, never to a shared host); if a person must reach it, publish it on 127.0.0.1 and tunnel to it (ssh -L).",
+		References: []string{cisNeededPorts},
+		check:      checkPublishedAdmin,
+	},
+	{
 		ID: "published-bypasses-isolation", Severity: High,
 		Title:      "Published port reachable from other networks through the host",
 		Why:        "Docker isolates bridge networks from each other, but a published port is DNATed from every host address, including each network's gateway: containers on any other network reach it, and Docker's isolation rules do not see that path.",
@@ -343,6 +351,42 @@ func checkPublishedSensitive(h *host, r *Rule) []Finding {
 		if allIfaces {
 			f.Severity = Critical
 			f.Evidence = append(f.Evidence, "bound on all interfaces: reachable from outside the host")
+		}
+		out = append(out, f)
+		return out
+	})
+}
+
+// adminCatalog lists the known debugger and administration ports for the
+// rule's explanation: "1099 Java RMI registry (JMX): deserialises ...".
+func adminCatalog() string {
+	parts := make([]string, len(inventory.AdminServices))
+	for i, s := range inventory.AdminServices {
+		parts[i] = fmt.Sprintf("%d %s (%s)", s.Port, s.Name, s.Risk)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func checkPublishedAdmin(h *host, r *Rule) []Finding {
+	return eachContainer(h, func(c *inventory.Container) (out []Finding) {
+		var ev []string
+		local := true
+		for _, b := range h.ix.PublishedPorts(c) {
+			s, ok := inventory.AdminPort(b.ContainerPort)
+			if !ok {
+				continue
+			}
+			ev = append(ev, fmt.Sprintf("publishes %s: port %d is the %s, which %s", b.String(), s.Port, s.Name, s.Risk))
+			local = local && b.HostIP.IsValid() && b.HostIP.IsLoopback()
+		}
+		if len(ev) == 0 {
+			return out
+		}
+		f := r.finding(KindContainer, c.Name, ev,
+			fmt.Sprintf("Remove the debugger's or the admin interface's port mapping from %s (compose: its ports: entry); if a person needs it, publish it on 127.0.0.1 and tunnel to it.", c.Name))
+		if local {
+			f.Severity = Medium
+			f.Evidence = append(f.Evidence, "on a loopback address only: every local process (and --network host container) reaches it")
 		}
 		out = append(out, f)
 		return out

@@ -121,6 +121,15 @@ func TestRules(t *testing.T) {
 			c.Mounts = []inventory.Mount{{Type: "volume", Source: "data", Destination: "/data"}}
 		})), nil},
 
+		{"published-debug-port", "node inspector on all interfaces", hostOf(nil, with(box("web", "app"), func(c *inventory.Container) {
+			c.Ports = []inventory.PortBinding{pub("", 3000, 3000), pub("", 9229, 9229)}
+		})), []string{"critical container web"}},
+		{"published-debug-port", "docker API on loopback", hostOf(nil, with(box("dind", "app"), func(c *inventory.Container) {
+			c.Ports = []inventory.PortBinding{pub("127.0.0.1", 2375, 2375)}
+		})), []string{"medium container dind"}},
+		{"published-debug-port", "a web port", hostOf(nil, with(box("web", "app"), func(c *inventory.Container) {
+			c.Ports = []inventory.PortBinding{pub("", 8080, 8080)}
+		})), nil},
 		{"published-sensitive-port", "all interfaces", hostOf(nil, with(postgres("db", "data"), func(c *inventory.Container) {
 			c.Ports = []inventory.PortBinding{pub("", 5432, 5432)}
 		})), []string{"critical container db"}},

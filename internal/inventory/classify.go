@@ -163,3 +163,44 @@ func UntrustedName(name string) bool {
 	}
 	return false
 }
+
+// AdminService is a debugger or administration interface: whoever reaches
+// it runs code in the container, or on the host.
+type AdminService struct {
+	Port uint16 // the TCP port it listens on by default
+	Name string // "Node.js inspector"
+	// Risk says what reaching it gives: "runs arbitrary JavaScript in the
+	// process".
+	Risk string
+}
+
+// AdminServices are the debugger and administration interfaces known by
+// their default TCP port, in port order.
+var AdminServices = []AdminService{
+	{1099, "Java RMI registry (JMX)", "deserialises what clients send: remote code execution in the JVM"},
+	{2345, "Go debugger (dlv --listen)", "calls any function and rewrites memory of the debugged process"},
+	{2375, "Docker Engine API without TLS", "starts privileged containers: root on the host"},
+	{2376, "Docker Engine API over TLS", "starts privileged containers for every client its TLS accepts: root on the host"},
+	{2379, "etcd client API", "reads and rewrites every key, the secrets of what it stores included"},
+	{4369, "Erlang port mapper (epmd)", "lists the Erlang nodes; with a node's cookie, a remote shell in it"},
+	{5005, "Java debugger (JDWP)", "loads and runs arbitrary code in the JVM"},
+	{5678, "Python debugger (debugpy)", "evaluates arbitrary Python in the process"},
+	{8500, "Consul HTTP API", "registers services and, with script checks on, runs commands on the agent"},
+	{8888, "Jupyter", "opens terminals and runs code cells, unless a token or password guards it"},
+	{9229, "Node.js inspector (--inspect)", "runs arbitrary JavaScript in the process"},
+	{10250, "Kubernetes kubelet API", "runs commands in every pod of the node"},
+}
+
+// AdminPort returns the debugger or administration interface that usually
+// listens on container port p.
+func AdminPort(p Port) (AdminService, bool) {
+	if p.Protocol != "tcp" {
+		return AdminService{}, false
+	}
+	for _, s := range AdminServices {
+		if s.Port == p.Number {
+			return s, true
+		}
+	}
+	return AdminService{}, false
+}
