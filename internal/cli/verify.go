@@ -91,7 +91,7 @@ func (r verifyResult) ok() bool {
 // overNetwork reports whether the model's path is a shared network (where
 // Docker's DNS answers the destination's name).
 func (r verifyResult) overNetwork() bool {
-	return slices.ContainsFunc(r.Via, func(v string) bool { return strings.HasPrefix(v, reach.ViaNetwork) })
+	return slices.ContainsFunc(r.Via, func(v string) bool { return reach.ParseReason(v).Kind == reach.KindNetwork })
 }
 
 func (a *app) verifyCommand() *cobra.Command {
@@ -542,7 +542,7 @@ func verifyCause(r verifyResult, b *policy.Binding) string {
 		}
 	}
 	for _, v := range r.Via {
-		if strings.HasPrefix(v, reach.ViaNetwork) {
+		if reach.ParseReason(v).Kind == reach.KindNetwork {
 			return "expected to be denied but " + got + " over " + v + ": is a container on a network its workload may not join, or is the firewall missing ('zonewarden status')?"
 		}
 	}

@@ -414,18 +414,18 @@ func (b *builder) via(s string) parsedVia {
 		return v
 	}
 	v := parsedVia{kind: KindOther, reason: b.intern(""), label: b.intern(""), id: b.intern(s)}
-	switch {
-	case strings.HasPrefix(s, reach.ViaNetwork):
-		v.kind, v.reason = KindNetwork, b.intern(strings.TrimPrefix(s, reach.ViaNetwork))
-	case strings.HasPrefix(s, reach.ViaPublished):
-		v.kind, v.addr = KindPublished, strings.TrimPrefix(s, reach.ViaPublished)
-	case s == reach.ViaHostNetwork:
+	switch r := reach.ParseReason(s); r.Kind {
+	case reach.KindNetwork:
+		v.kind, v.reason = KindNetwork, b.intern(r.Network)
+	case reach.KindPublished:
+		v.kind, v.addr = KindPublished, r.Binding
+	case reach.KindHostNetwork:
 		v.kind = KindHostNetwork
-	case strings.HasPrefix(s, reach.ViaGateway):
-		v.kind, v.reason = KindGateway, b.intern(strings.TrimPrefix(s, reach.ViaGateway))
-	case s == reach.ViaEgress:
+	case reach.KindGateway:
+		v.kind, v.reason = KindGateway, b.intern(r.Network)
+	case reach.KindEgress:
 		v.kind = KindEgress
-	case strings.HasPrefix(s, reach.ViaNamespace):
+	case reach.KindNamespace:
 		v.kind = KindNamespace
 	default:
 		v.label = v.id

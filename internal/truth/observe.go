@@ -222,7 +222,7 @@ func (e *Env) candidates(src source, target string, port reach.Port) []candidate
 	}
 	hostAddrs := func(p uint16) {
 		for _, g := range src.gws {
-			add("gateway:"+g.net, g.addr, p)
+			add(reach.ViaGateway+g.net, g.addr, p)
 		}
 		via := "host-address"
 		if src.kind != "container" {
