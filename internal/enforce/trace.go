@@ -16,9 +16,13 @@ const (
 	// Input: to an address of the host itself — a published port served
 	// by Docker's userland proxy, or the host's own services.
 	Input Hook = "input"
+	// Prerouting: every frame that enters a Docker bridge, at the
+	// endpoint binding's bridge table (CompilePorts).
+	Prerouting Hook = "prerouting"
 )
 
-// Packet is the first packet of a connection, as the hook sees it.
+// Packet is the first packet of a connection, as the hook sees it; at
+// Prerouting, a frame.
 type Packet struct {
 	Hook     Hook
 	Src, Dst netip.Addr
@@ -28,6 +32,14 @@ type Packet struct {
 	// tracks (a reply, say); the zero value is a connection's first
 	// packet.
 	Established bool
+	// InPort is the bridge port (the host-side veth's ifindex) a frame
+	// comes in by, at Prerouting.
+	InPort int
+	// ARP makes the frame an ARP message whose sender address is Src.
+	ARP bool
+	// NDTarget makes the packet an IPv6 neighbour advertisement for that
+	// target address.
+	NDTarget netip.Addr
 }
 
 // Verdict is what the table does with a packet: Drop, or let it go on to
@@ -108,7 +120,7 @@ func (r *Ruleset) matches(m Match, p Packet) bool {
 	case CtState:
 		return p.Established && m.Value == "established,related"
 	case ICMPv6Type:
-		return false // the inet table asks none
+		return m.Value == "nd-neighbor-advert" && p.NDTarget.IsValid()
 	}
 	parts := make([]string, len(m.Fields))
 	for i, f := range m.Fields {
@@ -128,15 +140,21 @@ func (p Packet) field(f Field) (string, bool) {
 	v4 := familyOf(p.Src).suffix == "4"
 	switch f {
 	case Src4, Src6:
-		return p.Src.String(), v4 == (f == Src4)
+		return p.Src.String(), !p.ARP && v4 == (f == Src4)
 	case Dst4, Dst6:
-		return p.Dst.String(), v4 == (f == Dst4)
+		return p.Dst.String(), !p.ARP && v4 == (f == Dst4)
 	case L4Proto:
-		return p.Proto, true
+		return p.Proto, !p.ARP
 	case DstPort:
-		return strconv.Itoa(int(p.Port)), true
+		return strconv.Itoa(int(p.Port)), !p.ARP
+	case InPort:
+		return strconv.Itoa(p.InPort), p.InPort > 0
+	case ARPSrc:
+		return p.Src.String(), p.ARP && v4
+	case NDTarget:
+		return rawAddr(p.NDTarget), p.NDTarget.IsValid()
 	}
-	return "", false // a bridge table's field
+	return "", false
 }
 
 // containsAddr reports whether a set of addresses or prefixes holds a.
