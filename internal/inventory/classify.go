@@ -71,6 +71,22 @@ var dataImages = map[string]string{
 	"arangodb":      "ArangoDB",
 }
 
+// defaultPorts is the TCP port each kind of data service listens on
+// unless told otherwise.
+var defaultPorts = map[string]uint16{
+	"PostgreSQL": 5432, "MySQL/MariaDB": 3306, "Redis": 6379, "MongoDB": 27017,
+	"Elasticsearch/OpenSearch": 9200, "memcached": 11211, "CouchDB": 5984, "Cassandra": 9042,
+	"InfluxDB": 8086, "Microsoft SQL Server": 1433, "Oracle Database": 1521, "etcd": 2379,
+	"Neo4j": 7687, "ClickHouse": 8123, "CockroachDB": 26257, "RethinkDB": 28015, "ArangoDB": 8529,
+}
+
+// DefaultPort returns the port a kind of data service (DataService's
+// kind: "MySQL/MariaDB") listens on by default.
+func DefaultPort(kind string) (Port, bool) {
+	n, ok := defaultPorts[kind]
+	return Port{Number: n, Protocol: "tcp"}, ok
+}
+
 // DataService says whether c runs a data service (a database, cache or
 // search engine that holds data), which one, and why zonewarden thinks so.
 // The label zonewarden.sensitive overrides the guess.

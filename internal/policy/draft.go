@@ -379,6 +379,26 @@ func (d *drafter) destinationPorts(i int) PortList {
 	return normalize(l)
 }
 
+// listenPorts are the ports a workload listens on: destinationPorts, or,
+// for a data service that declares none (a compose service without
+// expose: or ports:, say), its kind's default port, with a note that
+// says so.
+func (d *drafter) listenPorts(i int) (PortList, string) {
+	if l := d.destinationPorts(i); len(l) > 0 {
+		return l, ""
+	}
+	kind, _, ok := inventory.DataService(d.groups[i][0])
+	if !ok {
+		return nil, ""
+	}
+	p, ok := inventory.DefaultPort(kind)
+	if !ok {
+		return nil, ""
+	}
+	r, _ := portRangeOf(p)
+	return PortList{r}, fmt.Sprintf("%s: %s's default port (%s declares none)", p, kind, d.p.Workloads[i].Name)
+}
+
 func portRangeOf(p inventory.Port) (PortRange, bool) {
 	switch p.Protocol {
 	case ProtoTCP, ProtoUDP, ProtoSCTP:
@@ -412,7 +432,7 @@ func (d *drafter) draftFlows() {
 				}
 				seen[[2]int{a, b}] = true
 				from, to := &d.p.Workloads[a], &d.p.Workloads[b]
-				ports := d.destinationPorts(b)
+				ports, note := d.listenPorts(b)
 				if len(ports) == 0 {
 					d.unknownPorts = append(d.unknownPorts, fmt.Sprintf("%s -> %s (zone %s)", from.Name, to.Name, z.Name))
 					continue
@@ -425,6 +445,9 @@ func (d *drafter) draftFlows() {
 					f.Comment = fmt.Sprintf("decide: %s is untrusted (%s); does it need %s?", from.Name, reason, to.Name)
 				case fromData && !toData:
 					f.Comment = fmt.Sprintf("decide: %s is %s, which seldom opens connections; remove this unless it must", from.Name, dataKind(kind))
+				}
+				if note != "" {
+					f.Comment = strings.TrimPrefix(f.Comment+"\n"+note, "\n")
 				}
 				d.p.Flows = append(d.p.Flows, f)
 			}
@@ -481,7 +504,7 @@ func (d *drafter) draftTests() {
 // dataPort picks the port a data service listens on: a well-known data
 // port it exposes, else its first port, else any port.
 func (d *drafter) dataPort(i int) reach.Port {
-	ports := d.destinationPorts(i)
+	ports, _ := d.listenPorts(i)
 	for _, r := range ports {
 		if inventory.DataPort(inventory.Port{Number: r.First, Protocol: r.Proto}) != "" {
 			return reach.Port{Proto: r.Proto, Number: r.First}

@@ -138,3 +138,43 @@ func TestDraftEmptyHost(t *testing.T) {
 		t.Errorf("an empty host drafted %+v", p)
 	}
 }
+
+// TestDraftUsesImageDefaultPorts: a compose project whose MariaDB and
+// Redis declare no port (their images' EXPOSE is not in a compose file)
+// still gets backend -> db:3306 and backend -> cache:6379, each saying
+// where the port comes from, and tests on those ports.
+func TestDraftUsesImageDefaultPorts(t *testing.T) {
+	svc := func(name, image string) inventory.Container {
+		return inventory.Container{Name: "shop-" + name + "-1", Image: image, State: "defined", NetworkMode: "shop_default",
+			Labels:    map[string]string{inventory.LabelComposeProject: "shop", inventory.LabelComposeService: name},
+			Endpoints: []inventory.Endpoint{{Network: "shop_default"}}}
+	}
+	backend := svc("backend", "example/shop-backend:1")
+	backend.ExposedPorts = []inventory.Port{{Number: 8000, Protocol: "tcp"}}
+	snap := &inventory.Snapshot{Version: 1,
+		Networks:   []inventory.Network{{Name: "shop_default", Driver: "bridge", ICC: true}},
+		Containers: []inventory.Container{backend, svc("db", "mariadb:11"), svc("cache", "redis:7")},
+	}
+	p := checkDraft(t, snap)
+	m := policy.Compile(p)
+	for _, tt := range []struct {
+		to, port, note string
+	}{
+		{"db", "3306/tcp", "3306/tcp: MySQL/MariaDB's default port (db declares none)"},
+		{"cache", "6379/tcp", "6379/tcp: Redis's default port (cache declares none)"},
+	} {
+		port, _ := reach.ParsePort(tt.port)
+		if d := m.Eval(policy.WorkloadRef("backend"), policy.WorkloadRef(tt.to), port); !d.Allow {
+			t.Errorf("backend -> %s:%s not drafted: %s", tt.to, tt.port, d.Reason)
+		}
+		found := false
+		for _, f := range p.Flows {
+			if f.From == policy.WorkloadRef("backend") && f.To == policy.WorkloadRef(tt.to) {
+				found = bytes.Contains([]byte(f.Comment), []byte(tt.note))
+			}
+		}
+		if !found {
+			t.Errorf("the flow backend -> %s does not say %q:\n%s", tt.to, tt.note, policy.Format(p))
+		}
+	}
+}
