@@ -129,6 +129,7 @@ func TestInitPassesCheck(t *testing.T) {
 		"merged":    {"-f", compose("merged/compose.yaml"), "-f", compose("merged/compose.prod.yaml")},
 		"edge":      {"-f", compose("shared/edge/compose.yaml")},
 		"billing":   {"-f", compose("shared/billing/compose.yaml")},
+		"evidence":  {"-f", compose("evidence/compose.yaml")},
 	}
 	for name, src := range sources {
 		t.Run(name, func(t *testing.T) {
@@ -150,6 +151,40 @@ func TestInitPassesCheck(t *testing.T) {
 				t.Errorf("init to stdout differs from init -o (exit %d)", code)
 			}
 		})
+	}
+}
+
+// TestInitNamesComposeEvidence: init from a compose file proposes the
+// connections its services declare (depends_on, host names in their
+// environment), on the ports named there or the image's default, and says
+// why in each flow's comment; the credentials in those values do not
+// appear.
+func TestInitNamesComposeEvidence(t *testing.T) {
+	code, out, stderr := run(t, "init", "-f", filepath.Join("..", "..", "testdata", "compose", "evidence", "compose.yaml"))
+	if code != 0 {
+		t.Fatalf("init: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"evidence: depends_on; environment DATABASE_URL (db:3306)",
+		"evidence: depends_on; environment REDIS_URL",
+		"6379/tcp: Redis's default port (cache declares none)",
+		"evidence: environment API_URL (backend:8000)",
+		"evidence: environment REDIS_HOST",
+		"evidence: depends_on",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the draft does not say %q:\n%s", want, out)
+		}
+	}
+	// A pair the files do not connect is left to the operator.
+	if strings.Contains(out, "{from: proxy, to: db") || !strings.Contains(out, "#   proxy -> db (zone evidence_default)") {
+		t.Errorf("proxy -> db, which nothing declares, is proposed or not listed as decide:\n%s", out)
+	}
+	if strings.Contains(out, "{from: db, to:") {
+		t.Errorf("the database is proposed as a client without evidence:\n%s", out)
+	}
+	if strings.Contains(out, "change-me") {
+		t.Errorf("the draft shows a password from the environment:\n%s", out)
 	}
 }
 

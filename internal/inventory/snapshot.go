@@ -259,6 +259,21 @@ type Container struct {
 	UTSMode        string   `json:"uts_mode,omitempty"`
 	User           string   `json:"user,omitempty"`
 	Mounts         []Mount  `json:"mounts,omitempty"`
+	// Refs is what the container's configuration says it connects to:
+	// compose's depends_on, and the services its environment values name
+	// (URLs, DSNs, HOST=name). The compose source sets them; the values
+	// themselves, secrets among them, are not kept.
+	Refs []Ref `json:"refs,omitempty"`
+}
+
+// Ref is one piece of evidence that a container connects to a service.
+type Ref struct {
+	// Service is the compose service named.
+	Service string `json:"service"`
+	// Port is the port named with it ("db:5432"), 0 when none.
+	Port uint16 `json:"port,omitempty"`
+	// Via says where: "depends_on", "environment DATABASE_URL".
+	Via string `json:"via"`
 }
 
 // Endpoint is a container's attachment to one network.

@@ -60,8 +60,11 @@ type drafter struct {
 	// notes for the flows and unmanaged sections.
 	legacy       string // the zone for the default bridge's containers, or ""
 	unknownPorts []string
-	unmanaged    []string
-	skippedNets  []string
+	// noEvidence lists the pairs of a compose project that share a zone
+	// but whose configuration names no connection between them.
+	noEvidence  []string
+	unmanaged   []string
+	skippedNets []string
 }
 
 func (d *drafter) draftZones() {
@@ -379,6 +382,42 @@ func (d *drafter) destinationPorts(i int) PortList {
 	return normalize(l)
 }
 
+// evidence says what in workload a's configuration names workload b (a
+// compose service): its depends_on and environment references
+// (inventory.Ref), as "evidence: depends_on; environment DATABASE_URL
+// (db:5432)", and the ports those references name.
+func (d *drafter) evidence(a, b int) (string, PortList) {
+	to := d.groups[b][0].Labels[inventory.LabelComposeService]
+	project := d.groups[b][0].Labels[inventory.LabelComposeProject]
+	if to == "" {
+		return "", nil
+	}
+	var says []string
+	var ports PortList
+	for _, c := range d.groups[a] {
+		if c.Labels[inventory.LabelComposeProject] != project {
+			continue
+		}
+		for _, r := range c.Refs {
+			if r.Service != to {
+				continue
+			}
+			s := r.Via
+			if r.Port != 0 {
+				s += fmt.Sprintf(" (%s:%d)", to, r.Port)
+				ports = append(ports, PortRange{Proto: ProtoTCP, First: r.Port, Last: r.Port})
+			}
+			if !slices.Contains(says, s) {
+				says = append(says, s)
+			}
+		}
+	}
+	if len(says) == 0 {
+		return "", nil
+	}
+	return "evidence: " + strings.Join(says, "; "), ports
+}
+
 // listenPorts are the ports a workload listens on: destinationPorts, or,
 // for a data service that declares none (a compose service without
 // expose: or ports:, say), its kind's default port, with a note that
@@ -433,6 +472,16 @@ func (d *drafter) draftFlows() {
 				seen[[2]int{a, b}] = true
 				from, to := &d.p.Workloads[a], &d.p.Workloads[b]
 				ports, note := d.listenPorts(b)
+				evidence, named := d.evidence(a, b)
+				if len(named) > 0 {
+					ports = normalize(append(slices.Clone(ports), named...))
+				}
+				if evidence == "" && d.snap.Source.Kind == "compose" {
+					// Compose files say whom a service talks to; a
+					// pair they do not name is not proposed.
+					d.noEvidence = append(d.noEvidence, fmt.Sprintf("%s -> %s (zone %s)", from.Name, to.Name, z.Name))
+					continue
+				}
 				if len(ports) == 0 {
 					d.unknownPorts = append(d.unknownPorts, fmt.Sprintf("%s -> %s (zone %s)", from.Name, to.Name, z.Name))
 					continue
@@ -446,8 +495,10 @@ func (d *drafter) draftFlows() {
 				case fromData && !toData:
 					f.Comment = fmt.Sprintf("decide: %s is %s, which seldom opens connections; remove this unless it must", from.Name, dataKind(kind))
 				}
-				if note != "" {
-					f.Comment = strings.TrimPrefix(f.Comment+"\n"+note, "\n")
+				for _, n := range []string{evidence, note} {
+					if n != "" {
+						f.Comment = strings.TrimPrefix(f.Comment+"\n"+n, "\n")
+					}
 				}
 				d.p.Flows = append(d.p.Flows, f)
 			}
@@ -534,6 +585,15 @@ func (d *drafter) finish() {
 		"Egress (beyond the host) defaults to nothing for members of an internal zone, anything otherwise."
 	d.p.Comments.Flows = "Connections that work today between members of a network, narrowed to the ports the destination\n" +
 		"exposes or publishes. In a default: allow zone they are what default: deny would keep."
+	if d.snap.Source.Kind == "compose" {
+		d.p.Comments.Flows = "Connections the compose files declare: depends_on, and the services named in each service's\n" +
+			"environment (URLs, DSNs, HOST=name), on the ports named there, or the ones the destination exposes,\n" +
+			"publishes or its image listens on by default. Each flow's comment gives its evidence."
+	}
+	if len(d.noEvidence) > 0 {
+		d.p.Comments.Flows += "\ndecide: these share a network, but nothing in the compose files says that one connects to the\n" +
+			"other, so no flow is proposed (add one if it is needed):\n  " + strings.Join(d.noEvidence, "\n  ")
+	}
 	if len(d.unknownPorts) > 0 {
 		d.p.Comments.Flows += "\ndecide: these share a network, but the destination exposes no port, so no flow keeps them\n" +
 			"connected once the zone is default: deny (add one with the port if it is needed):\n  " +

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/demo"
@@ -175,6 +176,46 @@ func TestDraftUsesImageDefaultPorts(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("the flow backend -> %s does not say %q:\n%s", tt.to, tt.note, policy.Format(p))
+		}
+	}
+}
+
+// TestDraftNamesItsEvidence: what the compose file says a service
+// connects to (depends_on, host names in its environment) stands in the
+// drafted flow's comment, and a port named there is proposed even where
+// the destination declares none.
+func TestDraftNamesItsEvidence(t *testing.T) {
+	svc := func(name, image string, refs ...inventory.Ref) inventory.Container {
+		return inventory.Container{Name: "shop-" + name + "-1", Image: image, State: "defined", NetworkMode: "shop_default",
+			Labels:    map[string]string{inventory.LabelComposeProject: "shop", inventory.LabelComposeService: name},
+			Endpoints: []inventory.Endpoint{{Network: "shop_default"}}, Refs: refs}
+	}
+	snap := &inventory.Snapshot{Version: 1,
+		Networks: []inventory.Network{{Name: "shop_default", Driver: "bridge", ICC: true}},
+		Containers: []inventory.Container{
+			svc("backend", "example/shop-backend:1",
+				inventory.Ref{Service: "db", Via: "depends_on"},
+				inventory.Ref{Service: "db", Port: 3306, Via: "environment DATABASE_URL"}),
+			svc("worker", "example/shop-worker:1", inventory.Ref{Service: "backend", Port: 8000, Via: "environment API_URL"}),
+			svc("db", "mariadb:11"),
+		},
+	}
+	p := checkDraft(t, snap)
+	m := policy.Compile(p)
+	comment := map[string]string{}
+	for _, f := range p.Flows {
+		comment[f.From.String()+" -> "+f.To.String()] = f.Comment
+	}
+	for _, tt := range []struct{ from, to, port, says string }{
+		{"backend", "db", "3306/tcp", "evidence: depends_on; environment DATABASE_URL (db:3306)"},
+		{"worker", "backend", "8000/tcp", "evidence: environment API_URL (backend:8000)"},
+	} {
+		port, _ := reach.ParsePort(tt.port)
+		if d := m.Eval(policy.WorkloadRef(tt.from), policy.WorkloadRef(tt.to), port); !d.Allow {
+			t.Errorf("%s -> %s:%s not drafted: %s", tt.from, tt.to, tt.port, d.Reason)
+		}
+		if c := comment[tt.from+" -> "+tt.to]; !strings.Contains(c, tt.says) {
+			t.Errorf("%s -> %s: comment %q, want it to say %q", tt.from, tt.to, c, tt.says)
 		}
 	}
 }

@@ -205,6 +205,7 @@ func convertContainer(p *types.Project, svc types.ServiceConfig, name string, na
 		return c, err
 	}
 	c.Mounts = mounts(p, svc)
+	c.Refs = refs(p, svc)
 	return c, nil
 }
 
