@@ -172,6 +172,8 @@ func TestLoadProjects(t *testing.T) {
 						Labels:      composeLabels("monitoring", "sidecar"),
 						NetworkMode: "container:monitoring-app-1",
 						IpcMode:     "container:monitoring-app-1",
+						// compose adds the dependency on the namespace's owner
+						Refs: []inventory.Ref{{Service: "app", Via: "depends_on"}},
 					},
 				},
 			},
