@@ -170,7 +170,8 @@ func TestInitNamesComposeEvidence(t *testing.T) {
 		"6379/tcp: Redis's default port (cache declares none)",
 		"evidence: environment API_URL (backend:8000)",
 		"evidence: environment REDIS_HOST",
-		"evidence: depends_on",
+		"evidence: config ./nginx/default.conf (backend:8000)", // an upstream server
+		"evidence: config ./nginx/default.conf (assets:8080)",  // a proxy_pass
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the draft does not say %q:\n%s", want, out)

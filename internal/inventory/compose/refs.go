@@ -3,6 +3,9 @@ package compose
 import (
 	"maps"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,8 +16,9 @@ import (
 )
 
 // refs returns the evidence in svc's configuration that it connects to
-// other services of the project: each depends_on entry, and each service
-// an environment value names as a host — a URL or DSN
+// other services of the project: each depends_on entry, each upstream of a
+// reverse proxy configuration mounted from the project (configRefs), and
+// each service an environment value names as a host — a URL or DSN
 // ("postgres://app:secret@db:5432/shop"), host:port ("cache:6379"), a
 // bare name (DB_HOST=db), or a comma-separated list of those. Only the
 // variable's name goes into the evidence, never its value.
@@ -29,6 +33,7 @@ func refs(p *types.Project, svc types.ServiceConfig) []inventory.Ref {
 	for _, dep := range slices.Sorted(maps.Keys(svc.DependsOn)) {
 		out = append(out, inventory.Ref{Service: dep, Via: "depends_on"})
 	}
+	out = append(out, configRefs(p, svc, services)...)
 	for _, key := range slices.Sorted(maps.Keys(svc.Environment)) {
 		v := svc.Environment[key]
 		if v == nil {
@@ -87,6 +92,109 @@ func hostsIn(value string) []hostPort {
 		}
 		if hp.name != "" {
 			out = append(out, hp)
+		}
+	}
+	return out
+}
+
+// Bounds of the configuration files read for proxy targets.
+const (
+	maxConfigSize  = 1 << 20 // bytes of one file
+	maxConfigFiles = 50      // files of one mounted folder
+)
+
+// proxyTargets find the upstreams of a reverse proxy's configuration:
+// nginx's proxy_pass, *_pass and upstream servers, Traefik's (and
+// others') service URLs; caddyProxy, Caddy's.
+var proxyTargets = []*regexp.Regexp{
+	regexp.MustCompile(`(?m)(?:^|[;{])\s*proxy_pass\s+\w+://([A-Za-z0-9_.-]+)(?::(\d+))?`),
+	regexp.MustCompile(`(?m)(?:^|[;{])\s*(?:fastcgi|uwsgi|grpc|scgi)_pass\s+(?:\w+://)?([A-Za-z0-9_.-]+)(?::(\d+))?`),
+	regexp.MustCompile(`(?m)(?:^|[;{])\s*server\s+([A-Za-z0-9_.-]+)(?::(\d+))?[^;\n]*;`),
+	regexp.MustCompile(`(?m)url\s*[:=]\s*["']?\w+://([A-Za-z0-9_.-]+)(?::(\d+))?`),
+}
+
+// caddyProxy finds Caddy's reverse_proxy upstreams (the rest of the
+// line, before a block).
+var caddyProxy = regexp.MustCompile(`(?m)reverse_proxy\s+([^\n{]+)`)
+
+// configRefs reads the reverse proxy configurations mounted into svc from
+// the project's own folder (a bind mount of a file, or of a folder's files
+// one level deep) and returns the services they send traffic to.
+func configRefs(p *types.Project, svc types.ServiceConfig, services map[string]bool) []inventory.Ref {
+	var out []inventory.Ref
+	for _, v := range svc.Volumes {
+		if v.Type != types.VolumeTypeBind || p.WorkingDir == "" {
+			continue
+		}
+		// Only the project's own files, links resolved: never the host's.
+		root, err1 := filepath.EvalSymlinks(p.WorkingDir)
+		src, err2 := filepath.EvalSymlinks(v.Source)
+		if err1 != nil || err2 != nil || !within(root, src) {
+			continue
+		}
+		for _, file := range configFiles(src) {
+			if real, err := filepath.EvalSymlinks(file); err != nil || !within(root, real) {
+				continue
+			}
+			data, err := os.ReadFile(file)
+			if err != nil || len(data) > maxConfigSize {
+				continue
+			}
+			name, _ := filepath.Rel(root, file)
+			via := "config ./" + filepath.ToSlash(name)
+			var found []hostPort
+			for _, re := range proxyTargets {
+				for _, m := range re.FindAllStringSubmatch(string(data), -1) {
+					hp := hostPort{name: strings.ToLower(m[1])}
+					if n, err := strconv.ParseUint(m[2], 10, 16); err == nil {
+						hp.port = uint16(n)
+					}
+					found = append(found, hp)
+				}
+			}
+			// Caddy: reverse_proxy takes one upstream or more.
+			for _, m := range caddyProxy.FindAllStringSubmatch(string(data), -1) {
+				for _, up := range strings.Fields(m[1]) {
+					found = append(found, hostsIn(up)...)
+				}
+			}
+			for _, hp := range found {
+				r := inventory.Ref{Service: hp.name, Port: hp.port, Via: via}
+				if services[hp.name] && !slices.Contains(out, r) {
+					out = append(out, r)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// within reports whether path is root or below it.
+func within(root, path string) bool {
+	rel, err := filepath.Rel(root, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../") && !filepath.IsAbs(rel)
+}
+
+// configFiles returns path when it is a regular file, or the regular
+// files in it (one level, at most maxConfigFiles) when it is a folder.
+func configFiles(path string) []string {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return nil
+	case fi.Mode().IsRegular():
+		return []string{path}
+	case !fi.IsDir():
+		return nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && len(out) < maxConfigFiles {
+			out = append(out, filepath.Join(path, e.Name()))
 		}
 	}
 	return out

@@ -1,6 +1,8 @@
 package compose
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -53,5 +55,50 @@ func TestRefs(t *testing.T) {
 		if r.Service == "backend" {
 			t.Errorf("a service names itself: %+v", r)
 		}
+	}
+}
+
+// TestConfigRefs: the upstreams of reverse proxy configurations mounted
+// from the project's folder (nginx, Caddy, Traefik); a file outside the
+// project, also behind a link, is never read.
+func TestConfigRefs(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	write := func(path, text string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(dir, "nginx", "site.conf"), "upstream app { server backend:8000 weight=2; }\nlocation / { proxy_pass http://app; }\nlocation /php { fastcgi_pass php:9000; }\n")
+	write(filepath.Join(dir, "Caddyfile"), "shop.example.com {\n\treverse_proxy backend:8000 web:80\n}\n")
+	write(filepath.Join(dir, "traefik", "dynamic.yml"), "http:\n  services:\n    api:\n      loadBalancer:\n        servers:\n          - url: \"http://api:3000\"\n")
+	write(filepath.Join(outside, "secret.conf"), "proxy_pass http://db:5432;\n")
+	if err := os.Symlink(filepath.Join(outside, "secret.conf"), filepath.Join(dir, "nginx", "linked.conf")); err != nil {
+		t.Fatal(err)
+	}
+	p := &types.Project{Name: "shop", WorkingDir: dir, Services: types.Services{}}
+	services := map[string]bool{}
+	for _, n := range []string{"backend", "php", "web", "api", "db"} {
+		services[n] = true
+	}
+	svc := types.ServiceConfig{Name: "proxy"}
+	svc.Volumes = []types.ServiceVolumeConfig{
+		{Type: types.VolumeTypeBind, Source: filepath.Join(dir, "nginx"), Target: "/etc/nginx/conf.d"},
+		{Type: types.VolumeTypeBind, Source: filepath.Join(dir, "Caddyfile"), Target: "/etc/caddy/Caddyfile"},
+		{Type: types.VolumeTypeBind, Source: filepath.Join(dir, "traefik", "dynamic.yml"), Target: "/etc/traefik/dynamic.yml"},
+		{Type: types.VolumeTypeBind, Source: filepath.Join(outside, "secret.conf"), Target: "/etc/other.conf"},
+	}
+	want := []inventory.Ref{
+		{Service: "php", Port: 9000, Via: "config ./nginx/site.conf"},
+		{Service: "backend", Port: 8000, Via: "config ./nginx/site.conf"},
+		{Service: "backend", Port: 8000, Via: "config ./Caddyfile"},
+		{Service: "web", Port: 80, Via: "config ./Caddyfile"},
+		{Service: "api", Port: 3000, Via: "config ./traefik/dynamic.yml"},
+	}
+	if got := configRefs(p, svc, services); !reflect.DeepEqual(got, want) {
+		t.Errorf("configRefs =\n%v\nwant\n%v", got, want)
 	}
 }
