@@ -88,8 +88,23 @@ unmanaged: warn
 	if code, out, stderr := run(t, "apply", policyPath, label); code != 0 {
 		t.Fatalf("apply exit %d: %s\n%s", code, stderr, out)
 	}
-	if code, out, stderr := run(t, "plan", policyPath); code != 0 || !strings.Contains(out, "Nothing to change") || !strings.Contains(out, "= table inet zonewarden matches the policy") {
-		t.Errorf("plan after apply: exit %d, %s%s", code, out, stderr)
+	// Plan after apply finds nothing to change. Other tests create and
+	// remove networks on this daemon meanwhile, and the table holds the
+	// subnets of every Docker network (local4/6): a difference there alone
+	// is theirs, so apply and plan again, a few times at most.
+	for attempt := 1; ; attempt++ {
+		code, out, stderr := run(t, "plan", policyPath)
+		if code == 0 && strings.Contains(out, "Nothing to change") && strings.Contains(out, "= table inet zonewarden matches the policy") {
+			break
+		}
+		if attempt == 3 || !onlyLocalSubnetsDiffer(out) {
+			t.Errorf("plan after apply (attempt %d): exit %d, %s%s", attempt, code, out, stderr)
+			break
+		}
+		t.Logf("plan after apply: only the subnets of other networks changed meanwhile; applying again:\n%s", out)
+		if code, out, stderr := run(t, "apply", policyPath, label); code != 0 {
+			t.Fatalf("apply exit %d: %s\n%s", code, stderr, out)
+		}
 	}
 	if code, out, _ := run(t, "apply", policyPath, label); code != 0 || !strings.Contains(out, "Docker: nothing to change") {
 		t.Errorf("second apply: exit %d, %s", code, out)
@@ -170,6 +185,26 @@ unmanaged: warn
 	if after, _ := nft.List(ctx, "inet", foreign); after != foreignBefore {
 		t.Errorf("another tool's table changed:\nbefore:\n%s\nafter:\n%s", foreignBefore, after)
 	}
+}
+
+// onlyLocalSubnetsDiffer reports whether a plan's only changes are
+// elements of the sets of every Docker network's subnets (local4, local6)
+// and nothing on the Docker side.
+func onlyLocalSubnetsDiffer(plan string) bool {
+	if !strings.Contains(plan, "Plan: 0 networks to create, 0 networks to re-create, 0 memberships to add, 0 memberships to remove") {
+		return false
+	}
+	changed := 0
+	for _, l := range strings.Split(plan, "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "+ ") || strings.HasPrefix(l, "- ") {
+			if !strings.HasPrefix(l[2:], "local4: ") && !strings.HasPrefix(l[2:], "local6: ") {
+				return false
+			}
+			changed++
+		}
+	}
+	return changed > 0
 }
 
 func mustRead(t *testing.T, path string) []byte {

@@ -251,23 +251,30 @@ func TestTraceFollowsSpec(t *testing.T) {
 func checkSpec(t reporter, mutate mutation) {
 	t.Helper()
 	for _, c := range specCases(t) {
-		chains := c.r.ChainRules()
-		if mutate != nil {
-			chains = mutate(chains)
-		}
-		index := indexChains(chains)
-		bad := 0
-		for i, p := range c.packets {
-			got, want := c.r.traceIndexed(index, p), c.want[i]
-			if got != want {
-				if bad++; bad <= 5 {
-					t.Errorf("%+v: chains say %+v, the specification %+v", p, got, want)
-				}
+		c.check(t, mutate)
+	}
+}
+
+// check traces c's packets through the chains of c's ruleset, mutated,
+// and reports those (five at most, then a count) that the chains decide
+// otherwise than the specification.
+func (c specCase) check(t reporter, mutate mutation) {
+	t.Helper()
+	chains := c.r.ChainRules()
+	if mutate != nil {
+		chains = mutate(chains)
+	}
+	index := indexChains(chains)
+	bad := 0
+	for i, p := range c.packets {
+		if got := c.r.traceIndexed(index, p); got != c.want[i] {
+			if bad++; bad <= 5 {
+				t.Errorf("%+v: the chains say %+v, the specification %+v", p, got, c.want[i])
 			}
 		}
-		if bad > 5 {
-			t.Errorf("... %d disagreements of %d packets", bad, len(c.packets))
-		}
+	}
+	if bad > 5 {
+		t.Errorf("... %d disagreements of %d packets", bad, len(c.packets))
 	}
 }
 

@@ -124,21 +124,5 @@ func TestPortsTraceFollowsSpec(t *testing.T) {
 
 func checkPortsSpec(t reporter, mutate mutation) {
 	t.Helper()
-	c := portsSpecCase(t)
-	chains := c.r.ChainRules()
-	if mutate != nil {
-		chains = mutate(chains)
-	}
-	index := indexChains(chains)
-	bad := 0
-	for i, p := range c.packets {
-		if got := c.r.traceIndexed(index, p); got != c.want[i] {
-			if bad++; bad <= 5 {
-				t.Errorf("%+v: the chain says %+v, the specification %+v", p, got, c.want[i])
-			}
-		}
-	}
-	if bad > 5 {
-		t.Errorf("... %d disagreements of %d frames", bad, len(c.packets))
-	}
+	portsSpecCase(t).check(t, mutate)
 }
