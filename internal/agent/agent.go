@@ -92,6 +92,10 @@ type Agent struct {
 	// earlyAdmit: containers admitted before their own event was taken,
 	// and when (the reconcile goroutine's alone).
 	earlyAdmit map[string]time.Time
+	// bridgeProblem is the last reason bridged traffic could not be made
+	// to pass the firewall, "" while it does (the reconcile goroutine's
+	// alone): logged once, not on every resync.
+	bridgeProblem string
 
 	status statusBox
 

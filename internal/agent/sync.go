@@ -19,16 +19,22 @@ import (
 // zone passing the firewall (br_netfilter and its sysctls), at start and
 // on every resync: a host whose sysctl someone set back to 0 gets it
 // repaired, logged as drift. When that cannot be done it is logged as an
-// error and kept in the status: the rules between zones still hold.
+// error (once per distinct reason, and again when it is resolved) and
+// kept in the status: the rules between zones still hold.
 func (a *Agent) ensureBridgeFiltering(ctx context.Context) {
 	done, err := firewall.EnsureBridgeFiltering(ctx)
 	for _, d := range done {
 		a.log.Warn("bridge filtering repaired", "change", d)
 		a.metrics.driftRepairs.WithLabelValues("bridge-filtering").Inc()
 	}
-	if err != nil {
-		a.log.Error("flows inside a zone are not enforced", "error", err.Error())
-		a.status.set(func(s *Status) { s.LastError = err.Error() })
+	switch {
+	case err != nil && err.Error() != a.bridgeProblem:
+		a.bridgeProblem = err.Error()
+		a.log.Error("flows inside a zone are not enforced", "error", a.bridgeProblem)
+		a.status.set(func(s *Status) { s.LastError = a.bridgeProblem })
+	case err == nil && a.bridgeProblem != "":
+		a.log.Info("bridged traffic passes the firewall again: flows inside a zone are enforced", "was", a.bridgeProblem)
+		a.bridgeProblem = ""
 	}
 }
 
