@@ -20,21 +20,16 @@ func specPortTrace(r *Ruleset, p Packet) Verdict {
 	key := func(set string, parts ...string) bool { return r.containsKey(set, parts) }
 	port := strconv.Itoa(p.InPort)
 	src := p.Src.String()
-	switch {
-	case p.ARP:
-		switch {
-		case key("bound4", port, src):
-			return Verdict{Rule: "its own address"}
-		case key("claimed4", src), key("ports", port):
-			return Verdict{Drop: true, Rule: DropSpoofARP.Comment}
+	if p.Src.Is4() { // an IPv4 packet, or an ARP message
+		drop := DropSpoof
+		if p.ARP {
+			drop = DropSpoofARP
 		}
-		return Verdict{Rule: "not managed"}
-	case p.Src.Is4():
 		switch {
 		case key("bound4", port, src):
 			return Verdict{Rule: "its own address"}
 		case key("claimed4", src), key("ports", port):
-			return Verdict{Drop: true, Rule: DropSpoof.Comment}
+			return Verdict{Drop: true, Rule: drop.Comment}
 		}
 		return Verdict{Rule: "not managed"}
 	}
