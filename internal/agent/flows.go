@@ -49,6 +49,9 @@ type DeniedFlow struct {
 	As  string `json:"as,omitempty"`
 	Src string `json:"src"`
 	Dst string `json:"dst"`
+	// WouldDeny marks a flow a zone in monitor mode let through: Rule
+	// would have dropped it in enforce mode.
+	WouldDeny bool `json:"would_deny,omitempty"`
 	// Repeated counts the same flow's packets since its previous line,
 	// not written because of the rate limit.
 	Repeated int `json:"repeated,omitempty"`
@@ -60,6 +63,8 @@ type flowLog struct {
 	out     io.Writer
 	metrics *metrics
 	names   atomic.Pointer[namer]
+	// wouldDeny counts the packets monitor mode let through.
+	wouldDeny atomic.Int64
 
 	mu      sync.Mutex
 	rate    int       // lines per second
@@ -100,7 +105,7 @@ func (a *Agent) readFlows(ctx context.Context) {
 		if attr.Prefix == nil || attr.Payload == nil {
 			return 0
 		}
-		rule, ok := enforce.DropRuleOf(*attr.Prefix)
+		rule, would, ok := enforce.DropRuleOf(*attr.Prefix)
 		if !ok {
 			return 0
 		}
@@ -113,6 +118,7 @@ func (a *Agent) readFlows(ctx context.Context) {
 			port = int(*attr.InDev) // in the bridge table: the bridge port
 		}
 		if fl, ok := a.flows.names.Load().name(*attr.Payload, port, rule, t); ok {
+			fl.WouldDeny = would
 			a.flows.add(fl)
 		}
 		return 0
@@ -138,8 +144,13 @@ func (a *Agent) readFlows(ctx context.Context) {
 // add counts a denied packet and writes its line unless the same flow
 // had one in the last second or the lines of this second are used up.
 func (f *flowLog) add(fl DeniedFlow) {
-	f.metrics.deniedPackets.WithLabelValues(orDash(fl.FromWorkload, fl.From), orDash(fl.ToWorkload, fl.To), fl.RuleID).Inc()
-	key := fl.From + "\x00" + fl.To + "\x00" + fl.Port + "\x00" + fl.RuleID
+	counter := f.metrics.deniedPackets
+	if fl.WouldDeny {
+		counter = f.metrics.wouldDenyPackets
+		f.wouldDeny.Add(1)
+	}
+	counter.WithLabelValues(orDash(fl.FromWorkload, fl.From), orDash(fl.ToWorkload, fl.To), fl.RuleID).Inc()
+	key := fl.From + "\x00" + fl.To + "\x00" + fl.Port + "\x00" + fl.RuleID + "\x00" + strconv.FormatBool(fl.WouldDeny)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.seen) > 10_000 {
@@ -189,6 +200,17 @@ func (f *flowLog) subscribe() ([]DeniedFlow, chan DeniedFlow, func()) {
 		delete(f.subs, ch)
 		f.mu.Unlock()
 	}
+}
+
+// monitoring lists the zones of p in monitor mode.
+func monitoring(p *policy.Policy) []string {
+	var out []string
+	for i := range p.Zones {
+		if p.ZoneMode(&p.Zones[i]) == policy.Monitor {
+			out = append(out, p.Zones[i].Name)
+		}
+	}
+	return out
 }
 
 // orDash returns the workload for a metric label, or what the endpoint

@@ -20,6 +20,7 @@ type metrics struct {
 	membershipRepairs    prometheus.Counter
 	policyReloads        *prometheus.CounterVec
 	deniedPackets        *prometheus.CounterVec
+	wouldDenyPackets     *prometheus.CounterVec
 	deniedLogged         prometheus.Counter
 	deniedSuppressed     prometheus.Counter
 }
@@ -54,6 +55,8 @@ func newMetrics() *metrics {
 			Help: "Reloads of the policy file, by result (ok; invalid: rejected, the previous policy stays in force)."}, []string{"result"}),
 		deniedPackets: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "denied_packets_total",
 			Help: "Packets dropped by zonewarden's rules, by source and destination workload (or outside, host, unmanaged) and rule."}, []string{"from", "to", "rule"}),
+		wouldDenyPackets: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "would_deny_packets_total",
+			Help: "Packets a zone in monitor mode let through that enforce mode would drop, by source and destination workload (or outside, host, unmanaged) and rule."}, []string{"from", "to", "rule"}),
 		deniedLogged: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "denied_flow_lines_total",
 			Help: "Denied-flow lines written."}),
 		deniedSuppressed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "denied_flow_lines_suppressed_total",
@@ -61,7 +64,7 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.reconciles, m.reconcileSeconds, m.lastSync, m.admissions, m.admissionSeconds,
 		m.admittedContainers, m.boundEndpoints, m.driftRepairs, m.membershipViolations, m.membershipRepairs, m.policyReloads,
-		m.deniedPackets, m.deniedLogged, m.deniedSuppressed,
+		m.deniedPackets, m.wouldDenyPackets, m.deniedLogged, m.deniedSuppressed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -47,6 +47,10 @@ type Status struct {
 	UnboundEndpoints int      `json:"unbound_endpoints"`
 	Unbound          []string `json:"unbound,omitempty"`
 	FlowLog          bool     `json:"denied_flow_log"`
+	// Monitoring are the zones in monitor mode: their would-be drops are
+	// let through, logged as would deny; WouldDeny counts those packets.
+	Monitoring []string `json:"monitoring,omitempty"`
+	WouldDeny  int64    `json:"would_deny_packets"`
 	Resync           string   `json:"resync"`
 	// Admission latency, from a container's Docker event to its
 	// admission, over the latest AdmissionSamples admissions (at most
@@ -89,11 +93,16 @@ func (b *statusBox) get() Status {
 	s.Unmatched = slices.Clone(s.Unmatched)
 	s.Fenced = slices.Clone(s.Fenced)
 	s.Unbound = slices.Clone(s.Unbound)
+	s.Monitoring = slices.Clone(s.Monitoring)
 	return s
 }
 
 // Status returns the agent's status now.
-func (a *Agent) Status() Status { return a.status.get() }
+func (a *Agent) Status() Status {
+	s := a.status.get()
+	s.WouldDeny = a.flows.wouldDeny.Load()
+	return s
+}
 
 // serve starts the control socket (and the loopback metrics listener).
 func (a *Agent) serve(ctx context.Context) (stop func(), err error) {
@@ -111,7 +120,7 @@ func (a *Agent) serve(ctx context.Context) (stop func(), err error) {
 	})
 	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(a.status.get())
+		_ = json.NewEncoder(w).Encode(a.Status())
 	})
 	mux.HandleFunc("/flows", func(w http.ResponseWriter, r *http.Request) {
 		recent, ch, cancel := a.flows.subscribe()

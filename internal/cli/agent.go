@@ -151,11 +151,14 @@ func (a *app) flowsCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "flows",
-		Short: "Show the flows zonewarden's firewall denied, as a running agent saw them",
+		Short: "Show the flows zonewarden's firewall denied (or, in monitor mode, would deny), as a running agent saw them",
 		Long: `flows prints the recent denied flows of a running 'zonewarden agent' (its
 last 200 lines), named: which container tried to reach which, on which port,
-in which zone, and the rule that dropped it. With --follow it goes on
-printing them as they happen, until interrupted.
+in which zone, and the rule that dropped it. A zone in monitor mode
+(mode: monitor in the policy) lets such flows through: they are printed as
+"would deny", so that you see what enforce mode would break before you
+switch. With --follow it goes on printing them as they happen, until
+interrupted.
 
 Lines are rate-limited by the agent (--flow-rate): a flow repeated within a
 second is folded into its next line ("x N").
@@ -194,7 +197,11 @@ Exit status: 0, or 2 when no agent answers on --socket.`,
 // flowLine renders a denied flow for people.
 func flowLine(fl agent.DeniedFlow) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s  %s -> %s  %s  denied", fl.Time.Local().Format("15:04:05.000"), fl.From, fl.To, fl.Port)
+	verdict := "denied"
+	if fl.WouldDeny {
+		verdict = "would deny (monitor mode, let through)"
+	}
+	fmt.Fprintf(&b, "%s  %s -> %s  %s  %s", fl.Time.Local().Format("15:04:05.000"), fl.From, fl.To, fl.Port, verdict)
 	if fl.Zone != "" {
 		fmt.Fprintf(&b, " in zone %s", fl.Zone)
 	}
@@ -244,6 +251,10 @@ func (a *app) agentStatus(ctx context.Context, socket string) string {
 	}
 	for _, f := range s.Fenced {
 		fmt.Fprintf(a.stdout, "  Fenced: %s: no workload selects it, so it is denied every flow of the zones.\n", f)
+	}
+	if len(s.Monitoring) > 0 {
+		fmt.Fprintf(a.stdout, "  Monitor mode in %s: %d packets let through that enforce mode would drop ('zonewarden flows' names them).\n",
+			strings.Join(s.Monitoring, ", "), s.WouldDeny)
 	}
 	if !s.FlowLog {
 		fmt.Fprintln(a.stdout, "  No denied-flow log (nflog unavailable: see the agent's log).")

@@ -96,6 +96,10 @@ const (
 	// Jump evaluates chain Target; a packet that falls off its end comes
 	// back to the rule after this one.
 	Jump
+	// Monitor accepts as Accept does, counted and logged to nflog as
+	// the rule's Drop would have been (WouldLogPrefix): a drop of a zone
+	// in monitor mode.
+	Monitor
 )
 
 // Rule is one rule of a chain.
@@ -127,6 +131,13 @@ func (r Rule) String() string { return r.render(LogGroup) }
 // nflog: "zw:<ID>".
 func (d DropRule) LogPrefix() string { return logPrefix + d.ID }
 
+// WouldLogPrefix is the prefix of the packets a monitor-mode twin of the
+// drop rule lets through: "zw:would:<ID>".
+func (d DropRule) WouldLogPrefix() string { return logPrefix + wouldPrefix + d.ID }
+
+// WouldComment is the comment of the drop rule's monitor-mode twin.
+func (d DropRule) WouldComment() string { return "monitor mode, would deny: " + d.Comment }
+
 // render writes the rule as nft text, with a drop's statements for log
 // group.
 func (r Rule) render(group uint16) string {
@@ -143,6 +154,8 @@ func (r Rule) render(group uint16) string {
 		parts = append(parts, v)
 	case Drop:
 		parts = append(parts, fmt.Sprintf("counter log prefix %q group %d drop comment %q", r.Drop.LogPrefix(), group, r.Drop.Comment))
+	case Monitor:
+		parts = append(parts, fmt.Sprintf("counter log prefix %q group %d accept comment %q", r.Drop.WouldLogPrefix(), group, r.Drop.WouldComment()))
 	case Jump:
 		parts = append(parts, "jump "+r.Target)
 	}

@@ -83,7 +83,13 @@ var families = []family{
 func Compile(b *policy.Binding, opts Options) *Ruleset {
 	opts = opts.withDefaults()
 	p := b.Model.Policy()
-	r := newRuleset(opts, "inet", setDefs())
+	defs := setDefs()
+	monitor := p.Monitors()
+	if monitor {
+		defs = append(defs, monitorSetDefs()...)
+	}
+	r := newRuleset(opts, "inet", defs)
+	r.monitor = monitor
 	ix := inventory.NewIndex(b.Snapshot)
 	unmanagedFree := p.UnmanagedMode() != policy.UnmanagedDeny
 
@@ -105,6 +111,9 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 				continue
 			}
 			r.add("zones"+f.suffix, s.Prefix.String(), z.Name)
+			if monitor && p.ZoneMode(z) == policy.Enforce {
+				r.add("enforced"+f.suffix, s.Prefix.String(), z.Name)
+			}
 			if z.Default == policy.Deny {
 				r.add("denyzones"+f.suffix, s.Prefix.String(), z.Name)
 			}
@@ -177,6 +186,9 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 			// publish.
 			if pb.HostPort != 0 { // 0: a routed network's, no host port
 				r.add("pubports", pb.ContainerPort.Protocol+" . "+fmt.Sprint(pb.HostPort), m.Container.Name+" "+pb.String())
+				if monitor && enforcedOn(p, zoneNames, m.Attached) {
+					r.add("enforcedpub", pb.ContainerPort.Protocol+" . "+fmt.Sprint(pb.HostPort), m.Container.Name+" "+pb.String())
+				}
 			}
 			if !b.PublishAllowed(m.Container.Name, pb) {
 				continue
@@ -269,6 +281,16 @@ func Compile(b *policy.Binding, opts Options) *Ruleset {
 	}
 	r.unmanagedFree = unmanagedFree
 	return r
+}
+
+// enforcedOn reports whether one of the zones is in enforce mode.
+func enforcedOn(p *policy.Policy, zones map[string]*policy.Zone, names []string) bool {
+	for _, n := range names {
+		if z := zones[n]; z != nil && p.ZoneMode(z) == policy.Enforce {
+			return true
+		}
+	}
+	return false
 }
 
 // endpoints returns the container's endpoints, those of its namespace's

@@ -34,17 +34,22 @@ var dropRules = []DropRule{DropUnadmittedSrc, DropUnadmittedDst, DropFromZone, D
 // logPrefix starts every drop rule's log prefix.
 const logPrefix = "zw:"
 
+// wouldPrefix follows logPrefix in the prefix of a monitor-mode twin.
+const wouldPrefix = "would:"
+
 // DropRuleOf returns the drop rule whose log prefix is prefix (as nflog
-// delivers it).
-func DropRuleOf(prefix string) (DropRule, bool) {
+// delivers it); would tells a packet a monitor-mode twin let through
+// (WouldLogPrefix) from one the rule dropped.
+func DropRuleOf(prefix string) (d DropRule, would, ok bool) {
 	id, ok := strings.CutPrefix(strings.TrimSpace(prefix), logPrefix)
 	if !ok {
-		return DropRule{}, false
+		return DropRule{}, false, false
 	}
+	id, would = strings.CutPrefix(id, wouldPrefix)
 	for _, d := range dropRules {
 		if d.ID == id {
-			return d, true
+			return d, would, true
 		}
 	}
-	return DropRule{}, false
+	return DropRule{}, false, false
 }

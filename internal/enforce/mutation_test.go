@@ -58,7 +58,36 @@ func checkReplies(t reporter, mutate mutation) {
 // independent statement of the same intent (TestTraceFollowsSpec holds
 // the chains to it packet by packet). A change to the chains that changes
 // a verdict needs a change here too.
+//
+// Monitor mode: a drop that no zone in enforce mode is party to (the
+// source or destination on one; at the input hook the source, or the
+// published port's container) is let through as "would deny".
 func specTrace(r *Ruleset, p Packet) Verdict {
+	v := specEnforce(r, p)
+	if !v.Drop || !r.monitor {
+		return v
+	}
+	s := familyOf(p.Src).suffix
+	enforced := r.containsAddr("enforced"+s, p.Src)
+	switch {
+	case p.Hook == Forward:
+		enforced = enforced || r.containsAddr("enforced"+s, p.Dst)
+	case v.Rule == DropPublished.Comment:
+		enforced = enforced || r.containsKey("enforcedpub", []string{p.Proto, fmt.Sprint(p.Port)})
+	}
+	if enforced {
+		return v
+	}
+	for _, d := range dropRules {
+		if d.Comment == v.Rule {
+			return Verdict{WouldDrop: true, Rule: d.WouldComment()}
+		}
+	}
+	panic("no drop rule " + v.Rule)
+}
+
+// specEnforce is specTrace in enforce mode.
+func specEnforce(r *Ruleset, p Packet) Verdict {
 	f := familyOf(p.Src)
 	s := f.suffix
 	in := func(set string, a netip.Addr) bool { return r.containsAddr(set+s, a) }
@@ -225,16 +254,54 @@ func specCases(t reporter) []specCase {
 				"zones: [database-tier]}\nflows", "zones: [database-tier], publish: [\"16379:6379/tcp\"]}\nflows",
 				"database-tier:    {internal: true}", "database-tier:    {}").Replace(threeTierPolicy),
 		} {
-			snap := specHost()
-			c := specCase{r: Compile(bind(t, doc, snap), Options{})}
-			c.packets = specPackets(c.r, snap)
-			for _, p := range c.packets {
-				c.want = append(c.want, specTrace(c.r, p))
-			}
-			specCache = append(specCache, c)
+			specCache = append(specCache, newSpecCase(t, doc))
 		}
 	})
 	return specCache
+}
+
+// newSpecCase compiles doc on the spec host.
+func newSpecCase(t reporter, doc string) specCase {
+	snap := specHost()
+	c := specCase{r: Compile(bind(t, doc, snap), Options{})}
+	c.packets = specPackets(c.r, snap)
+	for _, p := range c.packets {
+		c.want = append(c.want, specTrace(c.r, p))
+	}
+	return c
+}
+
+// TestMonitorTraceFollowsSpec: in monitor mode, of one zone and of every
+// zone, the chains decide every packet of specPackets as the
+// specification does: what enforce mode drops and no zone in enforce mode
+// is party to passes as "would deny"; the rest as in enforce mode.
+func TestMonitorTraceFollowsSpec(t *testing.T) {
+	for _, doc := range []string{
+		strings.Replace(threeTierPolicy, "application-tier: {default: deny}", "application-tier: {default: deny, mode: monitor}", 1),
+		strings.Replace(threeTierPolicy, "unmanaged: warn", "unmanaged: deny\nmode: monitor", 1),
+	} {
+		c := newSpecCase(t, doc)
+		c.check(t, nil)
+		would, dropped := 0, 0
+		for _, v := range c.want {
+			if v.WouldDrop {
+				would++
+			}
+			if v.Drop {
+				dropped++
+			}
+		}
+		t.Logf("%d packets: %d would be denied, %d dropped", len(c.packets), would, dropped)
+		if would == 0 {
+			t.Errorf("no packet is let through as would deny: the case does not test monitor mode")
+		}
+		if strings.Contains(doc, "\nmode: monitor") && dropped > 0 {
+			t.Errorf("every zone monitors, yet %d packets are dropped", dropped)
+		}
+		if !strings.Contains(doc, "\nmode: monitor") && dropped == 0 {
+			t.Errorf("the public DMZ and database tiers enforce, yet no packet is dropped")
+		}
+	}
 }
 
 // TestTraceFollowsSpec: the chains, traced rule by rule, decide every

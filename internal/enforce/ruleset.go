@@ -25,6 +25,10 @@ type Ruleset struct {
 	elems map[string]map[string]string
 	// unmanagedFree: containers no workload selects are left to Docker.
 	unmanagedFree bool
+	// monitor: some zone is in monitor mode; each drop of the inet
+	// table has a twin before it that lets through, logged as "would
+	// deny", what no enforced zone is party to.
+	monitor bool
 	// traced holds ChainRules by name for Trace, made at its first call
 	// (the chains do not change after Compile; only set elements do).
 	traced     map[string]Chain
@@ -70,6 +74,15 @@ func setDefs() []setDef {
 		def("denypub", "inet_proto . inet_service", false, false, "host ports published by containers on a default: deny zone: unmanaged containers do not reach them"),
 	)
 	return out
+}
+
+// monitorSetDefs are the sets a policy with a zone in monitor mode adds.
+func monitorSetDefs() []setDef {
+	var out []setDef
+	for _, f := range families {
+		out = append(out, def("enforced"+f.suffix, f.addr, true, false, "subnets of the zones in enforce mode: what they are party to is dropped, not monitored"))
+	}
+	return append(out, def("enforcedpub", "inet_proto . inet_service", false, false, "host ports published by containers on a zone in enforce mode"))
 }
 
 // def declares a set of the inet table.
@@ -143,7 +156,7 @@ func (r *Ruleset) ChainRules() []Chain {
 	}
 	for _, f := range families {
 		src, _ := f.fields()
-		input.Rules = append(input.Rules, Rule{Match: []Match{f.nfproto(), in("denyzones"+f.suffix, src)}, Action: Drop, Drop: DropHost})
+		input.Rules = append(input.Rules, r.drop(DropHost, []Match{f.nfproto(), in("denyzones"+f.suffix, src)}, notIn("enforced"+f.suffix, src))...)
 	}
 	out := []Chain{forward, input}
 	for _, f := range families {
@@ -152,6 +165,10 @@ func (r *Ruleset) ChainRules() []Chain {
 		flow := []Field{src, dst, L4Proto, DstPort}
 		fw := Chain{Name: "forward" + s}
 		add := func(a Action, comment string, d DropRule, m ...Match) {
+			if a == Drop {
+				fw.Rules = append(fw.Rules, r.drop(d, m, notIn("enforced"+s, src), notIn("enforced"+s, dst))...)
+				return
+			}
 			fw.Rules = append(fw.Rules, Rule{Match: m, Action: a, Comment: comment, Drop: d})
 		}
 		// Declared flows first: their sets hold admitted addresses only
@@ -179,10 +196,24 @@ func (r *Ruleset) ChainRules() []Chain {
 		}
 		pub.Rules = append(pub.Rules,
 			Rule{Match: []Match{in("pubin"+s, src, L4Proto, DstPort)}, Action: Accept, Comment: "declared flows to published ports"},
-			Rule{Action: Drop, Drop: DropPublished})
+		)
+		pub.Rules = append(pub.Rules, r.drop(DropPublished, nil, notIn("enforced"+s, src), notIn("enforcedpub", L4Proto, DstPort))...)
 		out = append(out, fw, pub)
 	}
 	return out
+}
+
+// drop returns the rule dropping what meets m as d, with, when a zone is
+// in monitor mode, its twin before it: what also meets unenforced (no
+// zone in enforce mode is party to the packet) is logged as "would deny"
+// and let through.
+func (r *Ruleset) drop(d DropRule, m []Match, unenforced ...Match) []Rule {
+	rule := Rule{Match: m, Action: Drop, Drop: d}
+	if !r.monitor {
+		return []Rule{rule}
+	}
+	twin := Rule{Match: append(slices.Clone(m), unenforced...), Action: Monitor, Drop: d}
+	return []Rule{twin, rule}
 }
 
 // commentUnmanaged is the comment of the rules that leave a container no

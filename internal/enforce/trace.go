@@ -46,7 +46,10 @@ type Packet struct {
 // the other chains of the hook (Docker's), with the rule that decided.
 type Verdict struct {
 	Drop bool
-	Rule string // the comment of the deciding rule, or "not managed"
+	// WouldDrop: a zone in monitor mode let through what Drop would
+	// have dropped (Rule is the monitor twin's comment).
+	WouldDrop bool
+	Rule      string // the comment of the deciding rule, or "not managed"
 }
 
 // Trace follows a packet (a new connection's first, unless Established)
@@ -94,6 +97,8 @@ func (r *Ruleset) run(chains map[string]Chain, name string, p Packet, depth int)
 			return Verdict{Rule: rule.Comment}, true
 		case Drop:
 			return Verdict{Drop: true, Rule: rule.Drop.Comment}, true
+		case Monitor:
+			return Verdict{WouldDrop: true, Rule: rule.Drop.WouldComment()}, true
 		case Jump:
 			if v, done := r.run(chains, rule.Target, p, depth+1); done {
 				return v, true

@@ -54,8 +54,8 @@ func Validate(p *Policy, opts Options) error {
 
 // Keys of each mapping of the format.
 var (
-	policyKeys   = []string{"version", "zones", "workloads", "flows", "tests", "unmanaged"}
-	zoneKeys     = []string{"internal", "default"}
+	policyKeys   = []string{"version", "zones", "workloads", "flows", "tests", "unmanaged", "mode"}
+	zoneKeys     = []string{"internal", "default", "mode"}
 	workloadKeys = []string{"match", "zones", "publish", "ingress", "egress"}
 	matchKeys    = []string{"name", "image", "label", "compose"}
 	composeKeys  = []string{"project", "service"}
@@ -132,6 +132,9 @@ func decode(file string, data []byte, ps *problems) *Policy {
 					d.errf(v, "unmanaged must be allow, warn or deny, not %q", s)
 				}
 			}
+		case "mode":
+			p.Comments.Mode = comment
+			p.Mode = d.mode(v)
 		}
 	})
 	if !sawVersion {
@@ -442,10 +445,26 @@ func (d *decoder) zones(n *yaml.Node, p *Policy) {
 						d.errf(v, "default must be allow or deny, not %q", s)
 					}
 				}
+			case "mode":
+				z.Mode = d.mode(v)
 			}
 		})
 		p.Zones = append(p.Zones, z)
 	})
+}
+
+// mode reads enforce or monitor.
+func (d *decoder) mode(v *yaml.Node) Mode {
+	s, ok := d.scalar(v, "mode")
+	if !ok {
+		return ""
+	}
+	switch m := Mode(strings.ToLower(s)); m {
+	case Enforce, Monitor:
+		return m
+	}
+	d.errf(v, "mode must be enforce (drop what no flow allows) or monitor (log it as would deny, let it through), not %q", s)
+	return ""
 }
 
 func (d *decoder) boolean(n *yaml.Node, what string) bool {

@@ -39,12 +39,14 @@ func TestParseErrors(t *testing.T) {
 		{"no version", "zones: {}\n", "1:1: no version: a policy starts with version: 1"},
 		{"version 2", "version: 2\n", "1:10: version 2 is not supported"},
 		{"version as text", "version: \"1\"\n", "1:10: version must be the number 1"},
-		{"unknown top-level field", "version: 1\nzone: {}\n", `2:1: unknown field "zone" in the policy (known: version, zones, workloads, flows, tests, unmanaged); did you mean "zones"?`},
+		{"unknown top-level field", "version: 1\nzone: {}\n", `2:1: unknown field "zone" in the policy (known: version, zones, workloads, flows, tests, unmanaged, mode); did you mean "zones"?`},
 		{"duplicate top-level key", "version: 1\nversion: 1\n", `2:1: duplicate key "version" in the policy (first at 1:1)`},
 		{"merge key", "version: 1\n<<: {zones: {}}\n", "2:1: merge keys (<<) are not supported"},
-		{"unknown zone field", "version: 1\nzones:\n  app: {internl: true}\n", `3:9: unknown field "internl" in zone app (known: internal, default); did you mean "internal"?`},
+		{"unknown zone field", "version: 1\nzones:\n  app: {internl: true}\n", `3:9: unknown field "internl" in zone app (known: internal, default, mode); did you mean "internal"?`},
 		{"duplicate zone", "version: 1\nzones:\n  app: {}\n  app: {}\n", `4:3: duplicate key "app" in zones (first at 3:3)`},
 		{"zone default", "version: 1\nzones:\n  app: {default: block}\n", `3:18: default must be allow or deny, not "block"`},
+		{"zone mode", "version: 1\nzones:\n  app: {mode: audit}\n", `3:15: mode must be enforce (drop what no flow allows) or monitor (log it as would deny, let it through), not "audit"`},
+		{"policy mode", "version: 1\nmode: dry\n", `2:7: mode must be enforce`},
 		{"zone internal", "version: 1\nzones:\n  app: {internal: yes}\n", "3:19: internal must be true or false"},
 		{"zone is docker's bridge", "version: 1\nzones:\n  bridge: {}\n", `3:3: zone bridge: Docker's own "bridge" network cannot be a zone`},
 		{"zone name", "version: 1\nzones:\n  -app: {}\n", `3:3: zone name "-app"`},
@@ -131,6 +133,35 @@ func TestParseErrors(t *testing.T) {
 // TestParseAliasBudget: aliases cannot make a small file cost much: a
 // workload with 2,000 zones, repeated 2,000 times by alias, would be four
 // million values.
+func TestParseModes(t *testing.T) {
+	src := "version: 1\nzones:\n  app: {mode: monitor}\n  data: {default: deny, mode: enforce}\n  dev: {}\nmode: monitor\n"
+	p, err := policy.Parse("policy.yaml", []byte(src), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]policy.Mode{"app": policy.Monitor, "data": policy.Enforce, "dev": policy.Monitor}
+	for i := range p.Zones {
+		if got := p.ZoneMode(&p.Zones[i]); got != want[p.Zones[i].Name] {
+			t.Errorf("zone %s runs in %q, want %q", p.Zones[i].Name, got, want[p.Zones[i].Name])
+		}
+	}
+	back, err := policy.Parse("policy.yaml", policy.Format(p), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Mode != policy.Monitor || back.Zones[0].Mode != policy.Monitor || back.Zones[1].Mode != policy.Enforce || back.Zones[2].Mode != "" {
+		t.Errorf("Format lost the modes:\n%s", policy.Format(p))
+	}
+	p.Mode = ""
+	if !p.Monitors() {
+		t.Error("zone app monitors, Monitors says no")
+	}
+	p.Zones[0].Mode = ""
+	if p.Monitors() {
+		t.Error("no zone monitors, Monitors says yes")
+	}
+}
+
 func TestParseAliasBudget(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("version: 1\nzones: {app: {}}\nworkloads:\n  w0: &w {match: {name: w}, zones: [")

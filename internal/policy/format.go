@@ -32,6 +32,9 @@ func Format(p *Policy) []byte {
 			def = Allow
 		}
 		add(v, str("default"), str(string(def)))
+		if z.Mode != "" {
+			add(v, str("mode"), str(string(z.Mode)))
+		}
 		add(zones, key(z.Name, z.Comment), v)
 	}
 	add(top, key("zones", p.Comments.Zones), zones)
@@ -90,6 +93,9 @@ func Format(p *Policy) []byte {
 	}
 	tail := mapping(false)
 	add(tail, key("unmanaged", p.Comments.Unmanaged), str(string(p.UnmanagedMode())))
+	if p.Mode != "" {
+		add(tail, key("mode", p.Comments.Mode), str(string(p.Mode)))
+	}
 	b.Write(dump(tail))
 	return spaceSections(b.Bytes())
 }

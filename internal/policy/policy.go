@@ -53,6 +53,18 @@ const (
 	UnmanagedDeny Unmanaged = "deny"
 )
 
+// Mode says whether a zone's drops are enforced or only logged.
+type Mode string
+
+// Modes. Enforce is the default.
+const (
+	// Enforce drops what no flow allows.
+	Enforce Mode = "enforce"
+	// Monitor loads the same rules but lets through what they would
+	// drop, logging each as "would deny": the rehearsal before Enforce.
+	Monitor Mode = "monitor"
+)
+
 // Policy is one policy file. Zones, workloads, flows and tests keep the
 // order of the file.
 type Policy struct {
@@ -65,6 +77,9 @@ type Policy struct {
 	Flows     []Flow
 	Tests     []Test
 	Unmanaged Unmanaged
+	// Mode is every zone's mode unless the zone names its own; "" is
+	// Enforce.
+	Mode Mode
 	// Comments are written by Format and read back by Parse where they
 	// stand before a section.
 	Comments Comments
@@ -73,7 +88,7 @@ type Policy struct {
 // Comments are free comments of a policy file, without the leading "# ".
 // Lines are separated by "\n".
 type Comments struct {
-	Head, Zones, Workloads, Flows, Tests, Unmanaged string
+	Head, Zones, Workloads, Flows, Tests, Unmanaged, Mode string
 }
 
 // Zone is a trust boundary, realised as the Docker network of the same
@@ -86,6 +101,8 @@ type Zone struct {
 	// Default decides traffic between members that no flow covers: Allow
 	// (Docker's own behaviour, the default) or Deny.
 	Default Action
+	// Mode is the zone's own mode; "" takes the policy's.
+	Mode    Mode
 	Pos     Pos
 	Comment string
 }
@@ -396,6 +413,28 @@ func (p *Policy) UnmanagedMode() Unmanaged {
 		return UnmanagedWarn
 	}
 	return p.Unmanaged
+}
+
+// ZoneMode is the mode zone z runs in: its own, else the policy's, else
+// Enforce.
+func (p *Policy) ZoneMode(z *Zone) Mode {
+	switch {
+	case z.Mode != "":
+		return z.Mode
+	case p.Mode != "":
+		return p.Mode
+	}
+	return Enforce
+}
+
+// Monitors reports whether any zone runs in monitor mode.
+func (p *Policy) Monitors() bool {
+	for i := range p.Zones {
+		if p.ZoneMode(&p.Zones[i]) == Monitor {
+			return true
+		}
+	}
+	return false
 }
 
 // position renders pos as "file:line:col" for messages that point at

@@ -34,6 +34,7 @@ var variants = map[string]string{
 	"three-tier":     hostPolicy,
 	"allow-zones":    strings.ReplaceAll(hostPolicy, "{default: deny}", "{}"),
 	"unmanaged-deny": strings.Replace(hostPolicy, "unmanaged: warn", "unmanaged: deny", 1),
+	"monitor-zone":   strings.Replace(hostPolicy, "application-tier: {default: deny}", "application-tier: {default: deny, mode: monitor}", 1),
 }
 
 func compile(t testing.TB, doc string, snap *inventory.Snapshot, table string) *enforce.Ruleset {

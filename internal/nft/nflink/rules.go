@@ -266,6 +266,14 @@ func compileRule(src enforce.Rule, group uint16, sets map[string]*layout, bridge
 			Group: group,
 			Data:  []byte(src.Drop.LogPrefix()),
 		}, &expr.Verdict{Kind: expr.VerdictDrop})
+	case enforce.Monitor:
+		// counter, log prefix "zw:would:ID" group N, accept
+		r.comment = src.Drop.WouldComment()
+		r.exprs = append(r.exprs, &expr.Counter{}, &expr.Log{
+			Key:   1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX,
+			Group: group,
+			Data:  []byte(src.Drop.WouldLogPrefix()),
+		}, &expr.Verdict{Kind: expr.VerdictAccept})
 	case enforce.Jump:
 		r.exprs = append(r.exprs, &expr.Verdict{Kind: expr.VerdictJump, Chain: src.Target})
 	default:
