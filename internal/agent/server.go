@@ -51,7 +51,7 @@ type Status struct {
 	// let through, logged as would deny; WouldDeny counts those packets.
 	Monitoring []string `json:"monitoring,omitempty"`
 	WouldDeny  int64    `json:"would_deny_packets"`
-	Resync           string   `json:"resync"`
+	Resync     string   `json:"resync"`
 	// Admission latency, from a container's Docker event to its
 	// admission, over the latest AdmissionSamples admissions (at most
 	// 1,024).
