@@ -18,6 +18,7 @@ var pure = []string{
 	"github.com/zonewarden/zonewarden/internal/inventory/synthetic",
 	"github.com/zonewarden/zonewarden/internal/audit",
 	"github.com/zonewarden/zonewarden/internal/reach",
+	"github.com/zonewarden/zonewarden/internal/learn",
 	"github.com/zonewarden/zonewarden/internal/graph",
 	"github.com/zonewarden/zonewarden/internal/plan",
 	"github.com/zonewarden/zonewarden/internal/enforce",
@@ -159,7 +160,7 @@ var layers = map[string]int{
 	// 0: the model, and helpers every layer uses
 	"internal/inventory": 0, "internal/inventory/synthetic": 0, "internal/suggest": 0,
 	// 1: analysis of a host (the policy binds to it)
-	"internal/reach": 1,
+	"internal/reach": 1, "internal/learn": 1,
 	// 2: the policy model, and the sources of hosts
 	"internal/policy": 2, "internal/policy/synthetic": 2,
 	"internal/inventory/dockerapi": 2, "internal/inventory/compose": 2,

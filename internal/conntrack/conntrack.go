@@ -1,15 +1,21 @@
 // Package conntrack ends tracked connections that a tightened policy no
-// longer allows. A firewall rule that matches only new connections leaves
-// established ones alive: without this, an attacker's open session would
-// outlive the rule that forbids it. It is the only package that talks
-// netlink conntrack.
+// longer allows, and reports the new ones (for learn). A firewall rule
+// that matches only new connections leaves established ones alive:
+// without Kill, an attacker's open session would outlive the rule that
+// forbids it. It is the only package that talks netlink conntrack.
 package conntrack
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
+	"time"
 
+	"github.com/mdlayher/netlink"
 	ct "github.com/ti-mo/conntrack"
+	"golang.org/x/sys/unix"
 )
 
 // Conn is one tracked connection as the policy sees it: the client, the
@@ -26,6 +32,21 @@ type Conn struct {
 
 var protoNames = map[uint8]string{1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp"}
 
+// connOf reads a tracked connection.
+func connOf(f *ct.Flow) Conn {
+	o, r := f.TupleOrig, f.TupleReply
+	proto, ok := protoNames[o.Proto.Protocol]
+	if !ok {
+		proto = fmt.Sprint(o.Proto.Protocol)
+	}
+	conn := Conn{Src: o.IP.SourceAddress.Unmap(), Dst: r.IP.SourceAddress.Unmap(), Port: r.Proto.SourcePort,
+		Dialled: o.IP.DestinationAddress.Unmap(), DialledTo: o.Proto.DestinationPort, Proto: proto}
+	if proto == "icmp" || proto == "ipv6-icmp" {
+		conn.Port, conn.DialledTo = 0, 0
+	}
+	return conn
+}
+
 // Kill deletes every tracked connection for which forbidden returns true,
 // and returns how many it deleted.
 func Kill(forbidden func(Conn) bool) (int, error) {
@@ -40,17 +61,7 @@ func Kill(forbidden func(Conn) bool) (int, error) {
 	}
 	killed := 0
 	for _, f := range flows {
-		o, r := f.TupleOrig, f.TupleReply
-		proto, ok := protoNames[o.Proto.Protocol]
-		if !ok {
-			proto = fmt.Sprint(o.Proto.Protocol)
-		}
-		conn := Conn{Src: o.IP.SourceAddress.Unmap(), Dst: r.IP.SourceAddress.Unmap(), Port: r.Proto.SourcePort,
-			Dialled: o.IP.DestinationAddress.Unmap(), DialledTo: o.Proto.DestinationPort, Proto: proto}
-		if proto == "icmp" || proto == "ipv6-icmp" {
-			conn.Port, conn.DialledTo = 0, 0
-		}
-		if !forbidden(conn) {
+		if !forbidden(connOf(&f)) {
 			continue
 		}
 		if err := c.Delete(f); err != nil {
@@ -60,3 +71,76 @@ func Kill(forbidden func(Conn) bool) (int, error) {
 	}
 	return killed, nil
 }
+
+// Event is a new connection the kernel tracks: a Conn, seen at Time.
+type Event struct {
+	Conn
+	Time time.Time
+}
+
+// Watcher reports the connections the kernel starts tracking, in the
+// network namespace it was made in (the host's: with br_netfilter, the
+// connections between containers on one bridge are tracked there too).
+type Watcher struct {
+	conn *netlink.Conn
+	// events counts the new connections read; overflows the times the
+	// kernel found the socket full and dropped events (ENOBUFS): each is
+	// one or more connections not seen.
+	events, overflows atomic.Int64
+}
+
+// groupNew is conntrack's netlink multicast group of new connections
+// (NFNLGRP_CONNTRACK_NEW).
+const groupNew = 1
+
+// Watch subscribes to new connections. The socket's buffer is raised to
+// bufBytes (SO_RCVBUFFORCE, as root) so that bursts do not overflow it.
+func Watch(bufBytes int) (*Watcher, error) {
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{Groups: groupNew})
+	if err != nil {
+		return nil, fmt.Errorf("conntrack events: %w (needs CAP_NET_ADMIN and nf_conntrack_netlink)", err)
+	}
+	if raw, err := c.SyscallConn(); err == nil && bufBytes > 0 {
+		_ = raw.Control(func(fd uintptr) {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bufBytes) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, bufBytes)
+			}
+		})
+	}
+	return &Watcher{conn: c}, nil
+}
+
+// Run calls fn for each new connection until ctx ends or the socket
+// fails. Overflows are counted (Stats) and reading goes on.
+func (w *Watcher) Run(ctx context.Context, fn func(Event)) error {
+	stop := context.AfterFunc(ctx, func() { _ = w.conn.Close() })
+	defer stop()
+	for {
+		msgs, err := w.conn.Receive()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, unix.ENOBUFS) {
+				w.overflows.Add(1)
+				continue
+			}
+			return fmt.Errorf("conntrack events: %w", err)
+		}
+		now := time.Now()
+		for _, m := range msgs {
+			var ev ct.Event
+			if ev.Unmarshal(m) != nil || ev.Flow == nil || ev.Type != ct.EventNew {
+				continue
+			}
+			w.events.Add(1)
+			fn(Event{Conn: connOf(ev.Flow), Time: now})
+		}
+	}
+}
+
+// Stats returns the new connections read and the overflows.
+func (w *Watcher) Stats() (events, overflows int64) { return w.events.Load(), w.overflows.Load() }
+
+// Close ends the subscription.
+func (w *Watcher) Close() error { return w.conn.Close() }
