@@ -31,7 +31,9 @@ func loopHost(n int) *inventory.Snapshot {
 	return snap
 }
 
-func loopAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 64, byte(i / 250), byte(i%250 + 1)}) }
+func loopAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{127, 64, byte(i / 250), byte(i%250 + 1)})
+}
 
 // server listens on container i's address and closes each connection
 // when its client resets it.
