@@ -24,9 +24,11 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
+	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
 	"github.com/zonewarden/zonewarden/internal/nft/nflink"
 	"github.com/zonewarden/zonewarden/internal/policy"
@@ -63,6 +65,11 @@ type Config struct {
 	FlowLog io.Writer
 	// FlowRate bounds the denied-flow lines per second (default 100).
 	FlowRate int
+	// LearnPath, when set, records the connections the host makes
+	// (conntrack, named), appended to this flows file every LearnFlush
+	// (default 30 s) and at shutdown: what `zonewarden learn` records.
+	LearnPath  string
+	LearnFlush time.Duration
 	// Log receives the agent's own structured log.
 	Log *slog.Logger
 	// SaveState records the policy and ruleset installed, for status and
@@ -98,6 +105,8 @@ type Agent struct {
 	bridgeProblem string
 
 	status statusBox
+	// learner records connections (--learn); nil without.
+	learner atomic.Pointer[Learner]
 
 	saveMu      sync.Mutex
 	savePending *pendingSave
@@ -171,7 +180,17 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	readEndpoints := func(ctx context.Context) { a.host.reader.run(ctx, func() { a.mark(func(*dirty) {}) }) }
-	for _, f := range []func(context.Context){a.watchEvents, a.watchPolicy, a.watchTable, a.watchLinks, readEndpoints, a.readFlows} {
+	tasks := []func(context.Context){a.watchEvents, a.watchPolicy, a.watchTable, a.watchLinks, readEndpoints, a.readFlows}
+	if a.cfg.LearnPath != "" {
+		lr, err := NewLearner(a.cfg.LearnPath, &inventory.Snapshot{})
+		if err != nil {
+			return fmt.Errorf("--learn: %w", err)
+		}
+		defer lr.Close()
+		a.learner.Store(lr)
+		tasks = append(tasks, a.learn)
+	}
+	for _, f := range tasks {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}

@@ -55,6 +55,15 @@ per denied flow to standard output (rate-limited, --flow-rate), names and
 all, and serves them to 'zonewarden flows --follow'. Its own log goes to
 standard error (JSON; --log-level).
 
+Monitor mode: zones with mode: monitor (or the whole policy) let through what
+they would deny; the agent logs those flows as "would deny" and counts them
+(status, metrics), so that a policy can be rehearsed on production traffic
+before it enforces. Switching a zone to enforce is an edit of the policy
+file: the agent reloads it and swaps the rules in one transaction.
+
+Learning (--learn FILE): the agent also records every new connection on the
+host, named, as 'zonewarden learn' does, appending to FILE every 30 s.
+
 Control socket (--socket): /healthz, /metrics (Prometheus), /status, /flows.
 'zonewarden status' and 'zonewarden flows' use it. --metrics-addr also serves
 /metrics and /healthz on a loopback TCP address.
@@ -136,6 +145,7 @@ no netlink, the socket taken).`,
 	f.StringVar(&cfg.Socket, "socket", agent.DefaultSocket, "control socket `PATH` (status, flows, metrics); empty for none")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "also serve /metrics and /healthz on this loopback `ADDR` (127.0.0.1:9847)")
 	f.StringVar(&flowsPath, "flow-log", "-", "where the denied-flow JSON lines go: - (standard output), a `FILE`, or empty for none")
+	f.StringVar(&cfg.LearnPath, "learn", "", "also record the connections the host makes to this flows `FILE`, as 'zonewarden learn' does (appended every 30 s)")
 	f.IntVar(&cfg.FlowRate, "flow-rate", 100, "at most this many denied-flow lines per second (packets beyond are counted, not written)")
 	f.StringVar(&logLevel, "log-level", "info", "the agent's own log: debug, info, warn or error")
 	f.StringVar(&cfg.Table, "table", enforce.Table, "the nftables table (inet) to keep; tests use their own")

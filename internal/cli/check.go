@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zonewarden/zonewarden/internal/learn"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
@@ -135,11 +136,12 @@ func plural(n int, noun string) string {
 
 func (a *app) initCommand() *cobra.Command {
 	var (
-		output string
-		force  bool
+		output    string
+		force     bool
+		fromFlows string
 	)
 	cmd := &cobra.Command{
-		Use:   "init [-o FILE]",
+		Use:   "init [-o FILE] [--from-flows FILE]",
 		Short: "Draft a policy from the host that keeps what works today",
 		Long: `init reads the host (live Docker by default, -f compose files, or --snapshot)
 and writes a starter policy:
@@ -158,12 +160,21 @@ and writes a starter policy:
     the data services;
   - "decide:" comments wherever a person must choose.
 
+With --from-flows FILE (written by 'zonewarden learn' or 'agent --learn'),
+the draft is the least-privilege policy that keeps exactly the recorded
+flows: every zone default: deny, a flow per pair of workloads that
+connected, on the ports they used (with the count in a comment), and tests
+that the data services stay denied to every workload that never connected
+to them. Flows beyond the host, and of addresses no container had, are
+listed in comments.
+
 The draft passes 'zonewarden check'. Review it, then 'zonewarden plan' shows
 what applying it would change.`,
 		Example: `  zonewarden init -o policy.yaml
   zonewarden init -f compose.yaml -o policy.yaml
   zonewarden init --snapshot host.json > policy.yaml
-  zonewarden init -o policy.yaml --force          # overwrite an existing file`,
+  zonewarden init -o policy.yaml --force          # overwrite an existing file
+  zonewarden learn --duration 1h && zonewarden init --from-flows flows.jsonl -o policy.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			snap, err := a.src.load(cmd.Context())
@@ -171,6 +182,13 @@ what applying it would change.`,
 				return &exitErr{Code: exitError, Err: err}
 			}
 			p := policy.Draft(snap)
+			if fromFlows != "" {
+				recs, err := readFlows(fromFlows)
+				if err != nil {
+					return &exitErr{Code: exitError, Err: err}
+				}
+				p = policy.DraftFromFlows(snap, recs, fromFlows)
+			}
 			data := policy.Format(p)
 			name := output
 			if name == "" || name == "-" {
@@ -201,7 +219,25 @@ what applying it would change.`,
 	f := cmd.Flags()
 	f.StringVarP(&output, "output", "o", "", "write the policy to `FILE` instead of standard output")
 	f.BoolVar(&force, "force", false, "overwrite the -o file if it exists")
+	f.StringVar(&fromFlows, "from-flows", "", "draft the policy that keeps exactly the flows recorded in `FILE` (zonewarden learn)")
 	return cmd
+}
+
+// readFlows reads a flows file that learn wrote.
+func readFlows(path string) ([]learn.Record, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the recorded flows: %w (record them with 'zonewarden learn -o %s')", err, path)
+	}
+	defer f.Close()
+	recs, err := learn.Read(path, f)
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("%s holds no flows: run 'zonewarden learn -o %s' while the applications work", path, path)
+	}
+	return recs, nil
 }
 
 // writeNew writes data to path, refusing to replace an existing file

@@ -92,7 +92,8 @@ See:
   zonewarden graph -o zones.html         the zones drawn, with findings and blast radii
 
 Enforce:
-  zonewarden init -o zones.yaml          a starter policy from the host
+  zonewarden learn -o flows.jsonl        record the connections containers really make
+  zonewarden init -o zones.yaml          a starter policy from the host (--from-flows: from learn's)
   zonewarden check zones.yaml            validate it and run its tests, offline
   zonewarden plan zones.yaml             what apply would change
   zonewarden apply zones.yaml            networks, memberships and the firewall
@@ -126,6 +127,7 @@ Enforce:
 		a.verifyCommand(),
 		a.agentCommand(),
 		a.flowsCommand(),
+		a.learnCommand(),
 		idleCommand(),
 	)
 	return root

@@ -18,6 +18,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/learn"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/plan"
 	"github.com/zonewarden/zonewarden/internal/policy"
@@ -103,7 +104,7 @@ func firewallPlan(ctx context.Context, b *policy.Binding) *plan.Firewall {
 }
 
 func (a *app) planCommand() *cobra.Command {
-	var format, output string
+	var format, output, flowsFile string
 	cmd := &cobra.Command{
 		Use:   "plan POLICY",
 		Short: "Show what apply would change to make the host match the policy",
@@ -121,11 +122,17 @@ func (a *app) planCommand() *cobra.Command {
     whatever unmanaged says
   x blockers: why the host cannot satisfy the policy
 
+With --flows FILE (recorded by 'zonewarden learn'), plan also lists the
+recorded flows the policy would deny, with why: x for those it would drop,
+~ for those only logged as would deny because every zone concerned is in
+monitor mode. Run it before apply, and before switching monitor to enforce.
+
 Exit status, like terraform plan -detailed-exitcode: 0 when nothing would
-change, 1 when something would, 2 on error.`,
+change, 1 when something would (or a recorded flow would break), 2 on error.`,
 		Example: `  zonewarden plan zones.yaml
   zonewarden plan zones.yaml --format json | jq .connect
-  zonewarden plan zones.yaml --snapshot host.json`,
+  zonewarden plan zones.yaml --snapshot host.json
+  zonewarden plan zones.yaml --flows flows.jsonl   # which real flows it breaks`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "text" && format != "json" {
@@ -143,6 +150,13 @@ change, 1 when something would, 2 on error.`,
 			if snap.Source.Kind == "docker" {
 				pl.Firewall = firewallPlan(cmd.Context(), b)
 			}
+			if flowsFile != "" {
+				recs, err := readFlows(flowsFile)
+				if err != nil {
+					return &exitErr{Code: exitError, Err: err}
+				}
+				pl.Recorded = recordedPlan(b, recs, flowsFile)
+			}
 			w, closeOut, err := openOutput(a.stdout, output)
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
@@ -158,7 +172,7 @@ change, 1 when something would, 2 on error.`,
 			switch {
 			case err != nil:
 				return &exitErr{Code: exitError, Err: err}
-			case pl.Changes() || len(pl.Blockers) > 0:
+			case pl.Changes() || len(pl.Blockers) > 0 || pl.Recorded != nil && len(pl.Recorded.Broken) > 0:
 				return &exitErr{Code: exitFindings}
 			}
 			return nil
@@ -166,7 +180,19 @@ change, 1 when something would, 2 on error.`,
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the plan to `FILE` instead of standard output")
+	cmd.Flags().StringVar(&flowsFile, "flows", "", "also list the flows recorded in `FILE` (zonewarden learn) that the policy would break")
 	return cmd
+}
+
+// recordedPlan judges the recorded flows by the policy bound to the host.
+func recordedPlan(b *policy.Binding, recs []learn.Record, file string) *plan.Recorded {
+	breaks, unjudged := b.Breaks(recs)
+	r := &plan.Recorded{File: file, Total: len(recs), Unjudged: unjudged, Broken: []plan.BrokenFlow{}}
+	for _, x := range breaks {
+		r.Broken = append(r.Broken, plan.BrokenFlow{Flow: x.Record.String(), Count: x.Record.Count,
+			Last: x.Record.Last.Local().Format(time.DateTime), Reason: x.Decision.Reason, Monitored: x.Monitored})
+	}
+	return r
 }
 
 // applyOptions are apply's flags.

@@ -16,6 +16,8 @@ import (
 	"github.com/mdlayher/netlink"
 	ct "github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
+
+	"github.com/zonewarden/zonewarden/internal/learn"
 )
 
 // Conn is one tracked connection as the policy sees it: the client, the
@@ -137,6 +139,13 @@ func (w *Watcher) Run(ctx context.Context, fn func(Event)) error {
 			fn(Event{Conn: connOf(ev.Flow), Time: now})
 		}
 	}
+}
+
+// Record runs the watcher into rec until ctx ends.
+func (w *Watcher) Record(ctx context.Context, rec *learn.Recorder) error {
+	return w.Run(ctx, func(e Event) {
+		rec.Observe(learn.Conn{Time: e.Time, Src: e.Src, Dialled: e.Dialled, DialledTo: e.DialledTo, Dst: e.Dst, Port: e.Port, Proto: e.Proto})
+	})
 }
 
 // Stats returns the new connections read and the overflows.

@@ -82,9 +82,7 @@ func TestWatchNamesNewConnections(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- w.Run(ctx, func(e conntrack.Event) {
-			rec.Observe(learn.Conn{Time: e.Time, Src: e.Src, Dialled: e.Dialled, DialledTo: e.DialledTo, Dst: e.Dst, Port: e.Port, Proto: e.Proto})
-		})
+		done <- w.Record(ctx, rec)
 	}()
 	srv, stop := server(t, 9)
 	defer stop()
@@ -127,9 +125,7 @@ func BenchmarkLearnKeepsUp(b *testing.B) {
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
 	go func() {
-		_ = w.Run(ctx, func(e conntrack.Event) {
-			rec.Observe(learn.Conn{Time: e.Time, Src: e.Src, Dialled: e.Dialled, DialledTo: e.DialledTo, Dst: e.Dst, Port: e.Port, Proto: e.Proto})
-		})
+		_ = w.Record(ctx, rec)
 	}()
 	var srvs []netip.AddrPort
 	for i := range servers {

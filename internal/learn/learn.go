@@ -31,6 +31,10 @@ const (
 	KindContainer = "container"
 	KindHost      = "host"    // an address of the host: a gateway, its own
 	KindOutside   = "outside" // beyond the host
+	// KindUnknown is an address of a Docker network that no running
+	// container had when the connection was made: one starting as the
+	// snapshot was read. The next namer names it (Recorder.SetNamer).
+	KindUnknown = "unknown"
 )
 
 // Peer is one end of a flow.
@@ -52,7 +56,7 @@ func (p Peer) String() string {
 	switch {
 	case p.Kind == KindContainer:
 		return p.Container
-	case p.Kind == KindOutside && p.Addr != "":
+	case (p.Kind == KindOutside || p.Kind == KindUnknown) && p.Addr != "":
 		return p.Addr
 	}
 	return p.Kind
@@ -174,9 +178,7 @@ func (n *Namer) peer(a netip.Addr) (p Peer, known bool) {
 	}
 	for _, s := range n.local {
 		if s.Contains(a) {
-			// A Docker subnet's address no running container has: a
-			// container gone (or not started) since the snapshot.
-			return Peer{Kind: KindOutside, Addr: a.String()}, false
+			return Peer{Kind: KindUnknown, Addr: a.String()}, false
 		}
 	}
 	return Peer{Kind: KindOutside, Addr: a.String()}, false
@@ -225,11 +227,42 @@ func NewRecorder(n *Namer) *Recorder {
 	return &Recorder{names: n, recs: map[key]*Record{}, outside: map[string]bool{}}
 }
 
-// SetNamer replaces the namer (the host changed).
+// SetNamer replaces the namer (the host changed), and names with it the
+// unknown peers recorded so far: a container that connected before the
+// namer knew it. Its address was no running container's then, so it is
+// this one's.
 func (r *Recorder) SetNamer(n *Namer) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.names = n
-	r.mu.Unlock()
+	for k, rec := range r.recs {
+		from, to := n.rename(rec.From), n.rename(rec.To)
+		if from == rec.From && to == rec.To {
+			continue
+		}
+		delete(r.recs, k)
+		rec.From, rec.To = from, to
+		if old := r.recs[rec.key()]; old != nil {
+			old.merge(rec)
+			continue
+		}
+		r.recs[rec.key()] = rec
+	}
+}
+
+// rename names an unknown peer if n knows its address.
+func (n *Namer) rename(p Peer) Peer {
+	if p.Kind != KindUnknown {
+		return p
+	}
+	a, err := netip.ParseAddr(p.Addr)
+	if err != nil {
+		return p
+	}
+	if c := n.byAddr[a]; c != nil {
+		return *c
+	}
+	return p
 }
 
 // Observe records one new connection.
@@ -246,9 +279,7 @@ func (r *Recorder) Observe(c Conn) {
 	r.fold(&rec.To)
 	k := rec.key()
 	if old := r.recs[k]; old != nil {
-		old.Count++
-		old.Last = maxTime(old.Last, rec.Last)
-		old.First = minTime(old.First, rec.First)
+		old.merge(&rec)
 		return
 	}
 	r.recs[k] = &rec
@@ -291,6 +322,19 @@ func (r *Recorder) Take() []Record {
 	return out
 }
 
+// Restore puts records back (a flush that could not write them).
+func (r *Recorder) Restore(recs []Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range recs {
+		if old := r.recs[rec.key()]; old != nil {
+			old.merge(&rec)
+			continue
+		}
+		r.recs[rec.key()] = &rec
+	}
+}
+
 func sorted(m map[key]*Record) []Record {
 	out := make([]Record, 0, len(m))
 	for _, r := range m {
@@ -324,7 +368,7 @@ func Write(w io.Writer, recs []Record) error {
 // own): one per flow, counts added, first and last widened. name is the
 // file's name in errors.
 func Read(name string, r io.Reader) ([]Record, error) {
-	m := map[key]*Record{}
+	var recs []Record
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for line := 1; sc.Scan(); line++ {
@@ -339,19 +383,36 @@ func Read(name string, r io.Reader) ([]Record, error) {
 		if rec.Proto == "" || (rec.From.Kind == "" && rec.To.Kind == "") {
 			return nil, fmt.Errorf("%s:%d: a flow record needs from, to and proto: is this a file 'zonewarden learn' wrote?", name, line)
 		}
-		k := rec.key()
-		if old := m[k]; old != nil {
-			old.Count += rec.Count
-			old.First = minTime(old.First, rec.First)
-			old.Last = maxTime(old.Last, rec.Last)
-			continue
-		}
-		m[k] = &rec
+		recs = append(recs, rec)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return sorted(m), nil
+	return Merge(recs), nil
+}
+
+// Merge folds records of the same flow into one (counts added, first and
+// last widened), sorted.
+func Merge(recs ...[]Record) []Record {
+	m := map[key]*Record{}
+	for _, l := range recs {
+		for _, rec := range l {
+			k := rec.key()
+			if old := m[k]; old != nil {
+				old.merge(&rec)
+				continue
+			}
+			m[k] = &rec
+		}
+	}
+	return sorted(m)
+}
+
+// merge adds o's connections to r.
+func (r *Record) merge(o *Record) {
+	r.Count += o.Count
+	r.First = minTime(r.First, o.First)
+	r.Last = maxTime(r.Last, o.Last)
 }
 
 func minTime(a, b time.Time) time.Time {

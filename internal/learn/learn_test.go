@@ -46,6 +46,8 @@ func TestNameConnections(t *testing.T) {
 		{"icmp", Conn{Src: a("172.30.0.2"), Dialled: a("172.30.0.3"), Dst: a("172.30.0.3"), Proto: "icmp"}, "shop-web-1 -> shop-db-1 icmp"},
 		{"a stopped container's address is not its name", Conn{Src: a("172.30.0.9"), Dialled: a("172.30.0.3"), DialledTo: 5432, Dst: a("172.30.0.3"), Port: 5432, Proto: "tcp"},
 			"172.30.0.9 -> shop-db-1 5432/tcp"},
+		{"an address no container has yet", Conn{Src: a("172.30.0.20"), Dialled: a("172.30.0.3"), DialledTo: 5432, Dst: a("172.30.0.3"), Port: 5432, Proto: "tcp"},
+			"172.30.0.20 -> shop-db-1 5432/tcp"},
 		{"the host's own traffic", Conn{Src: a("192.0.2.10"), Dialled: a("203.0.113.5"), DialledTo: 443, Dst: a("203.0.113.5"), Port: 443, Proto: "tcp"}, ""},
 		{"loopback", Conn{Src: a("127.0.0.1"), Dialled: a("127.0.0.1"), DialledTo: 80, Dst: a("127.0.0.1"), Port: 80, Proto: "tcp"}, ""},
 	} {
@@ -103,6 +105,29 @@ func TestRecorderAggregatesAndFolds(t *testing.T) {
 	}
 	if _, _, flows := rec.Counts(); flows != 0 {
 		t.Errorf("Take leaves %d flows", flows)
+	}
+}
+
+// TestLateContainerIsNamed: a container that connects before the namer
+// knows it is named when the next namer does, its records merged.
+func TestLateContainerIsNamed(t *testing.T) {
+	snap := shop()
+	rec := NewRecorder(NewNamer(snap, nil))
+	a := netip.MustParseAddr
+	conn := Conn{Src: a("172.30.0.20"), Dialled: a("172.30.0.3"), Dst: a("172.30.0.3"), Port: 5432, Proto: "tcp"}
+	rec.Observe(conn)
+	if r := rec.Records(); len(r) != 1 || r[0].From.Kind != KindUnknown {
+		t.Fatalf("before the snapshot has it: %+v, want an unknown source", r)
+	}
+	snap.Containers = append(snap.Containers, inventory.Container{Name: "late", State: "running",
+		Endpoints: []inventory.Endpoint{{Network: "shop", IPv4: a("172.30.0.20")}}})
+	n := NewNamer(snap, nil)
+	rec.Observe(conn) // named by the old namer: unknown again
+	rec.SetNamer(n)
+	rec.Observe(conn)
+	r := rec.Records()
+	if len(r) != 1 || r[0].String() != "late -> shop-db-1 5432/tcp" || r[0].Count != 3 {
+		t.Errorf("after the snapshot has it: %v, want [late -> shop-db-1 5432/tcp x3]", r)
 	}
 }
 

@@ -92,6 +92,30 @@ type Plan struct {
 	// Firewall is the change to zonewarden's nftables table, when the
 	// plan was made against a live host.
 	Firewall *Firewall `json:"firewall,omitempty"`
+	// Recorded is how the policy treats the flows recorded on the host
+	// (zonewarden learn), when plan was given them.
+	Recorded *Recorded `json:"recorded_flows,omitempty"`
+}
+
+// Recorded is what a policy would do to the flows learn recorded.
+type Recorded struct {
+	File  string `json:"file"`
+	Total int    `json:"total"`
+	// Unjudged counts the host's own flows and those of containers no
+	// longer on the host.
+	Unjudged int `json:"unjudged"`
+	// Broken are the flows the policy denies: dropped, or only logged as
+	// would deny where every zone concerned is in monitor mode.
+	Broken []BrokenFlow `json:"broken"`
+}
+
+// BrokenFlow is one recorded flow a policy denies.
+type BrokenFlow struct {
+	Flow      string `json:"flow"` // "web -> db 5432/tcp"
+	Count     int64  `json:"count"`
+	Last      string `json:"last_seen"`
+	Reason    string `json:"reason"`
+	Monitored bool   `json:"monitored"`
 }
 
 // Firewall is what apply would change in zonewarden's nftables table.

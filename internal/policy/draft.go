@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/learn"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
@@ -34,19 +35,23 @@ const LegacyBridgeZone = "legacy-bridge"
 // container's namespace) stay unmanaged, named in a comment. The draft
 // passes Validate and its own tests.
 func Draft(snap *inventory.Snapshot) *Policy {
-	d := &drafter{
-		snap:  snap,
-		ix:    inventory.NewIndex(snap),
-		p:     &Policy{Version: Version, Unmanaged: UnmanagedWarn},
-		zones: map[string]*Zone{},
-		names: map[string]bool{},
-	}
+	d := newDrafter(snap)
 	d.draftZones()
 	d.draftWorkloads()
 	d.draftFlows()
 	d.draftTests()
 	d.finish()
 	return d.p
+}
+
+func newDrafter(snap *inventory.Snapshot) *drafter {
+	return &drafter{
+		snap:  snap,
+		ix:    inventory.NewIndex(snap),
+		p:     &Policy{Version: Version, Unmanaged: UnmanagedWarn},
+		zones: map[string]*Zone{},
+		names: map[string]bool{},
+	}
 }
 
 type drafter struct {
@@ -65,6 +70,10 @@ type drafter struct {
 	noEvidence  []string
 	unmanaged   []string
 	skippedNets []string
+	// DraftFromFlows: the records, and those no flow keeps (beyond the
+	// host; an address no container had; no workload or zone for them).
+	observed                        []learn.Record
+	beyond, unnamed, unmatchedFlows []string
 }
 
 func (d *drafter) draftZones() {

@@ -91,6 +91,23 @@ func PlanText(w io.Writer, p *plan.Plan) error {
 		}
 		section("Firewall", lines)
 	}
+	if r := p.Recorded; r != nil {
+		lines = nil
+		for _, x := range r.Broken {
+			l := fmt.Sprintf("x %s (%d connections, last %s): %s", x.Flow, x.Count, x.Last, x.Reason)
+			if x.Monitored {
+				l = "~" + l[1:] + "; monitor mode: logged as would deny, let through until the zones enforce"
+			}
+			lines = append(lines, l)
+		}
+		if len(lines) == 0 {
+			lines = append(lines, fmt.Sprintf("= the policy keeps all %d", r.Total-r.Unjudged))
+		}
+		if r.Unjudged > 0 {
+			lines = append(lines, fmt.Sprintf("  (%s not judged: the host's own, or of containers no longer on the host)", plural(r.Unjudged, "flow")))
+		}
+		section(fmt.Sprintf("Recorded flows (%s, %s) the policy would break", r.File, plural(r.Total, "flow")), lines)
+	}
 	if !p.Changes() {
 		b.WriteString("Nothing to change: the host matches the policy.\n")
 	} else {
