@@ -63,6 +63,8 @@ type zoneHost struct {
 	accepted   map[netip.Addr]time.Time
 
 	flowLog lockedBuffer // the agent's denied-flow lines
+	// learn, when set, is the agent's --learn file.
+	learn string
 }
 
 // lockedBuffer is a bytes.Buffer safe for one writer and readers.
@@ -198,7 +200,7 @@ func (h *zoneHost) startAgentOn(dockerHost string, enforceMembership bool) *agen
 	}
 	a, err := agent.New(agent.Config{PolicyPath: h.policy, Docker: dc, Table: h.table, Socket: h.socket,
 		PolicyPoll: 100 * time.Millisecond, EnforceMembership: enforceMembership,
-		Log: testLogger(h.t), FlowLog: &h.flowLog, FlowRate: 1000})
+		Log: testLogger(h.t), FlowLog: &h.flowLog, FlowRate: 1000, LearnPath: h.learn, LearnFlush: 200 * time.Millisecond})
 	if err != nil {
 		h.t.Fatal(err)
 	}

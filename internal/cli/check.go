@@ -139,6 +139,7 @@ func (a *app) initCommand() *cobra.Command {
 		output    string
 		force     bool
 		fromFlows string
+		label     string
 	)
 	cmd := &cobra.Command{
 		Use:   "init [-o FILE] [--from-flows FILE]",
@@ -174,12 +175,23 @@ what applying it would change.`,
   zonewarden init -f compose.yaml -o policy.yaml
   zonewarden init --snapshot host.json > policy.yaml
   zonewarden init -o policy.yaml --force          # overwrite an existing file
+  zonewarden init --label com.docker.compose.project=shop -o shop.yaml
   zonewarden learn --duration 1h && zonewarden init --from-flows flows.jsonl -o policy.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			snap, err := a.src.load(cmd.Context())
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}
+			}
+			if label != "" {
+				k, v, ok := strings.Cut(label, "=")
+				if !ok {
+					return usageErr(cmd, "--label: want KEY=VALUE, got %q", label)
+				}
+				snap = snap.OnlyLabelled(k, v)
+				if len(snap.Containers) == 0 {
+					return &exitErr{Code: exitError, Err: fmt.Errorf("no container has the label %s: is it right? (docker ps --filter label=%s)", label, label)}
+				}
 			}
 			p := policy.Draft(snap)
 			if fromFlows != "" {
@@ -219,6 +231,7 @@ what applying it would change.`,
 	f := cmd.Flags()
 	f.StringVarP(&output, "output", "o", "", "write the policy to `FILE` instead of standard output")
 	f.BoolVar(&force, "force", false, "overwrite the -o file if it exists")
+	f.StringVar(&label, "label", "", "draft only for the containers with this `KEY=VALUE` label (com.docker.compose.project=shop) and their networks")
 	f.StringVar(&fromFlows, "from-flows", "", "draft the policy that keeps exactly the flows recorded in `FILE` (zonewarden learn)")
 	return cmd
 }

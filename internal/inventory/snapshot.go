@@ -515,3 +515,28 @@ func (ix *Index) CanPublish(c *Container) bool {
 	}
 	return false
 }
+
+// OnlyLabelled returns a copy of s with only the containers whose label
+// key is value, and the networks they are on (builtin ones too): a part
+// of a shared host, such as one compose project.
+func (s *Snapshot) OnlyLabelled(key, value string) *Snapshot {
+	out := *s
+	out.Containers = nil
+	used := map[string]bool{}
+	for _, c := range s.Containers {
+		if c.Labels[key] != value {
+			continue
+		}
+		out.Containers = append(out.Containers, c)
+		for _, e := range c.Endpoints {
+			used[e.Network] = true
+		}
+	}
+	out.Networks = nil
+	for _, n := range s.Networks {
+		if used[n.Name] {
+			out.Networks = append(out.Networks, n)
+		}
+	}
+	return &out
+}

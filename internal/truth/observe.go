@@ -462,3 +462,28 @@ type ModelFunc func(from, to string, port reach.Port) (bool, reach.Edge)
 func (f ModelFunc) Eval(from, to string, port reach.Port) (bool, reach.Edge) {
 	return f(from, to, port)
 }
+
+// Connect makes one connection from peer from to container to on port,
+// to its address on each network they share (scripted traffic: what
+// learn should see), and reports whether one reached it.
+func (e *Env) Connect(t *testing.T, from, to string, port reach.Port) bool {
+	t.Helper()
+	src := e.sourceOf(from)
+	var jobs []probe.Job
+	for _, c := range e.candidates(src, to, port) {
+		if strings.HasPrefix(c.via, reach.ViaNetwork) {
+			jobs = append(jobs, probe.Job{From: src.ns, To: probe.Target{Proto: port.Proto, Addr: c.addr}})
+		}
+	}
+	if len(jobs) == 0 {
+		t.Fatalf("%s and %s share no network", from, to)
+	}
+	pr := &probe.Prober{ReadReply: true, Timeout: time.Second}
+	want := e.banner(to)
+	for _, r := range pr.Run(context.Background(), jobs) {
+		if got, _ := probe.FromBanner(r.Reply); r.Status == probe.Open && got == want {
+			return true
+		}
+	}
+	return false
+}
