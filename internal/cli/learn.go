@@ -47,9 +47,16 @@ the last half minute. Then:
   zonewarden init --from-flows flows.jsonl -o zones.yaml   the policy that keeps exactly these flows
   zonewarden plan zones.yaml --flows flows.jsonl           the recorded flows a policy would break
 
-New flows are printed as they are first seen; progress (connections, flows,
-lost events) goes to standard error. Lost events are counted: the kernel
-reports when its event queue overflowed.
+Each flow also counts the connections that were answered (a completed TCP
+handshake, a reply): a port scan, a refused or a blindly spoofed connection
+is recorded but never answered, and 'init --from-flows' proposes no flow for
+it. (UDP and ICMP are answered by any reply; forged addresses are stopped
+by zonewarden's endpoint binding, so on a host that must not be trusted
+while learning, learn with 'agent --learn' after a first apply.)
+
+New flows are printed as they are first seen; progress (connections,
+answers, flows, overflows) goes to standard error. Lost events are counted:
+the kernel reports when its event queue overflowed.
 
 learn needs root (CAP_NET_ADMIN) and the Docker API, to name containers as
 they come and go. 'zonewarden agent --learn FILE' records the same while it
@@ -172,7 +179,11 @@ func (a *app) learn(ctx context.Context, out string, flush time.Duration, quiet 
 	if len(all) > 0 {
 		fmt.Fprintln(a.stdout)
 		for _, r := range all {
-			fmt.Fprintf(a.stdout, "  %-60s %6d  %s .. %s\n", r.String(), r.Count, r.First.Local().Format("15:04:05"), r.Last.Local().Format("15:04:05"))
+			answered := fmt.Sprintf("%d answered", r.Answered)
+			if r.Answered == 0 {
+				answered = "never answered"
+			}
+			fmt.Fprintf(a.stdout, "  %-60s %6d  %-16s %s .. %s\n", r.String(), r.Count, answered, r.First.Local().Format("15:04:05"), r.Last.Local().Format("15:04:05"))
 		}
 		fmt.Fprintf(a.stdout, "\nNext: zonewarden init --from-flows %s -o zones.yaml\n", out)
 	}
@@ -193,10 +204,10 @@ func sum(recs []learn.Record) int64 {
 // progress writes learn's progress line: redrawn in place on a terminal,
 // every ten seconds otherwise.
 func (a *app) progress(tty bool, l *agent.Learner, flows int, start time.Time) {
-	seen, _, _ := l.Rec.Counts()
+	cs := l.Rec.Counts()
 	_, overflows := l.Stats()
 	took := time.Since(start).Round(time.Second)
-	line := fmt.Sprintf("learning %s: %d connections, %d flows, %d lost", took, seen, flows, overflows)
+	line := fmt.Sprintf("learning %s: %d connections (%d answered), %d flows, %d overflows", took, cs.Connections, cs.Answered, flows, overflows)
 	switch {
 	case tty:
 		fmt.Fprintf(a.stderr, "\r%s\033[K", line)

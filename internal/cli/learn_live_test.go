@@ -41,7 +41,8 @@ func (s *syncBuffer) String() string {
 // tool only listens) while learn records; init --from-flows drafts the
 // policy that keeps exactly those; apply enforces it; verify passes, and
 // the packets agree: every observed flow works, and every other pair of
-// containers on every listening port is denied. plan --flows lists a
+// containers on every listening port is denied. A scan (tool -> api on a
+// closed port) is recorded but, never answered, gets no flow. plan --flows lists a
 // recorded flow the policy would break, and none of the kept ones.
 func TestLearnDraftApplyVerify(t *testing.T) {
 	t.Setenv("ZONEWARDEN_STATE_DIR", t.TempDir())
@@ -89,6 +90,12 @@ func TestLearnDraftApplyVerify(t *testing.T) {
 		observed[truth.Key{From: s.from, To: s.to, Port: s.port}] = true
 		want = append(want, pre+s.from+" -> "+pre+s.to+" "+s.port.String())
 	}
+	// tool scans api on a port nothing listens on: tried, never answered.
+	scan := reach.Port{Proto: "tcp", Number: 9999}
+	if env.Connect(t, "tool", "api", scan) {
+		t.Fatal("tool reached api on 9999/tcp, where nothing listens")
+	}
+	want = append(want, pre+"tool -> "+pre+"api 9999/tcp")
 	// Each flow's records reach the file within a flush or two.
 	deadline = time.Now().Add(10 * time.Second)
 	for {
@@ -113,7 +120,10 @@ func TestLearnDraftApplyVerify(t *testing.T) {
 	}
 	drafted := string(mustRead(t, policyPath))
 	if n := strings.Count(drafted, "\n  - {from: "); n != len(script) {
-		t.Errorf("the draft has %d flows, want the %d observed:\n%s", n, len(script), drafted)
+		t.Errorf("the draft has %d flows, want the %d observed and answered:\n%s", n, len(script), drafted)
+	}
+	if !strings.Contains(drafted, "never answered") || !strings.Contains(drafted, pre+"tool -> "+pre+"api 9999/tcp (1 tries)") {
+		t.Errorf("the draft does not list tool's unanswered try:\n%s", drafted)
 	}
 
 	t.Cleanup(func() {
@@ -159,7 +169,7 @@ func TestLearnDraftApplyVerify(t *testing.T) {
 	}
 	f.Write(data)
 	learn.Write(f, []learn.Record{{From: learn.Peer{Kind: learn.KindContainer, Container: pre + "tool"},
-		To: learn.Peer{Kind: learn.KindContainer, Container: pre + "api"}, Proto: "tcp", Port: 80, Count: 4, First: time.Now(), Last: time.Now()}})
+		To: learn.Peer{Kind: learn.KindContainer, Container: pre + "api"}, Proto: "tcp", Port: 80, Count: 4, Answered: 4, First: time.Now(), Last: time.Now()}})
 	f.Close()
 	if code, out, _ := run(t, "plan", policyPath, "--flows", flows); !strings.Contains(out, "= the policy keeps all") {
 		t.Errorf("plan --flows with the recorded flows: exit %d:\n%s", code, out)

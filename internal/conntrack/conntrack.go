@@ -74,10 +74,14 @@ func Kill(forbidden func(Conn) bool) (int, error) {
 	return killed, nil
 }
 
-// Event is a new connection the kernel tracks: a Conn, seen at Time.
+// Event is a new connection the kernel tracks, or (Answered) one that
+// got its answer: a TCP connection whose handshake completed, a UDP or
+// other flow whose first reply came. A port scan's probes are new
+// connections that are never answered; so are blind spoofs of TCP.
 type Event struct {
 	Conn
-	Time time.Time
+	Time     time.Time
+	Answered bool
 }
 
 // Watcher reports the connections the kernel starts tracking, in the
@@ -91,14 +95,20 @@ type Watcher struct {
 	events, overflows atomic.Int64
 }
 
-// groupNew is conntrack's netlink multicast group of new connections
-// (NFNLGRP_CONNTRACK_NEW).
-const groupNew = 1
+// conntrack's netlink multicast groups of new connections and of their
+// updates (NFNLGRP_CONNTRACK_NEW, _UPDATE).
+const (
+	groupNew    = 1 << 0
+	groupUpdate = 1 << 1
+)
+
+// tcpEstablished is conntrack's TCP state ESTABLISHED.
+const tcpEstablished = 3
 
 // Watch subscribes to new connections. The socket's buffer is raised to
 // bufBytes (SO_RCVBUFFORCE, as root) so that bursts do not overflow it.
 func Watch(bufBytes int) (*Watcher, error) {
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{Groups: groupNew})
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{Groups: groupNew | groupUpdate})
 	if err != nil {
 		return nil, fmt.Errorf("conntrack events: %w (needs CAP_NET_ADMIN and nf_conntrack_netlink)", err)
 	}
@@ -132,19 +142,35 @@ func (w *Watcher) Run(ctx context.Context, fn func(Event)) error {
 		now := time.Now()
 		for _, m := range msgs {
 			var ev ct.Event
-			if ev.Unmarshal(m) != nil || ev.Flow == nil || ev.Type != ct.EventNew {
+			if ev.Unmarshal(m) != nil || ev.Flow == nil {
 				continue
 			}
-			w.events.Add(1)
-			fn(Event{Conn: connOf(ev.Flow), Time: now})
+			switch {
+			case ev.Type == ct.EventNew:
+				w.events.Add(1)
+				fn(Event{Conn: connOf(ev.Flow), Time: now})
+			case ev.Type == ct.EventUpdate && answered(ev.Flow):
+				fn(Event{Conn: connOf(ev.Flow), Time: now, Answered: true})
+			}
 		}
 	}
+}
+
+// answered tells the one update of a connection that says it got its
+// answer: for TCP, the move to ESTABLISHED that makes it assured (its
+// handshake completed); for the others, the first reply (seen-reply, not
+// yet assured).
+func answered(f *ct.Flow) bool {
+	if f.TupleOrig.Proto.Protocol == unix.IPPROTO_TCP {
+		return f.Status.Assured() && f.ProtoInfo.TCP != nil && f.ProtoInfo.TCP.State == tcpEstablished
+	}
+	return f.Status.SeenReply() && !f.Status.Assured()
 }
 
 // Record runs the watcher into rec until ctx ends.
 func (w *Watcher) Record(ctx context.Context, rec *learn.Recorder) error {
 	return w.Run(ctx, func(e Event) {
-		rec.Observe(learn.Conn{Time: e.Time, Src: e.Src, Dialled: e.Dialled, DialledTo: e.DialledTo, Dst: e.Dst, Port: e.Port, Proto: e.Proto})
+		rec.Observe(learn.Conn{Time: e.Time, Src: e.Src, Dialled: e.Dialled, DialledTo: e.DialledTo, Dst: e.Dst, Port: e.Port, Proto: e.Proto, Answered: e.Answered})
 	})
 }
 

@@ -71,10 +71,15 @@ type Record struct {
 	Port  uint16 `json:"port,omitempty"`
 	// Via names the host port a connection to a published port dialled
 	// ("published 8080/tcp"), "" for a direct one.
-	Via   string    `json:"via,omitempty"`
-	Count int64     `json:"count"`
-	First time.Time `json:"first"`
-	Last  time.Time `json:"last"`
+	Via string `json:"via,omitempty"`
+	// Count is the new connections seen; Answered those that got their
+	// answer (a completed TCP handshake, a reply): a port scan or a
+	// refused connection is counted but never answered. Answered can
+	// exceed Count by connections opened before learning began.
+	Count    int64     `json:"count"`
+	Answered int64     `json:"answered"`
+	First    time.Time `json:"first"`
+	Last     time.Time `json:"last"`
 }
 
 // PortString renders the port as policies write it: "5432/tcp", "icmp".
@@ -113,6 +118,8 @@ type Conn struct {
 	Dst       netip.Addr // after DNAT
 	Port      uint16     // after DNAT
 	Proto     string
+	// Answered: not a new connection, but one that got its answer.
+	Answered bool
 }
 
 // Namer names the addresses of a host: its containers (running, by
@@ -190,6 +197,9 @@ func (n *Namer) Name(c Conn) (Record, bool) {
 	from, _ := n.peer(c.Src)
 	to, _ := n.peer(c.Dst)
 	r := Record{From: from, To: to, Proto: c.Proto, Port: c.Port, Count: 1, First: c.Time, Last: c.Time}
+	if c.Answered {
+		r.Count, r.Answered = 0, 1
+	}
 	if c.Dialled != c.Dst {
 		// DNAT: the kernel path to a published port (or Docker's).
 		r.Via = fmt.Sprintf("published %d/%s", c.DialledTo, c.Proto)
@@ -218,8 +228,16 @@ type Recorder struct {
 	names   *Namer
 	recs    map[key]*Record
 	outside map[string]bool
-	seen    int64 // connections named
-	skipped int64 // connections with no container at either end
+	counts  Counts
+}
+
+// Counts are what a Recorder has seen.
+type Counts struct {
+	// Connections are the new connections recorded, Answered the
+	// answers, Skipped the new connections with no container at either
+	// end (the host's own), Flows the records they make.
+	Connections, Answered, Skipped int64
+	Flows                          int
 }
 
 // NewRecorder returns a recorder that names connections with n.
@@ -270,11 +288,17 @@ func (r *Recorder) Observe(c Conn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rec, ok := r.names.Name(c)
-	if !ok {
-		r.skipped++
+	switch {
+	case !ok && !c.Answered:
+		r.counts.Skipped++
 		return
+	case !ok:
+		return
+	case c.Answered:
+		r.counts.Answered++
+	default:
+		r.counts.Connections++
 	}
-	r.seen++
 	r.fold(&rec.From)
 	r.fold(&rec.To)
 	k := rec.key()
@@ -297,12 +321,13 @@ func (r *Recorder) fold(p *Peer) {
 	r.outside[p.Addr] = true
 }
 
-// Counts returns the connections recorded, those skipped (no container
-// at either end) and the flows they make.
-func (r *Recorder) Counts() (seen, skipped int64, flows int) {
+// Counts returns what the recorder has seen so far.
+func (r *Recorder) Counts() Counts {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.seen, r.skipped, len(r.recs)
+	c := r.counts
+	c.Flows = len(r.recs)
+	return c
 }
 
 // Records returns the flows so far, sorted.
@@ -411,6 +436,7 @@ func Merge(recs ...[]Record) []Record {
 // merge adds o's connections to r.
 func (r *Record) merge(o *Record) {
 	r.Count += o.Count
+	r.Answered += o.Answered
 	r.First = minTime(r.First, o.First)
 	r.Last = maxTime(r.Last, o.Last)
 }

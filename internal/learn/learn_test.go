@@ -79,12 +79,15 @@ func TestRecorderAggregatesAndFolds(t *testing.T) {
 		src := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
 		rec.Observe(Conn{Time: t0, Src: src, Dialled: a("172.30.0.2"), Dst: a("172.30.0.2"), Port: 80, Proto: "tcp"})
 	}
-	seen, skipped, flows := rec.Counts()
-	if seen != 3+MaxOutside+10 || skipped != 1 {
-		t.Errorf("counted %d seen, %d skipped; want %d and 1", seen, skipped, 3+MaxOutside+10)
+	answer := Conn{Time: t0.Add(time.Hour), Src: a("172.30.0.2"), Dialled: a("172.30.0.3"), Dst: a("172.30.0.3"), Port: 5432, Proto: "tcp", Answered: true}
+	rec.Observe(answer)
+	rec.Observe(answer)
+	cs := rec.Counts()
+	if cs.Connections != 3+MaxOutside+10 || cs.Skipped != 1 || cs.Answered != 2 {
+		t.Errorf("counted %+v; want %d connections, 2 answered, 1 skipped", cs, 3+MaxOutside+10)
 	}
-	if flows != 1+MaxOutside+1 {
-		t.Errorf("%d flows, want %d: one per outside address up to MaxOutside, then one for the rest", flows, 1+MaxOutside+1)
+	if cs.Flows != 1+MaxOutside+1 {
+		t.Errorf("%d flows, want %d: one per outside address up to MaxOutside, then one for the rest", cs.Flows, 1+MaxOutside+1)
 	}
 	recs := rec.Take()
 	var db Record
@@ -97,14 +100,14 @@ func TestRecorderAggregatesAndFolds(t *testing.T) {
 			folded = r.Count
 		}
 	}
-	if db.Count != 3 || !db.First.Equal(t0) || !db.Last.Equal(t0.Add(2*time.Minute)) {
-		t.Errorf("web -> db: %+v; want 3 connections from %v to %v", db, t0, t0.Add(2*time.Minute))
+	if db.Count != 3 || db.Answered != 2 || !db.First.Equal(t0) || !db.Last.Equal(t0.Add(time.Hour)) {
+		t.Errorf("web -> db: %+v; want 3 connections, 2 answered, from %v to %v", db, t0, t0.Add(time.Hour))
 	}
 	if folded != 10 {
 		t.Errorf("%d connections folded into outside, want 10", folded)
 	}
-	if _, _, flows := rec.Counts(); flows != 0 {
-		t.Errorf("Take leaves %d flows", flows)
+	if n := rec.Counts().Flows; n != 0 {
+		t.Errorf("Take leaves %d flows", n)
 	}
 }
 

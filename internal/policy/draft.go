@@ -72,8 +72,8 @@ type drafter struct {
 	skippedNets []string
 	// DraftFromFlows: the records, and those no flow keeps (beyond the
 	// host; an address no container had; no workload or zone for them).
-	observed                        []learn.Record
-	beyond, unnamed, unmatchedFlows []string
+	observed                                    []learn.Record
+	beyond, unnamed, unmatchedFlows, unanswered []string
 }
 
 func (d *drafter) draftZones() {

@@ -68,6 +68,8 @@ func (d *drafter) draftObservedFlows(flowsFile string) {
 	for _, r := range d.observed {
 		a, b := d.workloadOf(r.From), d.workloadOf(r.To)
 		switch {
+		case r.From.Kind == learn.KindHost || r.To.Kind == learn.KindHost:
+			continue // the host's own traffic: not the policy's
 		case r.From.Kind == learn.KindContainer && r.To.Kind == learn.KindOutside:
 			d.beyond = append(d.beyond, r.String())
 			continue
@@ -76,6 +78,9 @@ func (d *drafter) draftObservedFlows(flowsFile string) {
 			continue
 		case r.From.Kind == learn.KindUnknown || r.To.Kind == learn.KindUnknown:
 			d.unnamed = append(d.unnamed, r.String())
+			continue
+		case r.Answered == 0:
+			d.unanswered = append(d.unanswered, fmt.Sprintf("%s (%d tries)", r, r.Count))
 			continue
 		case a < 0 || b < 0 || a == b:
 			if r.From.Kind == learn.KindContainer && r.To.Kind == learn.KindContainer && a != b {
@@ -95,7 +100,7 @@ func (d *drafter) draftObservedFlows(flowsFile string) {
 			order = append(order, k)
 		}
 		o.ports = append(o.ports, pr)
-		o.counts = append(o.counts, fmt.Sprintf("%s x%d", r.PortString(), r.Count))
+		o.counts = append(o.counts, fmt.Sprintf("%s x%d", r.PortString(), max(r.Count, r.Answered)))
 		o.published = o.published || r.Via != ""
 	}
 	for _, k := range order {
@@ -109,10 +114,13 @@ func (d *drafter) draftObservedFlows(flowsFile string) {
 		slices.Sort(o.counts)
 		f := Flow{From: WorkloadRef(from.Name), To: WorkloadRef(to.Name), Ports: normalize(o.ports),
 			Comment: "observed: " + strings.Join(slices.Compact(o.counts), ", ")}
-		if _, _, toData := inventory.DataService(d.groups[k[1]][0]); toData {
-			if reason, untrusted := inventory.Untrusted(d.groups[k[0]][0]); untrusted {
-				f.Comment = fmt.Sprintf("decide: %s is untrusted (%s), yet it connected to %s\n%s", from.Name, reason, to.Name, f.Comment)
-			}
+		_, _, toData := inventory.DataService(d.groups[k[1]][0])
+		reason, untrusted := inventory.Untrusted(d.groups[k[0]][0])
+		switch kind, _, fromData := inventory.DataService(d.groups[k[0]][0]); {
+		case toData && untrusted:
+			f.Comment = fmt.Sprintf("decide: %s is untrusted (%s), yet it connected to %s\n%s", from.Name, reason, to.Name, f.Comment)
+		case fromData && !toData:
+			f.Comment = fmt.Sprintf("decide: %s is %s, which seldom opens connections: was it its own?\n%s", from.Name, dataKind(kind), f.Comment)
 		}
 		d.p.Flows = append(d.p.Flows, f)
 	}
@@ -176,6 +184,9 @@ func (d *drafter) finishObserved(flowsFile string) {
 	}
 	if len(d.unnamed) > 0 {
 		d.p.Comments.Flows += "\ndecide: flows of an address no container had while learning (one started meanwhile?):\n  " + strings.Join(capList(d.unnamed, 20), "\n  ")
+	}
+	if len(d.unanswered) > 0 {
+		d.p.Comments.Flows += "\nTried but never answered (a closed or filtered port, a scan, a forged address): not proposed:\n  " + strings.Join(capList(d.unanswered, 20), "\n  ")
 	}
 	if len(d.unmatchedFlows) > 0 {
 		d.p.Comments.Flows += "\ndecide: observed, but no flow can keep them:\n  " + strings.Join(capList(d.unmatchedFlows, 20), "\n  ")

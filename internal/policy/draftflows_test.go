@@ -27,7 +27,7 @@ func TestDraftFromFlowsKeepsExactlyTheObserved(t *testing.T) {
 		return learn.Peer{Kind: learn.KindContainer, Container: name, Project: c.ComposeProject(), Service: c.ComposeService()}
 	}
 	rec := func(from, to learn.Peer, proto string, port uint16, via string) learn.Record {
-		return learn.Record{From: from, To: to, Proto: proto, Port: port, Via: via, Count: 7, First: t0, Last: t0.Add(time.Hour)}
+		return learn.Record{From: from, To: to, Proto: proto, Port: port, Via: via, Count: 7, Answered: 7, First: t0, Last: t0.Add(time.Hour)}
 	}
 	// api was recreated since (another name, same compose service).
 	api := peer("shop-api")
@@ -40,6 +40,8 @@ func TestDraftFromFlowsKeepsExactlyTheObserved(t *testing.T) {
 		rec(peer("shop-web"), learn.Peer{Kind: learn.KindOutside, Addr: "203.0.113.5"}, "tcp", 443, ""),
 		rec(learn.Peer{Kind: learn.KindUnknown, Addr: "172.20.0.99"}, peer("customer-db"), "tcp", 5432, ""),
 		rec(learn.Peer{Kind: learn.KindHost}, peer("shop-web"), "tcp", 80, "published 8080/tcp"),
+		// A scan from staging: tried, never answered.
+		{From: peer("staging-api"), To: peer("customer-db"), Proto: "tcp", Port: 5432, Count: 3, First: t0, Last: t0},
 	}
 	d := policy.DraftFromFlows(snap, learn.Merge(recs), "flows.jsonl")
 	out := policy.Format(d)
@@ -96,6 +98,7 @@ func TestDraftFromFlowsKeepsExactlyTheObserved(t *testing.T) {
 		"shop-web -> 203.0.113.5 443/tcp",
 		"172.20.0.99 -> customer-db 5432/tcp",
 		"flows recorded in flows.jsonl",
+		"never answered (a closed or filtered port, a scan, a forged address): not proposed:\n#   staging-api -> customer-db 5432/tcp (3 tries)",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the draft does not say %q:\n%s", want, out)
@@ -120,15 +123,16 @@ func TestBreaksListsWhatThePolicyDenies(t *testing.T) {
 		ct := inventory.NewIndex(snap).Container(name)
 		return learn.Peer{Kind: learn.KindContainer, Container: name, Project: ct.ComposeProject(), Service: ct.ComposeService()}
 	}
-	kept := []learn.Record{{From: c("shop-web"), To: c("shop-api"), Proto: "tcp", Port: 8080, Count: 3}}
+	kept := []learn.Record{{From: c("shop-web"), To: c("shop-api"), Proto: "tcp", Port: 8080, Count: 3, Answered: 3}}
 	p, err := policy.Parse("draft.yaml", policy.Format(policy.DraftFromFlows(snap, kept, "flows.jsonl")), policy.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	recorded := append(kept,
-		learn.Record{From: c("staging-api"), To: c("customer-db"), Proto: "tcp", Port: 5432, Count: 2},
-		learn.Record{From: learn.Peer{Kind: learn.KindHost}, To: c("shop-web"), Proto: "tcp", Port: 80, Count: 1},
-		learn.Record{From: learn.Peer{Kind: learn.KindContainer, Container: "gone"}, To: c("shop-web"), Proto: "tcp", Port: 80, Count: 1},
+		learn.Record{From: c("staging-api"), To: c("customer-db"), Proto: "tcp", Port: 5432, Count: 2, Answered: 2},
+		learn.Record{From: learn.Peer{Kind: learn.KindHost}, To: c("shop-web"), Proto: "tcp", Port: 80, Count: 1, Answered: 1},
+		learn.Record{From: learn.Peer{Kind: learn.KindContainer, Container: "gone"}, To: c("shop-web"), Proto: "tcp", Port: 80, Count: 1, Answered: 1},
+		learn.Record{From: c("dev-box"), To: c("shop-web"), Proto: "tcp", Port: 80, Count: 1}, // never answered
 	)
 	for _, mode := range []policy.Mode{policy.Enforce, policy.Monitor} {
 		p.Mode = mode
@@ -137,8 +141,8 @@ func TestBreaksListsWhatThePolicyDenies(t *testing.T) {
 			t.Fatal(err)
 		}
 		breaks, unjudged := b.Breaks(recorded)
-		if len(breaks) != 1 || breaks[0].Record.String() != "staging-api -> customer-db 5432/tcp" || unjudged != 2 {
-			t.Fatalf("mode %s: breaks %+v, %d unjudged; want staging-api -> customer-db alone, 2 unjudged", mode, breaks, unjudged)
+		if len(breaks) != 1 || breaks[0].Record.String() != "staging-api -> customer-db 5432/tcp" || unjudged != 3 {
+			t.Fatalf("mode %s: breaks %+v, %d unjudged; want staging-api -> customer-db alone, 3 unjudged", mode, breaks, unjudged)
 		}
 		if !strings.Contains(breaks[0].Decision.Reason, "no flow from staging-api to customer-db") {
 			t.Errorf("reason %q", breaks[0].Decision.Reason)

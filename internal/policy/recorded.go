@@ -20,11 +20,16 @@ type Break struct {
 
 // Breaks lists the recorded flows (zonewarden learn) that the policy
 // bound to this host would deny, and counts those it cannot judge: the
-// host's own (not filtered), or whose container is no longer on the host
-// under its name or compose service.
+// host's own (not filtered), those never answered (a denial breaks
+// nothing that worked), or whose container is no longer on the host under
+// its name or compose service.
 func (b *Binding) Breaks(recs []learn.Record) (breaks []Break, unjudged int) {
 	ix := inventory.NewIndex(b.Snapshot)
 	for _, r := range recs {
+		if r.Answered == 0 {
+			unjudged++
+			continue
+		}
 		from, okFrom := b.recordedName(ix, r.From)
 		to, okTo := b.recordedName(ix, r.To)
 		if !okFrom || !okTo {

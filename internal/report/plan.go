@@ -104,7 +104,7 @@ func PlanText(w io.Writer, p *plan.Plan) error {
 			lines = append(lines, fmt.Sprintf("= the policy keeps all %d", r.Total-r.Unjudged))
 		}
 		if r.Unjudged > 0 {
-			lines = append(lines, fmt.Sprintf("  (%s not judged: the host's own, or of containers no longer on the host)", plural(r.Unjudged, "flow")))
+			lines = append(lines, fmt.Sprintf("  (%s not judged: the host's own, never answered, or of containers no longer on the host)", plural(r.Unjudged, "flow")))
 		}
 		section(fmt.Sprintf("Recorded flows (%s, %s) the policy would break", r.File, plural(r.Total, "flow")), lines)
 	}
