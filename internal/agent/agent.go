@@ -28,9 +28,9 @@ import (
 	"time"
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
+	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
-	"github.com/zonewarden/zonewarden/internal/nft/nflink"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
@@ -74,7 +74,7 @@ type Config struct {
 	Log *slog.Logger
 	// SaveState records the policy and ruleset installed, for status and
 	// reach when the agent is not running (the CLI's state package).
-	SaveState func(policyPath string, policy []byte, script string) error
+	SaveState func(policyPath string, policy []byte, rs *enforce.Ruleset) error
 }
 
 // Agent is one running agent.
@@ -94,7 +94,7 @@ type Agent struct {
 	polRaw []byte
 
 	host      *hostView // the reconcile goroutine's alone
-	loader    *nflink.Loader
+	fw        *firewall.Applier
 	latencies latencyRing // the reconcile goroutine's alone
 	// earlyAdmit: containers admitted before their own event was taken,
 	// and when (the reconcile goroutine's alone).
@@ -163,12 +163,14 @@ func New(cfg Config) (*Agent, error) {
 // is logged, counted and retried. The installed rules stay when it
 // returns.
 func (a *Agent) Run(ctx context.Context) error {
-	l, err := nflink.New()
+	// Through the agent's own socket, no nft -f fallback: the table
+	// watch tells the agent's own changes by that socket.
+	fw, err := firewall.Open(firewall.Options{})
 	if err != nil {
-		return fmt.Errorf("cannot open netlink to load the firewall (needs CAP_NET_ADMIN): %w", err)
+		return err
 	}
-	defer l.Close()
-	a.loader = l
+	defer fw.Close()
+	a.fw = fw
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -95,7 +95,7 @@ func (a *Agent) monitorTable(ctx context.Context) error {
 				// The notification's port id is the sender's socket:
 				// the agent's own transactions all go through its
 				// loader.
-				if touched && (a.loader == nil || m.Header.PID != a.loader.PortID()) {
+				if touched && (a.fw == nil || m.Header.PID != a.fw.Netlink().PortID()) {
 					a.log.Debug("zonewarden's table changed by another process", "pid", genPID(m.Data), "port", m.Header.PID)
 					a.mark(func(d *dirty) { d.table = true })
 				}
@@ -111,10 +111,10 @@ func (a *Agent) monitorTable(ctx context.Context) error {
 
 // checkTable marks the table dirty when it is not there.
 func (a *Agent) checkTable() {
-	if a.loader == nil {
+	if a.fw == nil {
 		return
 	}
-	ok, err := a.loader.HasTables(a.cfg.Table)
+	ok, err := a.fw.Netlink().HasTables(a.cfg.Table)
 	if err == nil && !ok {
 		a.mark(func(d *dirty) { d.table = true })
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/inventory"
-	"github.com/zonewarden/zonewarden/internal/nft/nflink"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
@@ -42,7 +41,6 @@ func (a *Agent) ensureBridgeFiltering(ctx context.Context) {
 // full resync every cfg.Resync. Reconciles never overlap: changes that
 // arrive during one are taken together by the next.
 func (a *Agent) reconcileLoop(ctx context.Context) {
-	var installed *tables // what the kernel holds, as far as we know
 	resync := time.NewTicker(a.cfg.Resync)
 	defer resync.Stop()
 	retry := time.NewTimer(0)
@@ -70,10 +68,10 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 		}
 		last = time.Now()
 		d, pol, raw := a.take()
-		if installed == nil {
+		if a.fw.Installed("inet") == nil || a.fw.Installed("bridge") == nil {
 			d.full, d.table = true, true
 		}
-		next, err := a.reconcile(ctx, d, pol, raw, installed)
+		err := a.reconcile(ctx, d, pol, raw)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -89,23 +87,17 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		installed = next
 	}
 }
 
-// tables are the two rulesets the agent keeps: the policy (inet) and the
-// endpoint binding (bridge).
-type tables struct {
-	policy, ports *enforce.Ruleset
-}
-
-// reconcile brings the kernel from installed to what pol asks on the
-// host as it is now, and returns what the kernel holds then.
-func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw []byte, was *tables) (*tables, error) {
+// reconcile brings the kernel from what the applier installed to what
+// pol asks on the host as it is now: the policy (inet) and the endpoint
+// binding (bridge).
+func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw []byte) error {
 	start := time.Now()
 	snap, err := a.host.refresh(ctx, d)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	read := time.Since(start)
 	b, _ := policy.Bind(pol, snap) // conflicts: those containers are not admitted
@@ -113,50 +105,29 @@ func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw 
 	rs := enforce.Compile(b, opts)
 	ports := enforce.CompilePorts(b, opts)
 	compiled := time.Since(start)
-	var installed *enforce.Ruleset
-	if was != nil {
-		installed = was.policy
-	}
+	installed := a.fw.Installed("inet")
 
 	// The binding first: an address the policy table admits is bound to
 	// its port from the start, and a freed address stays bound to its
 	// old (gone) port until its new one is bound.
-	full := d.policy || d.table || was == nil
-	if err := a.loadPorts(ports, was, full); err != nil {
-		return nil, err
+	full := d.policy || d.table
+	if _, err := a.fw.Apply(ctx, ports, full); err != nil {
+		return err
+	}
+	res, err := a.fw.Apply(ctx, rs, full)
+	if err != nil {
+		return err
 	}
 	kind := "incremental"
-	var added, removed int
-	switch {
-	case full:
+	if res.Full {
 		kind = "full"
-		// Through the agent's own socket, so that the table watch
-		// knows the change for its own (no nft -f fallback here).
-		if err := a.loader.Sync(rs); err != nil {
-			return nil, fmt.Errorf("loading table inet %s: %w", a.cfg.Table, err)
-		}
-		res := firewall.EndForbidden(rs)
-		if res.Killed > 0 {
-			a.log.Info("ended connections the policy no longer allows", "connections", res.Killed)
-		}
-		if res.ConntrackErr != nil {
-			a.log.Warn("cannot end connections the policy no longer allows", "error", res.ConntrackErr.Error())
-		}
-		added = rs.Size()
-	default:
-		c, err := nflink.Diff(installed, rs)
-		if err != nil {
-			return nil, err
-		}
-		if c.Full() {
-			kind = "full"
-		}
-		if !c.Empty() {
-			if err := a.loader.Apply(c); err != nil {
-				return nil, fmt.Errorf("loading the change: %w", err)
-			}
-		}
-		added, removed = c.Count()
+	}
+	added, removed := res.Added, res.Removed
+	if res.Killed > 0 {
+		a.log.Info("ended connections the policy no longer allows", "connections", res.Killed)
+	}
+	if res.ConntrackErr != nil {
+		a.log.Warn("cannot end connections the policy no longer allows", "error", res.ConntrackErr.Error())
 	}
 	took := time.Since(start)
 	a.metrics.reconciles.WithLabelValues("ok").Inc()
@@ -204,25 +175,6 @@ func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw 
 	}
 	if d.policy || kind == "full" || added+removed > 0 {
 		a.saveState(raw, rs)
-	}
-	return &tables{policy: rs, ports: ports}, nil
-}
-
-// loadPorts brings the bridge table from was to ports: a full sync when
-// full (or the chains changed), else the elements that changed.
-func (a *Agent) loadPorts(ports *enforce.Ruleset, was *tables, full bool) error {
-	if full || was == nil || was.ports == nil {
-		if err := a.loader.Sync(ports); err != nil {
-			return fmt.Errorf("loading table bridge %s: %w", a.cfg.Table, err)
-		}
-		return nil
-	}
-	c, err := nflink.Diff(was.ports, ports)
-	if err != nil {
-		return err
-	}
-	if err := a.loader.Apply(c); err != nil {
-		return fmt.Errorf("loading the change of table bridge %s: %w", a.cfg.Table, err)
 	}
 	return nil
 }
@@ -357,7 +309,7 @@ func (a *Agent) saveState(raw []byte, rs *enforce.Ruleset) {
 			a.saveMu.Lock()
 			p := a.savePending
 			a.saveMu.Unlock()
-			if err := a.cfg.SaveState(a.cfg.PolicyPath, p.raw, p.rs.Script()); err != nil {
+			if err := a.cfg.SaveState(a.cfg.PolicyPath, p.raw, p.rs); err != nil {
 				a.log.Warn("cannot record the installed policy", "error", err.Error())
 			}
 			a.saveMu.Lock()

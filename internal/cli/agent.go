@@ -16,8 +16,8 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/agent"
 	"github.com/zonewarden/zonewarden/internal/enforce"
+	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
-	"github.com/zonewarden/zonewarden/internal/state"
 )
 
 func (a *app) agentCommand() *cobra.Command {
@@ -109,9 +109,7 @@ no netlink, the socket taken).`,
 			}
 			defer dc.Close()
 			cfg.Docker = dc
-			cfg.SaveState = func(path string, policy []byte, script string) error {
-				return state.Save(state.Applied{PolicyPath: path, Policy: policy, Script: script, Time: time.Now()})
-			}
+			cfg.SaveState = firewall.Record
 			ag, err := agent.New(cfg)
 			if err != nil {
 				return &exitErr{Code: exitError, Err: err}

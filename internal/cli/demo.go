@@ -117,7 +117,7 @@ func (a *app) runDemo(ctx context.Context, keep, offline, color bool) error {
 	if err != nil {
 		return &exitErr{Code: exitError, Err: err}
 	}
-	only := onlyLabelled(snap, demo.Label, runID)
+	only := snap.OnlyLabelled(demo.Label, runID)
 	if err := a.demoAudit(out, only, color); err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func (a *app) demoSegment(ctx context.Context, out io.Writer, snap *inventory.Sn
 	if err != nil {
 		return &exitErr{Code: exitError, Err: err}
 	}
-	after := onlyLabelled(full, demo.Label, runID)
+	after := full.OnlyLabelled(demo.Label, runID)
 	b, _ := policy.Bind(p, after)
 	rs := enforce.Compile(b, enforce.Options{Table: demoTable})
 	defer func() {
@@ -194,7 +194,7 @@ func (a *app) demoSegment(ctx context.Context, out io.Writer, snap *inventory.Sn
 			fmt.Fprintf(a.stderr, "zonewarden: removing the demo's firewall table %s: %s\n", demoTable, oneLine(err))
 		}
 	}()
-	if _, err := firewall.Load(ctx, rs, rs.Script()); err != nil {
+	if _, err := firewall.Load(ctx, rs); err != nil {
 		return &exitErr{Code: exitError, Err: fmt.Errorf("loading the demo's firewall: %w", err)}
 	}
 	fmt.Fprintf(out, "Loaded the firewall: table inet %s, %s, in one transaction.\n", demoTable, count(rs.Size(), "set element"))
@@ -326,25 +326,6 @@ func (a *app) demoAudit(out io.Writer, snap *inventory.Snapshot, color bool) err
 	}
 	fmt.Fprintf(out, "\nExplore it: zonewarden reach --from %[1]s, zonewarden blast-radius --all.\n", demo.DevContainer)
 	return nil
-}
-
-// onlyLabelled keeps the demo's containers and networks (and Docker's own
-// networks), so that other containers on the host do not muddle the demo.
-func onlyLabelled(snap *inventory.Snapshot, key, value string) *inventory.Snapshot {
-	out := *snap
-	out.Containers = nil
-	out.Networks = nil
-	for _, n := range snap.Networks {
-		if n.Labels[key] == value || n.IsBuiltin() {
-			out.Networks = append(out.Networks, n)
-		}
-	}
-	for _, c := range snap.Containers {
-		if c.Labels[key] == value {
-			out.Containers = append(out.Containers, c)
-		}
-	}
-	return &out
 }
 
 func describeHost(w io.Writer, h demo.Host) {

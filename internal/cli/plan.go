@@ -297,20 +297,19 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 		fmt.Fprintf(a.stdout, "A zonewarden agent keeps the firewall for this policy: apply does the Docker side, the agent the firewall.\n")
 		o.noFirewall = true
 	}
+	var fw *firewall.Applier
 	if !o.noFirewall {
-		if err := nft.Check(ctx, "add table inet zonewarden_preflight\n"); err != nil {
-			return &exitErr{Code: exitError, Err: fmt.Errorf("nftables is not usable here, nothing was changed: %w (apply --no-firewall does the Docker side alone)", err)}
-		}
-		// Flows inside a zone are filtered on bridged frames: without
-		// br_netfilter they would pass, so apply refuses rather than load
-		// a policy it cannot keep.
-		done, err := firewall.EnsureBridgeFiltering(ctx)
+		done, err := firewall.Preflight(ctx)
 		for _, d := range done {
 			fmt.Fprintf(a.stdout, "Host: %s.\n", d)
 		}
 		if err != nil {
+			return &exitErr{Code: exitError, Err: fmt.Errorf("refusing to apply, nothing in Docker or the firewall was changed: %w (apply --no-firewall does the Docker side alone)", err)}
+		}
+		if fw, err = firewall.Open(firewall.Options{Fallback: true}); err != nil {
 			return &exitErr{Code: exitError, Err: fmt.Errorf("refusing to apply, nothing in Docker or the firewall was changed: %w", err)}
 		}
+		defer fw.Close()
 	}
 	if pl.Changes() {
 		if err := x.apply(ctx, pl); err != nil {
@@ -335,12 +334,11 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 		fmt.Fprintf(a.stderr, "zonewarden: warning: %s; that endpoint's addresses are not bound to a bridge port (the agent binds them once found)\n", pr)
 	}
 	ports := enforce.CompilePorts(b, enforce.Options{})
-	if err := firewall.LoadPorts(ctx, ports); err != nil {
+	if _, err := fw.Apply(ctx, ports, true); err != nil {
 		return &exitErr{Code: exitError, Err: fmt.Errorf("loading the endpoint binding: %w; the previous ruleset stays in force", err)}
 	}
 	rs := enforce.Compile(b, enforce.Options{})
-	script := rs.Script()
-	res, err := firewall.Load(ctx, rs, script)
+	res, err := fw.Apply(ctx, rs, true)
 	if err != nil {
 		return &exitErr{Code: exitError, Err: fmt.Errorf("loading the firewall: %w; the previous ruleset stays in force", err)}
 	}
@@ -348,7 +346,7 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 	fmt.Fprintf(a.stdout, "Firewall: table bridge %s binds %s to their bridge ports (%d not found).\n", enforce.Table, count(bound, "endpoint"), unbound)
 	fmt.Fprintf(a.stdout, "Firewall: table inet %s loaded in one transaction (%s, %s admitted).\n",
 		enforce.Table, count(rs.Size(), "set element"), count(len(rs.Elements("admitted4"))+len(rs.Elements("admitted6")), "address"))
-	if err := state.Save(state.Applied{PolicyPath: p.File, Policy: policy.Format(p), Script: script, Time: time.Now()}); err != nil {
+	if err := firewall.Record(p.File, policy.Format(p), rs); err != nil {
 		fmt.Fprintf(a.stderr, "zonewarden: warning: %s; plan will not show firewall changes until the next apply\n", oneLine(err))
 	}
 	switch {

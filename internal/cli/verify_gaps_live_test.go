@@ -86,7 +86,7 @@ func (h *liveHost) snapshot(t *testing.T) *inventory.Snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return onlyLabelled(snap, testenv.Label, h.runID)
+	return snap.OnlyLabelled(testenv.Label, h.runID)
 }
 
 // enforce compiles p for the host as it is now and loads it into the
@@ -97,7 +97,7 @@ func (h *liveHost) enforce(t *testing.T, p *policy.Policy) {
 	table := "zwtest_verify_" + h.runID
 	rs := enforce.Compile(b, enforce.Options{Table: table})
 	t.Cleanup(func() { nft.Delete(context.Background(), "inet", table) })
-	if _, err := firewall.Load(context.Background(), rs, rs.Script()); err != nil {
+	if _, err := firewall.Load(context.Background(), rs); err != nil {
 		t.Fatal(err)
 	}
 }

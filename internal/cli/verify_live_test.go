@@ -66,7 +66,7 @@ unmanaged: warn
 	table := "zwtest_verify_" + env.RunID
 	rs := enforce.Compile(b, enforce.Options{Table: table})
 	t.Cleanup(func() { nft.Delete(context.Background(), "inet", table) })
-	if _, err := firewall.Load(context.Background(), rs, rs.Script()); err != nil {
+	if _, err := firewall.Load(context.Background(), rs); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ = run(t, "verify", label)

@@ -517,8 +517,9 @@ func (ix *Index) CanPublish(c *Container) bool {
 }
 
 // OnlyLabelled returns a copy of s with only the containers whose label
-// key is value, and the networks they are on (builtin ones too): a part
-// of a shared host, such as one compose project.
+// key is value, and the networks that carry the label or that they are on
+// (builtin ones too): a part of a shared host, such as one compose
+// project.
 func (s *Snapshot) OnlyLabelled(key, value string) *Snapshot {
 	out := *s
 	out.Containers = nil
@@ -534,7 +535,7 @@ func (s *Snapshot) OnlyLabelled(key, value string) *Snapshot {
 	}
 	out.Networks = nil
 	for _, n := range s.Networks {
-		if used[n.Name] {
+		if used[n.Name] || n.Labels[key] == value {
 			out.Networks = append(out.Networks, n)
 		}
 	}

@@ -144,7 +144,7 @@ func enforceThreeTier(t *testing.T, kernelDNAT bool, change ...func(*Scenario)) 
 	// one it allows must live on.
 	forbidden := env.Hold(t, "frontend", "api", 7777)
 	allowed := env.Hold(t, "api", "postgres", 7777)
-	res, err := firewall.Load(ctx, rs, rs.Script())
+	res, err := firewall.Load(ctx, rs)
 	if err != nil {
 		t.Fatalf("loading the ruleset: %v", err)
 	}

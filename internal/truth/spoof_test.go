@@ -94,11 +94,11 @@ func (h *spoofHost) load(t *testing.T, snap *inventory.Snapshot, doc string) *po
 		nft.Delete(ctx, "bridge", h.table)
 		nft.Delete(ctx, "inet", h.table)
 	})
-	if err := firewall.LoadPorts(ctx, enforce.CompilePorts(b, opts)); err != nil {
+	if _, err := firewall.Load(ctx, enforce.CompilePorts(b, opts)); err != nil {
 		t.Fatalf("loading the endpoint binding: %v", err)
 	}
 	rs := enforce.Compile(b, opts)
-	if _, err := firewall.Load(ctx, rs, rs.Script()); err != nil {
+	if _, err := firewall.Load(ctx, rs); err != nil {
 		t.Fatalf("loading the policy: %v", err)
 	}
 	return b
