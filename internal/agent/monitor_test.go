@@ -65,6 +65,9 @@ func TestAgentMonitorsThenEnforces(t *testing.T) {
 		return ""
 	})
 	for _, fl := range flowsOf() {
+		if fl.From != name {
+			continue // other tests' tables log to the same nflog group
+		}
 		if !fl.WouldDeny {
 			t.Errorf("monitor mode, yet a flow is logged as denied: %+v", fl)
 		}
