@@ -27,6 +27,7 @@ var pure = []string{
 	"github.com/zonewarden/zonewarden/internal/policy",
 	"github.com/zonewarden/zonewarden/internal/policy/synthetic",
 	"github.com/zonewarden/zonewarden/internal/report",
+	"github.com/zonewarden/zonewarden/internal/verify",
 }
 
 // forbidden are import path prefixes that pure packages must not depend on,
@@ -166,10 +167,10 @@ var layers = map[string]int{
 	"internal/inventory/dockerapi": 2, "internal/inventory/compose": 2,
 	// 3: analysis and compile
 	"internal/audit": 3, "internal/graph": 3, "internal/plan": 3, "internal/enforce": 3,
-	"internal/enforce/enforcetest": 3, "internal/report": 3,
+	"internal/enforce/enforcetest": 3, "internal/report": 3, "internal/verify": 3,
 	// 4: effects: the kernel, the host, the agent
 	"internal/nft": 4, "internal/nft/nflink": 4, "internal/conntrack": 4, "internal/firewall": 4,
-	"internal/probe": 4, "internal/bridgeport": 4, "internal/state": 4, "internal/agent": 4,
+	"internal/probe": 4, "internal/verifier": 4, "internal/bridgeport": 4, "internal/state": 4, "internal/agent": 4,
 	// 5: wiring
 	"internal/demo": 5, "internal/cli": 5, "cmd/zonewarden": 5,
 }

@@ -26,6 +26,8 @@ import (
 	"github.com/zonewarden/zonewarden/internal/probe"
 	"github.com/zonewarden/zonewarden/internal/reach"
 	"github.com/zonewarden/zonewarden/internal/report"
+	"github.com/zonewarden/zonewarden/internal/verifier"
+	"github.com/zonewarden/zonewarden/internal/verify"
 )
 
 func (a *app) demoCommand() *cobra.Command {
@@ -147,7 +149,7 @@ func (a *app) demoOffline(out io.Writer, snap *inventory.Snapshot, color bool) e
 	pl, _ := computePlan(p, snap)
 	after := plan.Simulate(snap, pl)
 	b, _ := policy.Bind(p, after)
-	if err := demoRadiusAfter(out, reach.Analyze(after, reach.Options{Narrow: policyNarrower(b)})); err != nil {
+	if err := demoRadiusAfter(out, reach.Analyze(after, reach.Options{Narrow: verify.Narrower(b)})); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "\nNot verified: 'zonewarden verify' sends real packets from inside the containers, and this\nrun only simulated the host. Run the demo where a Docker engine answers to see the\npolicy proved by packets before and after it is applied.")
@@ -199,7 +201,7 @@ func (a *app) demoSegment(ctx context.Context, out io.Writer, snap *inventory.Sn
 	}
 	fmt.Fprintf(out, "Loaded the firewall: table inet %s, %s, in one transaction.\n", demoTable, count(rs.Size(), "set element"))
 	header(out, color, "After segmenting it")
-	if err := demoRadiusAfter(out, reach.Analyze(after, reach.Options{Narrow: policyNarrower(b)})); err != nil {
+	if err := demoRadiusAfter(out, reach.Analyze(after, reach.Options{Narrow: verify.Narrower(b)})); err != nil {
 		return err
 	}
 	header(out, color, "Verify after: real packets against the policy")
@@ -211,9 +213,9 @@ func (a *app) demoSegment(ctx context.Context, out io.Writer, snap *inventory.Sn
 // (column), whether every probed port behaved as the policy says.
 func demoVerify(ctx context.Context, out io.Writer, snap *inventory.Snapshot, p *policy.Policy, label [2]string) error {
 	b, _ := policy.Bind(p, snap)
-	an := reach.Analyze(snap, reach.Options{Narrow: policyNarrower(b)})
+	an := reach.Analyze(snap, reach.Options{Narrow: verify.Narrower(b)})
 	start := time.Now()
-	results, err := runVerify(ctx, snap, an, b, verifyOptions{label: label, timeout: probe.DefaultTimeout})
+	results, err := verifier.Run(ctx, snap, an, b, verify.Options{Label: label, Timeout: probe.DefaultTimeout})
 	if err != nil {
 		fmt.Fprintf(out, "verify could not probe the demo host: %s\n", oneLine(err))
 		return nil
@@ -222,10 +224,10 @@ func demoVerify(ctx context.Context, out io.Writer, snap *inventory.Snapshot, p 
 	var names []string
 	type cell struct{ keys, bad int }
 	cells := map[[2]string]*cell{}
-	var bad []verifyResult
+	var bad []verify.Result
 	skipped := 0
 	for _, r := range results {
-		if r.skipped() {
+		if r.Skipped() {
 			skipped++
 			continue
 		}
@@ -239,7 +241,7 @@ func demoVerify(ctx context.Context, out io.Writer, snap *inventory.Snapshot, p 
 			cells[k] = &cell{}
 		}
 		cells[k].keys++
-		if !r.ok() {
+		if !r.OK() {
 			cells[k].bad++
 			bad = append(bad, r)
 		}
@@ -274,7 +276,7 @@ func demoVerify(ctx context.Context, out io.Writer, snap *inventory.Snapshot, p 
 	}
 	fmt.Fprintln(out)
 	// The dev container's mismatches first: they are the demo's story.
-	slices.SortStableFunc(bad, func(x, y verifyResult) int {
+	slices.SortStableFunc(bad, func(x, y verify.Result) int {
 		return cmp.Compare(boolRank(x.From != demo.DevContainer), boolRank(y.From != demo.DevContainer))
 	})
 	const show = 4
@@ -283,7 +285,7 @@ func demoVerify(ctx context.Context, out io.Writer, snap *inventory.Snapshot, p 
 			fmt.Fprintf(out, "  ... and %d more: 'zonewarden verify POLICY' lists them all.\n", len(bad)-show)
 			break
 		}
-		fmt.Fprintf(out, "  %s: the policy says %s, the packets found it %s\n", verifyKey(r), allowWord(r.Expected), r.Outcome)
+		fmt.Fprintf(out, "  %s: the policy says %s, the packets found it %s\n", r.Key(), report.AllowWord(r.Expected), r.Outcome)
 	}
 	if len(bad) == 0 {
 		fmt.Fprintln(out, "Every probe matched the policy: the zones hold.")

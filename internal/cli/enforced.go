@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/netip"
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/inventory"
@@ -11,6 +10,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 	"github.com/zonewarden/zonewarden/internal/state"
+	"github.com/zonewarden/zonewarden/internal/verify"
 )
 
 // analyze builds the reachability of a host. On a live host where
@@ -37,83 +37,5 @@ func (a *app) analyze(ctx context.Context, snap *inventory.Snapshot, ignoreFirew
 	b, _ := policy.Bind(p, snap)
 	fmt.Fprintf(a.stderr, "zonewarden: following the firewall installed from %s at %s (--ignore-firewall: as Docker alone would)\n",
 		applied.PolicyPath, applied.Time.Format("2006-01-02 15:04:05"))
-	return reach.Analyze(snap, reach.Options{Narrow: policyNarrower(b)})
-}
-
-// policyNarrower narrows edges to what the bound policy allows, the way
-// zonewarden's ruleset filters them: traffic of the host's namespace is
-// not filtered; between containers, the flows and default: allow zones of
-// their workloads; to the internet, the workload's egress; from outside,
-// the ports the workload may publish.
-func policyNarrower(b *policy.Binding) func(from, to string, ports reach.PortSet) reach.PortSet {
-	ix := inventory.NewIndex(b.Snapshot)
-	hostNS := func(name string) bool {
-		c := ix.Container(name)
-		return c != nil && c.UsesHostNetwork()
-	}
-	return func(from, to string, ports reach.PortSet) reach.PortSet {
-		switch {
-		case from == reach.Host || hostNS(from):
-			return ports // the host's namespace is not filtered
-		case to == reach.Host || hostNS(to):
-			if from == reach.Outside || b.ReachesHost(from) {
-				return ports
-			}
-			return reach.PortSet{}
-		}
-		mf, mt := b.Member(from), b.Member(to)
-		for _, m := range []*policy.Member{mf, mt} {
-			switch {
-			case m == nil:
-			case len(m.Matches) > 1:
-				return reach.PortSet{} // conflicted: not admitted
-			case b.LeftToDocker(m):
-				return ports // left to Docker
-			case len(m.Matches) == 0:
-				return reach.PortSet{}
-			}
-		}
-		switch {
-		case from == reach.Outside && mt != nil:
-			var allowed reach.PortSet
-			for _, pb := range ix.PublishedPorts(mt.Container) {
-				if b.PublishAllowed(to, pb) {
-					allowed = allowed.Add(reach.Port{Proto: pb.ContainerPort.Protocol, Number: pb.ContainerPort.Number})
-				}
-			}
-			return ports.Intersect(allowed)
-		case to == reach.Internet && mf != nil:
-			w := mf.Workload
-			if len(w.Egress) == 0 {
-				if d := b.Model.Eval(policy.WorkloadRef(w.Name), policy.Ref{Kind: policy.RefAddress, Addr: publicAddr}, reach.Port{}); !d.Allow {
-					return reach.PortSet{}
-				}
-				return ports
-			}
-			var allowed reach.PortSet
-			for _, e := range w.Egress {
-				allowed = allowed.Union(portSet(e.Ports))
-			}
-			return ports.Intersect(allowed)
-		case mf != nil && mt != nil:
-			return ports.Intersect(portSet(b.Model.AllowedPorts(policy.WorkloadRef(mf.Workload.Name), policy.WorkloadRef(mt.Workload.Name))))
-		}
-		return ports
-	}
-}
-
-// publicAddr stands for "somewhere on the internet" when asking whether a
-// workload with no egress list may leave the host.
-var publicAddr = netip.MustParseAddr("192.0.2.1")
-
-// portSet converts a policy's port list.
-func portSet(l policy.PortList) reach.PortSet {
-	var s reach.PortSet
-	for _, r := range l {
-		if r.Proto == policy.ProtoAll {
-			return reach.AllPorts()
-		}
-		s = s.AddRange(reach.Range{Proto: r.Proto, First: r.First, Last: r.Last})
-	}
-	return s
+	return reach.Analyze(snap, reach.Options{Narrow: verify.Narrower(b)})
 }

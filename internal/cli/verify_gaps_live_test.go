@@ -27,6 +27,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/probe"
 	"github.com/zonewarden/zonewarden/internal/testenv"
+	"github.com/zonewarden/zonewarden/internal/verify"
 )
 
 // liveHost is a small host of the run, for verify to probe.
@@ -103,10 +104,10 @@ func (h *liveHost) enforce(t *testing.T, p *policy.Policy) {
 }
 
 // verifyJSON runs verify with args and --format json.
-func verifyJSON(t *testing.T, args ...string) (int, []verifyResult, string) {
+func verifyJSON(t *testing.T, args ...string) (int, []verify.Result, string) {
 	t.Helper()
 	code, out, stderr := run(t, append(append([]string{"verify"}, args...), "--format", "json")...)
-	var doc struct{ Results []verifyResult }
+	var doc struct{ Results []verify.Result }
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("verify %v: exit %d, not JSON: %v\n%s%s", args, code, err, out, stderr)
 	}
@@ -114,7 +115,7 @@ func verifyJSON(t *testing.T, args ...string) (int, []verifyResult, string) {
 }
 
 // find returns the result of a key, failing t when there is none.
-func find(t *testing.T, results []verifyResult, from, to, port string) verifyResult {
+func find(t *testing.T, results []verify.Result, from, to, port string) verify.Result {
 	t.Helper()
 	for _, r := range results {
 		if r.From == from && r.To == to && r.Port == port {
@@ -122,7 +123,7 @@ func find(t *testing.T, results []verifyResult, from, to, port string) verifyRes
 		}
 	}
 	t.Fatalf("no result for %s -> %s:%s", from, to, port)
-	return verifyResult{}
+	return verify.Result{}
 }
 
 // TestVerifyICMPAndByName verifies a policy with an icmp flow between
@@ -168,7 +169,7 @@ unmanaged: warn
 	}
 
 	code, res, out := verifyJSON(t, file, h.label, "--by-name")
-	if got := find(t, res, api, pg, "icmp"); code != 1 || got.ok() || got.Outcome != "open" || got.Expected {
+	if got := find(t, res, api, pg, "icmp"); code != 1 || got.OK() || got.Outcome != "open" || got.Expected {
 		t.Errorf("without the firewall, the denied ping api -> pg should go through and fail verify: exit %d, %+v\n%s", code, got, out)
 	}
 
@@ -243,11 +244,11 @@ func TestVerifyServiceDown(t *testing.T) {
 		t.Errorf("verify with a service down: exit %d, want 0 (nothing is blocked that should pass)\n%s", code, out)
 	}
 	down := find(t, res, a, b, "80/tcp")
-	if down.Outcome != "closed" || !down.Observed || !down.Expected || down.Listener != "service" || !down.ok() {
+	if down.Outcome != "closed" || !down.Observed || !down.Expected || down.Listener != "service" || !down.OK() {
 		t.Errorf("a -> b:80/tcp with nothing listening on b's address: %+v, want closed (reached), not blocked", down)
 	}
 	stopped := find(t, res, "*", gone, "")
-	if stopped.Outcome != "stopped" || !stopped.skipped() || !strings.Contains(stopped.Cause, "exited") {
+	if stopped.Outcome != "stopped" || !stopped.Skipped() || !strings.Contains(stopped.Cause, "exited") {
 		t.Errorf("stopped container: %+v", stopped)
 	}
 	for _, r := range res {
@@ -307,33 +308,11 @@ unmanaged: warn
 	}
 	code, res, raw := verifyJSON(t, file, h.label)
 	for _, r := range res {
-		if !r.ok() {
+		if !r.OK() {
 			t.Errorf("%s -> %s:%s: a mismatch (%s); the firewall should keep the stray membership contained", r.From, r.To, r.Port, r.Cause)
 		}
 	}
 	if code != 1 || !strings.Contains(raw, `"forbidden_memberships": 1`) {
 		t.Errorf("verify --format json: exit %d, want 1 with the membership counted\n%s", code, raw)
-	}
-}
-
-// TestOutcomeOf: the best status of a key's probes decides its outcome.
-func TestOutcomeOf(t *testing.T) {
-	for _, tt := range []struct {
-		in   []probe.Status
-		want string
-	}{
-		{nil, "error"},
-		{[]probe.Status{probe.Failed}, "error"},
-		{[]probe.Status{probe.Filtered, probe.Open}, "open"},
-		{[]probe.Status{probe.Filtered, probe.Refused}, "closed"},
-		{[]probe.Status{probe.Unreachable, probe.Filtered}, "blocked"},
-		{[]probe.Status{probe.Failed, probe.Unreachable}, "unreachable"},
-		{[]probe.Status{probe.Skipped, probe.Skipped}, "off-host"},
-		{[]probe.Status{probe.Skipped, probe.Filtered}, "blocked"},
-		{[]probe.Status{probe.Failed, probe.Skipped}, "off-host"},
-	} {
-		if got := outcomeOf(tt.in); got != tt.want {
-			t.Errorf("outcomeOf(%v) = %s, want %s", tt.in, got, tt.want)
-		}
 	}
 }

@@ -1,0 +1,60 @@
+package verify
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
+	"github.com/zonewarden/zonewarden/internal/policy"
+	"github.com/zonewarden/zonewarden/internal/reach"
+)
+
+// TestNarrowerAgreesWithDecide: between every two containers of the
+// enforce tests' host, on every port the policy names and some it does
+// not, the narrower keeps a port exactly when Binding.Decide allows it,
+// under unmanaged warn and deny and with the tiers default: allow, and
+// with the container no workload selects on the default: allow tier
+// (left to Docker, except with the members of a default: deny zone).
+func TestNarrowerAgreesWithDecide(t *testing.T) {
+	ports := []reach.Port{{Proto: "tcp", Number: 8080}, {Proto: "tcp", Number: 443}, {Proto: "tcp", Number: 5432},
+		{Proto: "tcp", Number: 6379}, {Proto: "udp", Number: 9050}, {Proto: "tcp", Number: 22}, {Proto: "icmp"}}
+	for i, doc := range []string{
+		enforcetest.Policy,
+		strings.Replace(enforcetest.Policy, "unmanaged: warn", "unmanaged: deny", 1),
+		strings.ReplaceAll(enforcetest.Policy, "{default: deny}", "{}"),
+		enforcetest.Policy,
+	} {
+		p, err := policy.Parse("zones.yaml", []byte(doc), policy.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap := enforcetest.Host()
+		if i == 3 {
+			stray := &snap.Containers[len(snap.Containers)-1]
+			stray.Endpoints[0].Network = "database-tier"
+			stray.Endpoints[0].IPv4 = netip.MustParseAddr("10.20.3.16")
+		}
+		b, _ := policy.Bind(p, snap)
+		narrow := Narrower(b)
+		checked := 0
+		for _, a := range snap.Containers {
+			for _, c := range snap.Containers {
+				if a.Name == c.Name {
+					continue
+				}
+				for _, pt := range ports {
+					kept := !narrow(a.Name, c.Name, reach.PortSet{}.Add(pt)).Empty()
+					d := b.Decide(a.Name, c.Name, pt)
+					if kept != d.Allow {
+						t.Errorf("%s -> %s %s: the narrower keeps it: %v; Decide: %v (%s)", a.Name, c.Name, pt, kept, d.Allow, d.Reason)
+					}
+					checked++
+				}
+			}
+		}
+		if checked < 200 {
+			t.Errorf("only %d decisions checked", checked)
+		}
+	}
+}

@@ -1,0 +1,254 @@
+// Package verify is what zonewarden expects of real packets and how it
+// judges them: the enforced model (Narrower: the host as the policy's
+// firewall leaves it), the ports probed on each destination, the result
+// of each key with its outcome, and the likely cause of a mismatch. It is
+// pure; verifier.Run sends the packets, report renders the results.
+package verify
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/policy"
+	"github.com/zonewarden/zonewarden/internal/reach"
+)
+
+// Result is one probed key: a source, a destination and a port
+// (or icmp).
+type Result struct {
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Port     string `json:"port"`
+	Expected bool   `json:"expected"`
+	// Observed is true when a probe reached the destination: it answered
+	// (open), or refused because nothing listens there (closed).
+	Observed bool `json:"observed"`
+	// Outcome is what the probes saw, the best of them: open, closed
+	// (the destination answered that nothing listens: reached, but no
+	// service, and verify could not listen there itself), blocked (no
+	// answer: dropped), unreachable (no route), stopped (the container
+	// does not run: nothing was probed), off-host (every probe would have
+	// left this machine, so none was sent: an address on an isolated
+	// gateway-mode network, say) or error (no probe could be made).
+	Outcome string   `json:"outcome"`
+	Via     []string `json:"via,omitempty"`
+	// Listener says who answered: "service" (something already listened),
+	// "zonewarden" (a temporary listener of verify) or "kernel" (an ICMP
+	// echo).
+	Listener string   `json:"listener,omitempty"`
+	Probes   []string `json:"probes"`
+	// ByName is the outcome of the probes that went to the destination's
+	// name, resolved through Docker's DNS inside the source (--by-name):
+	// as Outcome, or "unresolved"; Resolved is what the name resolved to.
+	ByName   string   `json:"by_name,omitempty"`
+	Resolved []string `json:"resolved,omitempty"`
+	Cause    string   `json:"cause,omitempty"`
+}
+
+// Outcomes of a key.
+const (
+	OutcomeOpen        = "open"
+	OutcomeClosed      = "closed"
+	OutcomeBlocked     = "blocked"
+	OutcomeUnreachable = "unreachable"
+	OutcomeStopped     = "stopped"
+	OutcomeOffHost     = "off-host"
+	OutcomeError       = "error"
+	OutcomeUnresolved  = "unresolved"
+)
+
+// Skipped reports whether nothing could be probed for the key (a stopped
+// container, or an address whose packets would leave the machine):
+// neither a pass nor a mismatch.
+func (r Result) Skipped() bool {
+	return r.Outcome == OutcomeStopped || r.Outcome == OutcomeOffHost
+}
+
+func (r Result) OK() bool {
+	switch {
+	case r.Skipped():
+		return true
+	case r.Outcome == OutcomeError:
+		return false
+	case r.Expected != r.Observed:
+		return false
+	}
+	// By name, an allowed peer on a shared network must be found and
+	// reached too: Docker's DNS is part of the path.
+	return r.ByName == "" || !r.Expected || !r.overNetwork() || r.ByName == OutcomeOpen || r.ByName == OutcomeClosed
+}
+
+// overNetwork reports whether the model's path is a shared network (where
+// Docker's DNS answers the destination's name).
+func (r Result) overNetwork() bool {
+	return slices.ContainsFunc(r.Via, func(v string) bool { return reach.ParseReason(v).Kind == reach.KindNetwork })
+}
+
+// Options are the settings of one verify run.
+type Options struct {
+	Label   [2]string // probe only containers with this label (key, value)
+	Sample  int       // at most this many pairs (0: all)
+	Timeout time.Duration
+	ByName  bool // also probe destinations by name
+	ICMP    bool // ping every pair
+}
+
+// ICMPPort is the key of an ICMP echo probe.
+var ICMPPort = reach.Port{Proto: policy.ProtoICMP}
+
+// Ports are the ports probed on a destination: its exposed and
+// published container ports, the policy's flow and test ports to it, and
+// 80/tcp (at most 8), and icmp where a flow or test of the policy names it
+// (or always, with icmp).
+func Ports(c *inventory.Container, ix *inventory.Index, b *policy.Binding, icmp bool) []reach.Port {
+	var out []reach.Port
+	add := func(proto string, n uint16) {
+		pt := reach.Port{Proto: proto, Number: n}
+		switch {
+		case slices.Contains(out, pt):
+		case proto == policy.ProtoICMP:
+			icmp = true
+		case (proto == "tcp" || proto == "udp") && n != 0 && len(out) < 8:
+			out = append(out, pt)
+		}
+	}
+	for _, e := range c.ExposedPorts {
+		add(e.Protocol, e.Number)
+	}
+	for _, pb := range ix.PublishedPorts(c) {
+		add(pb.ContainerPort.Protocol, pb.ContainerPort.Number)
+	}
+	if b != nil {
+		if m := b.Member(c.Name); m != nil && m.Workload != nil {
+			p := b.Model.Policy()
+			targets := func(ref policy.Ref) bool {
+				return slices.ContainsFunc(b.Model.Members(ref), func(w *policy.Workload) bool { return w.Name == m.Workload.Name })
+			}
+			for _, f := range p.Flows {
+				if targets(f.To) {
+					for _, r := range f.Ports {
+						add(r.Proto, r.First)
+					}
+				}
+			}
+			for _, t := range p.Tests {
+				if t.To.Kind != policy.RefAddress && targets(t.To) {
+					add(t.Port.Proto, t.Port.Number)
+				}
+			}
+		}
+	}
+	add("tcp", 80)
+	if icmp {
+		out = append(out, ICMPPort)
+	}
+	return out
+}
+
+// Cause names the likely cause of a mismatch; b, when not nil, is
+// the policy bound to the host.
+func Cause(r Result, b *policy.Binding) string {
+	key := r.From + " " + r.To + " " + r.Port
+	switch {
+	case r.OK():
+		return ""
+	case r.Outcome == OutcomeError:
+		return "no probe could be made (see the probes): did a container stop while verify ran?"
+	case r.Outcome == OutcomeOffHost:
+		return "not probed: this host does not route " + r.To + "'s addresses to its own bridges or namespaces (an isolated gateway mode, or a macvlan over a physical device), so a test packet would leave the machine"
+	case r.Expected && !r.Observed && r.Outcome == OutcomeUnreachable:
+		return "expected to pass but there is no route to " + r.To + ": are both containers on the network the flow needs ('zonewarden reach --eval " + key + "')?"
+	case r.Expected && !r.Observed:
+		return "expected to pass but dropped: a firewall rule (zonewarden's, or Docker's isolation) stops it; check the flow with 'zonewarden reach --eval " + key + "'"
+	case r.Expected:
+		if r.ByName == OutcomeUnresolved {
+			return "reached by address, but " + r.To + " is not found by name from " + r.From + ": Docker's DNS (127.0.0.11) in " + r.From + " does not answer it — do they share a user-defined network?"
+		}
+		return "reached by address, but not by name (" + r.ByName + "): the name resolves to " + strings.Join(r.Resolved, ", ") + " — is another container answering to that name?"
+	}
+	got := "open"
+	if r.Outcome == OutcomeClosed {
+		got = "reachable (" + r.To + " refused: nothing listens, but the packet got there)"
+	}
+	if b != nil {
+		for _, n := range sharedNetworks(b, r.From, r.To) {
+			for _, c := range []string{r.From, r.To} {
+				if stray := stray(b, c, n); stray != "" {
+					return "expected to be denied but " + got + " over network " + n + ": " + stray
+				}
+			}
+		}
+	}
+	for _, v := range r.Via {
+		if reach.ParseReason(v).Kind == reach.KindNetwork {
+			return "expected to be denied but " + got + " over " + v + ": is a container on a network its workload may not join, or is the firewall missing ('zonewarden status')?"
+		}
+	}
+	return "expected to be denied but " + got + ": no rule stops it — is zonewarden's firewall installed ('zonewarden status')?"
+}
+
+// sharedNetworks returns the networks containers x and y are both on.
+func sharedNetworks(b *policy.Binding, x, y string) []string {
+	mx, my := b.Member(x), b.Member(y)
+	if mx == nil || my == nil {
+		return nil
+	}
+	var out []string
+	for _, e := range mx.Container.Endpoints {
+		if slices.ContainsFunc(my.Container.Endpoints, func(f inventory.Endpoint) bool { return f.Network == e.Network }) {
+			out = append(out, e.Network)
+		}
+	}
+	return out
+}
+
+// stray explains, when container c is on zone network n that
+// its workload may not join, that membership; else it returns "".
+func stray(b *policy.Binding, c, n string) string {
+	m := b.Member(c)
+	if m == nil || !slices.Contains(m.Attached, n) || slices.Contains(m.Zones, n) {
+		return ""
+	}
+	if m.Workload == nil {
+		return c + " is on zone network " + n + " but no workload of the policy selects it: disconnect it ('docker network disconnect " + n + " " + c + "') or give it a workload"
+	}
+	zones := "none"
+	if len(m.Zones) > 0 {
+		zones = strings.Join(m.Zones, ", ")
+	}
+	return c + " is on network " + n + ", which its workload " + m.Workload.Name + " may not join (its zones: " + zones + "): disconnect it ('docker network disconnect " + n + " " + c + "'), or add " + n + " to the workload's zones if it belongs there"
+}
+
+// Strays explains each membership the policy forbids (nil
+// without a policy). Each is a failure of verify even where the firewall
+// keeps the container out: the host is not as the policy says.
+func Strays(b *policy.Binding) []string {
+	if b == nil {
+		return nil
+	}
+	var out []string
+	for _, s := range b.Strays() {
+		out = append(out, stray(b, s.Member.Container.Name, s.Network))
+	}
+	return out
+}
+
+// Best sums up the outcomes of the probes of one key: open if any was,
+// else closed if the destination refused, else blocked if one was
+// dropped, else unreachable; off-host when every probe would have left
+// the machine (none was sent); error when no probe could be made.
+func Best(outcomes []string) string {
+	best := OutcomeError
+	rank := map[string]int{OutcomeError: 0, OutcomeOffHost: 1, OutcomeUnreachable: 2, OutcomeBlocked: 3, OutcomeClosed: 4, OutcomeOpen: 5}
+	for _, o := range outcomes {
+		if rank[o] > rank[best] {
+			best = o
+		}
+	}
+	return best
+}
+
+// Key renders the result's key as "web -> db:5432/tcp" or "web -> db:icmp".
+func (r Result) Key() string { return r.From + " -> " + r.To + ":" + r.Port }
