@@ -161,7 +161,7 @@ type builder struct {
 	list   []*entity
 	byPeer map[string]*entity   // reach peer name -> entity
 	ports  map[[2]int32]*entity // {reason, target} -> port entity
-	vias   map[string]parsedVia
+	vias   map[reach.Reason]parsedVia
 	// lastFrom caches the source of the last edge: edges come grouped
 	// by source.
 	lastFrom     *entity
@@ -187,7 +187,7 @@ func newBuilder(snap *inventory.Snapshot, opts Options) *builder {
 		ents:     map[string]*entity{},
 		byPeer:   map[string]*entity{},
 		ports:    map[[2]int32]*entity{},
-		vias:     map[string]parsedVia{},
+		vias:     map[reach.Reason]parsedVia{},
 		strs:     map[string]int32{},
 		clusters: map[string]*cluster{},
 		raw:      map[rawTarget]int{},
@@ -409,12 +409,12 @@ type parsedVia struct {
 
 // via reads a reason of reach's (they are few: one per network and
 // published address, and the constants).
-func (b *builder) via(s string) parsedVia {
-	if v, ok := b.vias[s]; ok {
+func (b *builder) via(r reach.Reason) parsedVia {
+	if v, ok := b.vias[r]; ok {
 		return v
 	}
-	v := parsedVia{kind: KindOther, reason: b.intern(""), label: b.intern(""), id: b.intern(s)}
-	switch r := reach.ParseReason(s); r.Kind {
+	v := parsedVia{kind: KindOther, reason: b.intern(""), label: b.intern(""), id: b.intern(r.String())}
+	switch r.Kind {
 	case reach.KindNetwork:
 		v.kind, v.reason = KindNetwork, b.intern(r.Network)
 	case reach.KindPublished:
@@ -430,7 +430,7 @@ func (b *builder) via(s string) parsedVia {
 	default:
 		v.label = v.id
 	}
-	b.vias[s] = v
+	b.vias[r] = v
 	return v
 }
 

@@ -60,7 +60,7 @@ type Edge struct {
 	From  string
 	To    string
 	Ports PortSet
-	Via   []string // sorted reasons
+	Via   []Reason // sorted reasons
 }
 
 // Analysis answers who reaches whom on one host snapshot. Build it with
@@ -78,17 +78,17 @@ type Analysis struct {
 	nets      [][]int // owner -> indices of its networks (container drivers only)
 	netNames  []string
 	netICC    []bool
-	netVia    [][]string // network -> {"network:<name>"}
+	netVia    [][]Reason // network -> {"network:<name>"}
 	attached  [][]int    // network -> containers on it, followers included
 	routed    []bool     // owner has a route to the host's published ports
-	gwVia     [][]string // owner -> {"gateway:<net>", ...} of its bridge networks
+	gwVia     [][]Reason // owner -> {"gateway:<net>", ...} of its bridge networks
 	hostNet   []bool     // owner runs in the host's namespace
 	// hostMembers are the containers in the host's namespace; networked
 	// those with any network stack (not --network none).
 	hostMembers, networked []int
 	publishers             []int      // owners with bindings reachable from other hosts or containers
 	pubPorts               []PortSet  // owner -> container ports of those bindings
-	pubVia                 [][]string // owner -> {"published:<hostip>:<port>", ...}
+	pubVia                 [][]Reason // owner -> {"published:<hostip>:<port>", ...}
 	data                   []string   // data service kind, "" if none
 	// hostSees is false for an owner that the host's namespace cannot
 	// reach: only on isolated gateway-mode or macvlan/ipvlan networks.
@@ -97,9 +97,9 @@ type Analysis struct {
 	// owner on all ports (nat-unprotected networks; macvlan segments),
 	// and outsidePorts/outsidePortVia the published ports it reaches
 	// otherwise than through a host address (loopback before Docker 28).
-	direct, segment []([]string)
+	direct, segment []([]Reason)
 	outsidePorts    []PortSet
-	outsidePortVia  [][]string
+	outsidePortVia  [][]Reason
 	// routedPub: an owner whose bridge networks are all routed publishes
 	// its container ports on its own address (pubPorts, pubVia routed:).
 	routedPub []bool
@@ -117,7 +117,7 @@ type Analysis struct {
 	routed6     []bool
 	publishers6 []int
 	pub6Ports   []PortSet
-	pub6Via     [][]string
+	pub6Via     [][]Reason
 }
 
 // Options tune the analysis. The zero value models Docker as it behaves.
@@ -129,8 +129,8 @@ type Options struct {
 }
 
 var (
-	viaHostNetwork = []string{ViaHostNetwork}
-	viaEgress      = []string{ViaEgress}
+	viaHostNetwork = []Reason{{Kind: KindHostNetwork}}
+	viaEgress      = []Reason{{Kind: KindEgress}}
 )
 
 // Analyze prepares the reachability of every peer of the snapshot. Its
@@ -161,31 +161,31 @@ func Analyze(snap *inventory.Snapshot, opts Options) *Analysis {
 		netIndex[nw.Name] = i
 		a.netNames = append(a.netNames, nw.Name)
 		a.netICC = append(a.netICC, nw.ICC)
-		a.netVia = append(a.netVia, []string{ViaNetwork + nw.Name})
+		a.netVia = append(a.netVia, []Reason{onNetwork(KindNetwork, nw.Name)})
 	}
 	a.v6net = -1
 	if d := snap.Daemon.IP6Tables; d != nil && !*d {
 		a.v6net = len(a.netNames)
 		a.netNames = append(a.netNames, ViaIPv6Unfiltered)
 		a.netICC = append(a.netICC, true)
-		a.netVia = append(a.netVia, []string{ViaIPv6Unfiltered})
+		a.netVia = append(a.netVia, []Reason{{Kind: KindIPv6Unfiltered}})
 	}
 	a.routed6 = make([]bool, n)
 	a.pub6Ports = make([]PortSet, n)
-	a.pub6Via = make([][]string, n)
+	a.pub6Via = make([][]Reason, n)
 	a.attached = make([][]int, len(a.netNames))
 	a.nets = make([][]int, n)
-	a.gwVia = make([][]string, n)
+	a.gwVia = make([][]Reason, n)
 	a.routed = make([]bool, n)
 	a.hostNet = make([]bool, n)
 	a.pubPorts = make([]PortSet, n)
-	a.pubVia = make([][]string, n)
+	a.pubVia = make([][]Reason, n)
 	a.data = make([]string, n)
 	a.hostSees = make([]bool, n)
-	a.direct = make([][]string, n)
-	a.segment = make([][]string, n)
+	a.direct = make([][]Reason, n)
+	a.segment = make([][]Reason, n)
 	a.outsidePorts = make([]PortSet, n)
-	a.outsidePortVia = make([][]string, n)
+	a.outsidePortVia = make([][]Reason, n)
 	a.routedPub = make([]bool, n)
 	d := &snap.Daemon
 	a.dnatIsolated = d.IsolatesDNAT()
@@ -241,7 +241,7 @@ func Analyze(snap *inventory.Snapshot, opts Options) *Analysis {
 				if isolated(nw) {
 					hidden++ // no address on the bridge: no gateway
 				} else {
-					a.gwVia[i] = append(a.gwVia[i], ViaGateway+nw.Name)
+					a.gwVia[i] = append(a.gwVia[i], onNetwork(KindGateway, nw.Name))
 				}
 				if !nw.Internal {
 					a.routed[i] = true
@@ -251,13 +251,13 @@ func Analyze(snap *inventory.Snapshot, opts Options) *Analysis {
 				}
 				switch nw.GatewayMode(false) {
 				case inventory.GatewayNATUnprotected:
-					a.direct[i] = append(a.direct[i], ViaDirect+nw.Name)
+					a.direct[i] = append(a.direct[i], onNetwork(KindDirect, nw.Name))
 				case inventory.GatewayRouted:
 					routedNets++
 				}
 			case "macvlan", "ipvlan":
 				hidden++
-				a.segment[i] = append(a.segment[i], ViaSegment+nw.Name)
+				a.segment[i] = append(a.segment[i], onNetwork(KindSegment, nw.Name))
 			}
 		}
 		a.hostSees[i] = seen == 0 || hidden < seen
@@ -268,7 +268,7 @@ func Analyze(snap *inventory.Snapshot, opts Options) *Analysis {
 			a.routed6[i] = !a.routed[i]
 		}
 		slices.Sort(a.nets[i])
-		slices.Sort(a.gwVia[i])
+		slices.SortFunc(a.gwVia[i], Reason.Compare)
 		for _, b := range ix.PublishedPorts(c) {
 			if !b.HostIP.IsValid() && hostBinding.IsValid() {
 				b.HostIP = hostBinding // the network's default address
@@ -278,16 +278,16 @@ func Analyze(snap *inventory.Snapshot, opts Options) *Analysis {
 				// Reachable from the host only, but for Docker < 28.
 				if loopbackLAN && b.HostIP.Is4() && !a.routedPub[i] {
 					a.outsidePorts[i] = a.outsidePorts[i].Add(port)
-					a.outsidePortVia[i] = appendNew(a.outsidePortVia[i], ViaLoopbackLAN+b.HostAddress())
+					a.outsidePortVia[i] = appendNew(a.outsidePortVia[i], viaBinding(KindLoopbackLAN, b.HostAddress()))
 				}
 				continue
 			}
-			via := ViaPublished + b.HostAddress()
+			via := viaBinding(KindPublished, b.HostAddress())
 			if a.routedPub[i] {
 				// No host port: the container port on its own address.
 				for _, ni := range a.nets[i] {
 					if ni < len(snap.Networks) && snap.Networks[ni].Driver == "bridge" {
-						via = ViaRouted + snap.Networks[ni].Name
+						via = onNetwork(KindRouted, snap.Networks[ni].Name)
 						break
 					}
 				}
@@ -306,12 +306,12 @@ func Analyze(snap *inventory.Snapshot, opts Options) *Analysis {
 			}
 		}
 		if len(a.pubVia[i]) > 0 {
-			slices.Sort(a.pubVia[i])
+			slices.SortFunc(a.pubVia[i], Reason.Compare)
 			a.pubVia[i] = slices.Clip(a.pubVia[i])
 			a.publishers = append(a.publishers, i)
 		}
 		if len(a.pub6Via[i]) > 0 {
-			slices.Sort(a.pub6Via[i])
+			slices.SortFunc(a.pub6Via[i], Reason.Compare)
 			a.pub6Via[i] = slices.Clip(a.pub6Via[i])
 			a.publishers6 = append(a.publishers6, i)
 		}
@@ -330,8 +330,8 @@ func isolated(nw *inventory.Network) bool {
 }
 
 // appendNew appends v to a sorted list unless it holds it.
-func appendNew(list []string, v string) []string {
-	if i, found := slices.BinarySearch(list, v); !found {
+func appendNew(list []Reason, v Reason) []Reason {
+	if i, found := slices.BinarySearchFunc(list, v, Reason.Compare); !found {
 		return slices.Insert(list, i, v)
 	}
 	return list
@@ -427,7 +427,7 @@ func (a *Analysis) CheckPeer(name string) error {
 // merging two makes a new one.
 type edgeSet struct {
 	ports []PortSet
-	via   [][]string
+	via   [][]Reason
 	seen  []bool
 	order []int
 	// host and inet are the pseudo-peer targets.
@@ -436,11 +436,11 @@ type edgeSet struct {
 
 type pseudoEdge struct {
 	ports PortSet
-	via   []string
+	via   []Reason
 }
 
 func newEdgeSet(n int) *edgeSet {
-	return &edgeSet{ports: make([]PortSet, n), via: make([][]string, n), seen: make([]bool, n)}
+	return &edgeSet{ports: make([]PortSet, n), via: make([][]Reason, n), seen: make([]bool, n)}
 }
 
 func (s *edgeSet) reset() {
@@ -451,7 +451,7 @@ func (s *edgeSet) reset() {
 	s.host, s.inet = pseudoEdge{}, pseudoEdge{}
 }
 
-func (s *edgeSet) add(t int, ports PortSet, via []string) {
+func (s *edgeSet) add(t int, ports PortSet, via []Reason) {
 	if !s.seen[t] {
 		s.seen[t] = true
 		s.order = append(s.order, t)
@@ -462,17 +462,17 @@ func (s *edgeSet) add(t int, ports PortSet, via []string) {
 	s.via[t] = mergeVia(s.via[t], via)
 }
 
-func (e *pseudoEdge) add(ports PortSet, via []string) {
+func (e *pseudoEdge) add(ports PortSet, via []Reason) {
 	e.ports = e.ports.Union(ports)
 	e.via = mergeVia(e.via, via)
 }
 
 // mergeVia returns the sorted union of two sorted reason lists, sharing
 // neither unless one holds the other.
-func mergeVia(x, y []string) []string {
+func mergeVia(x, y []Reason) []Reason {
 	missing := false
 	for _, v := range y {
-		if _, found := slices.BinarySearch(x, v); !found {
+		if _, found := slices.BinarySearchFunc(x, v, Reason.Compare); !found {
 			missing = true
 			break
 		}
@@ -480,14 +480,14 @@ func mergeVia(x, y []string) []string {
 	if !missing {
 		return x
 	}
-	out := make([]string, 0, len(x)+len(y))
+	out := make([]Reason, 0, len(x)+len(y))
 	out = append(out, x...)
 	for _, v := range y {
 		if !slices.Contains(x, v) {
 			out = append(out, v)
 		}
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, Reason.Compare)
 	return slices.Compact(out)
 }
 
@@ -495,7 +495,7 @@ func mergeVia(x, y []string) []string {
 func (a *Analysis) fromContainer(i int, s *edgeSet) {
 	o := a.owner[i]
 	if len(a.followers[o]) > 1 {
-		via := []string{ViaNamespace + a.cs[o].Name}
+		via := []Reason{{Kind: KindNamespace, Container: a.cs[o].Name}}
 		for _, f := range a.followers[o] {
 			if f != i {
 				s.add(f, AllPorts(), via)
@@ -590,7 +590,7 @@ func (a *Analysis) fromPseudo(name string, s *edgeSet) {
 		if a.owner[o] != o {
 			continue
 		}
-		for _, via := range [][]string{a.direct[o], a.segment[o]} {
+		for _, via := range [][]Reason{a.direct[o], a.segment[o]} {
 			if len(via) > 0 {
 				for _, t := range a.followers[o] {
 					s.add(t, AllPorts(), via)

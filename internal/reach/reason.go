@@ -1,6 +1,9 @@
 package reach
 
-import "strings"
+import (
+	"cmp"
+	"strings"
+)
 
 // Reason is one reason of an edge (an entry of Edge.Via), read: what kind
 // of path it names and what the path goes through. Consumers ask a Reason
@@ -57,7 +60,8 @@ func ParseReason(s string) Reason {
 	return Reason{}
 }
 
-// String renders the reason as Edge.Via holds it.
+// String renders the reason as text: "network:app", "published:0.0.0.0:8080",
+// "egress" (the forms of the Via constants).
 func (r Reason) String() string {
 	switch r.Kind {
 	case KindHostNetwork, KindEgress, KindIPv6Unfiltered, "":
@@ -65,3 +69,33 @@ func (r Reason) String() string {
 	}
 	return r.Kind + ":" + r.Network + r.Binding + r.Container
 }
+
+// MarshalText renders the reason as String does (JSON output keeps the
+// text form).
+func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText reads a reason's text form.
+func (r *Reason) UnmarshalText(b []byte) error {
+	*r = ParseReason(string(b))
+	return nil
+}
+
+// Compare orders reasons as their text forms sort (no kind is a prefix of
+// another).
+func (r Reason) Compare(o Reason) int {
+	return cmp.Or(strings.Compare(r.Kind, o.Kind), strings.Compare(r.Network, o.Network),
+		strings.Compare(r.Binding, o.Binding), strings.Compare(r.Container, o.Container))
+}
+
+// Reasons renders reasons as text.
+func Reasons(rs []Reason) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.String()
+	}
+	return out
+}
+
+// Reason constructors, one per kind with an argument.
+func onNetwork(kind, network string) Reason  { return Reason{Kind: kind, Network: network} }
+func viaBinding(kind, binding string) Reason { return Reason{Kind: kind, Binding: binding} }

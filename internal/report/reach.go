@@ -37,10 +37,10 @@ func NewEdgeWriter(w io.Writer, format string) (EdgeWriter, error) {
 
 // DescribeVia renders the reasons of an edge for people:
 // "network application-tier, published 0.0.0.0:18443".
-func DescribeVia(via []string) string {
+func DescribeVia(via []reach.Reason) string {
 	out := make([]string, len(via))
 	for i, v := range via {
-		out[i] = strings.Replace(v, ":", " ", 1)
+		out[i] = strings.Replace(v.String(), ":", " ", 1)
 	}
 	return strings.Join(out, ", ")
 }
@@ -72,10 +72,10 @@ type edgeJSON struct {
 }
 
 type jsonEdge struct {
-	From  string   `json:"from"`
-	To    string   `json:"to"`
-	Ports []string `json:"ports"`
-	Via   []string `json:"via"`
+	From  string         `json:"from"`
+	To    string         `json:"to"`
+	Ports []string       `json:"ports"`
+	Via   []reach.Reason `json:"via"`
 }
 
 func (e *edgeJSON) Write(x reach.Edge) error {
@@ -112,7 +112,7 @@ type edgeCSV struct {
 }
 
 func (e *edgeCSV) Write(x reach.Edge) error {
-	return e.w.Write([]string{x.From, x.To, strings.Join(x.Ports.Strings(), " "), strings.Join(x.Via, " ")})
+	return e.w.Write([]string{x.From, x.To, strings.Join(x.Ports.Strings(), " "), strings.Join(reach.Reasons(x.Via), " ")})
 }
 
 func (e *edgeCSV) Close() error {

@@ -123,7 +123,7 @@ func Compare(m *Matrix, model Model) []Mismatch {
 		}
 		via := o.Via
 		if ok {
-			via = edge.Via
+			via = reach.Reasons(edge.Via)
 		}
 		out = append(out, Mismatch{Key: o.Key, Model: ok, Real: o.Reached, Via: via, Observation: o})
 	}

@@ -44,7 +44,6 @@ import (
 	"github.com/zonewarden/zonewarden/internal/probe"
 	"github.com/zonewarden/zonewarden/internal/reach"
 	"github.com/zonewarden/zonewarden/internal/testenv"
-	"github.com/zonewarden/zonewarden/internal/verify"
 )
 
 // Scenario is a host to build: networks and containers, named without the
@@ -634,11 +633,41 @@ func (e *Env) Refresh(t *testing.T) {
 func (e *Env) InternetAddrs() (netip.Addr, netip.Addr) { return e.plumb.ext4, e.plumb.ext6 }
 
 // EnforcedModel is the host's expected reachability once the policy bound
-// in b is enforced: the engine's edges, narrowed as verify and reach do
-// on a host with zonewarden's firewall (verify.NarrowerFor), with the
-// scenario's outside namespace as the internet and the outside: the real
-// packets hold the CLI's model to the kernel.
+// in b is enforced: the engine's edges, narrowed by the policy's
+// decisions. The host's own namespace is not filtered (zonewarden filters
+// forwarded traffic and published ports); the internet and outside are the
+// scenario's outside namespace.
 func (e *Env) EnforcedModel(b *policy.Binding) Model {
+	an := e.Model()
 	ext4, _ := e.InternetAddrs()
-	return reach.Analyze(e.snap, reach.Options{Narrow: verify.NarrowerFor(b, ext4)})
+	return ModelFunc(func(from, to string, port reach.Port) (bool, reach.Edge) {
+		ok, edge := an.Eval(from, to, port)
+		switch {
+		case !ok || from == reach.Host:
+			return ok, edge
+		case to == reach.Host || e.ownerOf(to) == bannerHost:
+			// The host's own addresses: filtered for members of
+			// default: deny zones only (published ports aside).
+			return from == reach.Outside || e.ownerOf(from) == bannerHost || b.ReachesHost(from), edge
+		case e.ownerOf(from) == bannerHost:
+			return ok, edge // the host's namespace is not filtered
+		}
+		if from == reach.Outside {
+			// A client reaches the container port behind a binding the
+			// policy lets the container publish, when the workload's
+			// ingress admits it (any published port: reach.Port{}).
+			for _, pb := range e.ix.Container(to).Ports {
+				if pb.ContainerPort.Number == port.Number && pb.ContainerPort.Protocol == port.Proto &&
+					b.PublishAllowed(to, pb) && b.Decide(ext4.String(), to, reach.Port{}).Allow {
+					return true, edge
+				}
+			}
+			return false, edge
+		}
+		dst := to
+		if to == reach.Internet {
+			dst = ext4.String()
+		}
+		return b.Decide(from, dst, port).Allow, edge
+	})
 }

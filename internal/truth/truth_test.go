@@ -26,7 +26,7 @@ func TestCompareReportsEveryDisagreement(t *testing.T) {
 		if from == "dev" {
 			return false, reach.Edge{}
 		}
-		return true, reach.Edge{From: from, To: to, Via: []string{"network:app"}}
+		return true, reach.Edge{From: from, To: to, Via: []reach.Reason{reach.ParseReason("network:app")}}
 	})
 	var got []string
 	for _, mm := range Compare(m, model) {

@@ -10,27 +10,14 @@ import (
 
 // Narrower narrows edges to what the bound policy allows, the way
 // zonewarden's ruleset filters them: traffic of the host's namespace is
-// not filtered; between containers, what Binding.Decide answers (flows
-// and default: allow zones of their workloads; a container no workload
-// selects left to Docker unless its peer is on a default: deny zone); to
-// the internet, the workload's egress; from outside, the ports the
-// workload may publish.
+// not filtered; between containers, the flows and default: allow zones of
+// their workloads; to the internet, the workload's egress; from outside,
+// the ports the workload may publish.
 func Narrower(b *policy.Binding) func(from, to string, ports reach.PortSet) reach.PortSet {
-	return NarrowerFor(b, netip.Addr{})
-}
-
-// NarrowerFor is Narrower for a host whose "internet" and "outside" peers
-// are one address (a test harness's): egress and ingress are then
-// decided for that address, not for somewhere beyond the host.
-func NarrowerFor(b *policy.Binding, internet netip.Addr) func(from, to string, ports reach.PortSet) reach.PortSet {
 	ix := inventory.NewIndex(b.Snapshot)
 	hostNS := func(name string) bool {
 		c := ix.Container(name)
 		return c != nil && c.UsesHostNetwork()
-	}
-	somewhere := internet
-	if !somewhere.IsValid() {
-		somewhere = publicAddr
 	}
 	return func(from, to string, ports reach.PortSet) reach.PortSet {
 		switch {
@@ -43,14 +30,19 @@ func NarrowerFor(b *policy.Binding, internet netip.Addr) func(from, to string, p
 			return reach.PortSet{}
 		}
 		mf, mt := b.Member(from), b.Member(to)
+		for _, m := range []*policy.Member{mf, mt} {
+			switch {
+			case m == nil:
+			case len(m.Matches) > 1:
+				return reach.PortSet{} // conflicted: not admitted
+			case b.LeftToDocker(m):
+				return ports // left to Docker
+			case len(m.Matches) == 0:
+				return reach.PortSet{}
+			}
+		}
 		switch {
 		case from == reach.Outside && mt != nil:
-			if internet.IsValid() && !b.Decide(internet.String(), to, reach.Port{}).Allow {
-				return reach.PortSet{} // ingress does not admit the address
-			}
-			if mt.Workload == nil {
-				return onlyIf(b.Decide(somewhere.String(), to, reach.Port{}).Allow, ports)
-			}
 			var allowed reach.PortSet
 			for _, pb := range ix.PublishedPorts(mt.Container) {
 				if b.PublishAllowed(to, pb) {
@@ -60,33 +52,22 @@ func NarrowerFor(b *policy.Binding, internet netip.Addr) func(from, to string, p
 			return ports.Intersect(allowed)
 		case to == reach.Internet && mf != nil:
 			w := mf.Workload
-			if w == nil || len(w.Egress) == 0 {
-				return onlyIf(b.Decide(from, somewhere.String(), reach.Port{}).Allow, ports)
+			if len(w.Egress) == 0 {
+				if d := b.Model.Eval(policy.WorkloadRef(w.Name), policy.Ref{Kind: policy.RefAddress, Addr: publicAddr}, reach.Port{}); !d.Allow {
+					return reach.PortSet{}
+				}
+				return ports
 			}
 			var allowed reach.PortSet
 			for _, e := range w.Egress {
-				if !internet.IsValid() || e.To.Contains(internet) {
-					allowed = allowed.Union(portSet(e.Ports))
-				}
+				allowed = allowed.Union(portSet(e.Ports))
 			}
 			return ports.Intersect(allowed)
-		case mf != nil && mt != nil && mf.Workload != nil && mt.Workload != nil:
-			return ports.Intersect(portSet(b.Model.AllowedPorts(policy.WorkloadRef(mf.Workload.Name), policy.WorkloadRef(mt.Workload.Name))))
 		case mf != nil && mt != nil:
-			// A container no workload selects, or several: decided
-			// the same on every port.
-			return onlyIf(b.Decide(from, to, reach.Port{}).Allow, ports)
+			return ports.Intersect(portSet(b.Model.AllowedPorts(policy.WorkloadRef(mf.Workload.Name), policy.WorkloadRef(mt.Workload.Name))))
 		}
 		return ports
 	}
-}
-
-// onlyIf returns ports when ok, else none.
-func onlyIf(ok bool, ports reach.PortSet) reach.PortSet {
-	if ok {
-		return ports
-	}
-	return reach.PortSet{}
 }
 
 // publicAddr stands for "somewhere on the internet" when asking whether a

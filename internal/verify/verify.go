@@ -32,8 +32,8 @@ type Result struct {
 	// does not run: nothing was probed), off-host (every probe would have
 	// left this machine, so none was sent: an address on an isolated
 	// gateway-mode network, say) or error (no probe could be made).
-	Outcome string   `json:"outcome"`
-	Via     []string `json:"via,omitempty"`
+	Outcome string         `json:"outcome"`
+	Via     []reach.Reason `json:"via,omitempty"`
 	// Listener says who answered: "service" (something already listened),
 	// "zonewarden" (a temporary listener of verify) or "kernel" (an ICMP
 	// echo).
@@ -83,7 +83,7 @@ func (r Result) OK() bool {
 // overNetwork reports whether the model's path is a shared network (where
 // Docker's DNS answers the destination's name).
 func (r Result) overNetwork() bool {
-	return slices.ContainsFunc(r.Via, func(v string) bool { return reach.ParseReason(v).Kind == reach.KindNetwork })
+	return slices.ContainsFunc(r.Via, func(v reach.Reason) bool { return v.Kind == reach.KindNetwork })
 }
 
 // Options are the settings of one verify run.
@@ -182,8 +182,8 @@ func Cause(r Result, b *policy.Binding) string {
 		}
 	}
 	for _, v := range r.Via {
-		if reach.ParseReason(v).Kind == reach.KindNetwork {
-			return "expected to be denied but " + got + " over " + v + ": is a container on a network its workload may not join, or is the firewall missing ('zonewarden status')?"
+		if v.Kind == reach.KindNetwork {
+			return "expected to be denied but " + got + " over " + v.String() + ": is a container on a network its workload may not join, or is the firewall missing ('zonewarden status')?"
 		}
 	}
 	return "expected to be denied but " + got + ": no rule stops it — is zonewarden's firewall installed ('zonewarden status')?"
