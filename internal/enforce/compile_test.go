@@ -327,3 +327,53 @@ func checkOutsideNetworks(t reporter, mutate mutation) {
 		t.Errorf("between two containers of the default bridge: %+v, want left to Docker", v)
 	}
 }
+
+// TestUnmanagedNeverReachesDenyZoneMembers: a container no workload
+// selects, on a default: allow zone, reaches the zone's other members as
+// Docker lets it, except one that is also on a default: deny zone: that
+// member neither reaches it nor is reached by it, over the allow zone
+// they share either (the zone's own accept comes after). The chains
+// decide every such packet as the policy model does.
+func TestUnmanagedNeverReachesDenyZoneMembers(t *testing.T) {
+	snap := threeTier()
+	stray := &snap.Containers[len(snap.Containers)-1]
+	if stray.Name != "stray" {
+		t.Fatalf("the host's last container is %s, not stray", stray.Name)
+	}
+	stray.Endpoints[0].Network = "database-tier"
+	stray.Endpoints[0].IPv4 = netip.MustParseAddr("10.20.3.16")
+	b := bind(t, threeTierPolicy, snap)
+	r := Compile(b, Options{})
+	ix := inventory.NewIndex(snap)
+	dropped := 0
+	for _, peer := range []string{"api", "postgres", "cache"} {
+		var addr netip.Addr
+		for _, e := range ix.Container(peer).Endpoints {
+			if e.Network == "database-tier" {
+				addr = e.IPv4
+			}
+		}
+		for _, port := range []reach.Port{{Proto: "tcp", Number: 5432}, {Proto: "tcp", Number: 22}} {
+			for _, dir := range [][2]string{{"stray", peer}, {peer, "stray"}} {
+				src, dst := stray.Endpoints[0].IPv4, addr
+				if dir[0] != "stray" {
+					src, dst = dst, src
+				}
+				v := r.Trace(Packet{Hook: Forward, Src: src, Dst: dst, Proto: port.Proto, Port: port.Number})
+				d := b.Decide(dir[0], dir[1], port)
+				if v.Drop == d.Allow {
+					t.Errorf("%s -> %s %s: the chains say %+v, the policy %v (%s)", dir[0], dir[1], port, v, d.Allow, d.Reason)
+				}
+				if v.Drop {
+					dropped++
+					if v.Rule != DropUnmanaged.Comment {
+						t.Errorf("%s -> %s %s dropped by %q, want %q", dir[0], dir[1], port, v.Rule, DropUnmanaged.Comment)
+					}
+				}
+			}
+		}
+	}
+	if dropped != 4 {
+		t.Errorf("%d packets dropped, want the 4 between stray and api", dropped)
+	}
+}

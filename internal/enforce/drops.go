@@ -19,6 +19,7 @@ type DropRule struct {
 var (
 	DropUnadmittedSrc = DropRule{"unadmitted-src", "source in a zone, not admitted (fail closed)"}
 	DropUnadmittedDst = DropRule{"unadmitted-dst", "destination in a zone, not admitted (fail closed)"}
+	DropUnmanaged     = DropRule{"unmanaged", "a container no workload selects, with a member of a default: deny zone"}
 	DropFromZone      = DropRule{"from-zone", "from a zone: no flow allows it"}
 	DropToZone        = DropRule{"to-zone", "to a zone: no flow allows it"}
 	DropPublished     = DropRule{"published", "published port: no flow allows it"}
@@ -29,7 +30,7 @@ var (
 	DropSpoofND  = DropRule{"spoof-nd", "neighbour advertisement for an address not of this bridge port (spoof)"}
 )
 
-var dropRules = []DropRule{DropUnadmittedSrc, DropUnadmittedDst, DropFromZone, DropToZone, DropPublished, DropHost, DropSpoof, DropSpoofARP, DropSpoofND}
+var dropRules = []DropRule{DropUnadmittedSrc, DropUnadmittedDst, DropUnmanaged, DropFromZone, DropToZone, DropPublished, DropHost, DropSpoof, DropSpoofARP, DropSpoofND}
 
 // logPrefix starts every drop rule's log prefix.
 const logPrefix = "zw:"

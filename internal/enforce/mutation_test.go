@@ -127,6 +127,10 @@ func specEnforce(r *Ruleset, p Packet) Verdict {
 	case r.unmanagedFree && in("free", p.Src) && !in("denyhosts", p.Dst),
 		r.unmanagedFree && in("free", p.Dst) && !in("denyhosts", p.Src):
 		return Verdict{Rule: commentUnmanaged}
+	case r.unmanagedFree && (in("free", p.Src) || in("free", p.Dst)):
+		// with a member of a default: deny zone, whatever zones they
+		// share
+		return Verdict{Drop: true, Rule: DropUnmanaged.Comment}
 	case key("allowzone"+s, src, dst):
 		return Verdict{Rule: "zones with default: allow"}
 	case !in("local", p.Dst) && key("egress"+s, src, dst, proto, port):

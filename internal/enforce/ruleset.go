@@ -184,6 +184,11 @@ func (r *Ruleset) ChainRules() []Chain {
 			// zone denies the unknown too.
 			add(Accept, commentUnmanaged, DropRule{}, in("free"+s, src), notIn("denyhosts"+s, dst))
 			add(Accept, commentUnmanaged, DropRule{}, in("free"+s, dst), notIn("denyhosts"+s, src))
+			// What is left of such a container's traffic is with a
+			// member of a default: deny zone: never allowed, not even
+			// inside a default: allow zone both are on (below).
+			add(Drop, "", DropUnmanaged, in("free"+s, src))
+			add(Drop, "", DropUnmanaged, in("free"+s, dst))
 		}
 		add(Accept, "zones with default: allow", DropRule{}, in("allowzone"+s, src, dst))
 		add(Accept, "egress", DropRule{}, notIn("local"+s, dst), in("egress"+s, flow...))

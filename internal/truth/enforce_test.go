@@ -209,3 +209,54 @@ func enforceThreeTier(t *testing.T, kernelDNAT bool, change ...func(*Scenario)) 
 		}
 	}
 }
+
+// TestEnforcedUnmanagedBesideDenyZone: on a default: allow zone, a
+// container no workload selects (stray) reaches the members Docker lets
+// it reach, except one that is also on a default: deny zone (member):
+// neither reaches the other, although both are on the allow zone, whose
+// own accept would let them. Every pair and port is held to the policy's
+// decisions with real packets.
+func TestEnforcedUnmanagedBesideDenyZone(t *testing.T) {
+	env := Build(t, Scenario{
+		Networks: []Network{{Name: "locked"}, {Name: "shared", IPv6: true}},
+		Containers: []Container{
+			{Name: "member", Networks: []string{"shared", "locked"}},
+			{Name: "other", Networks: []string{"shared"}},
+			{Name: "stray", Networks: []string{"shared"}},
+		},
+	})
+	p, err := policy.Parse("zones.yaml", []byte(`version: 1
+zones:
+  locked: {default: deny}
+  shared: {}
+workloads:
+  member: {match: {name: member}, zones: [shared, locked]}
+  other:  {match: {name: other}, zones: [shared]}
+unmanaged: warn
+`), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := policy.Bind(p, env.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := "zwtest_" + env.RunID
+	t.Cleanup(func() {
+		if err := nft.Delete(context.Background(), "inet", table); err != nil {
+			t.Errorf("removing table %s: %v", table, err)
+		}
+	})
+	if _, err := firewall.Load(context.Background(), enforce.Compile(b, enforce.Options{Table: table})); err != nil {
+		t.Fatalf("loading the ruleset: %v", err)
+	}
+	m := env.Check(t, env.EnforcedModel(b))
+	expect(t, m,
+		"stray -> other:80/tcp yes",
+		"other -> stray:80/tcp yes",
+		"stray -> member:80/tcp no",
+		"member -> stray:80/tcp no",
+		"other -> member:80/tcp yes",
+		"member -> other:5432/tcp yes",
+	)
+}
