@@ -536,6 +536,20 @@ func (d *drafter) draftFlows() {
 }
 
 func (d *drafter) draftTests() {
+	d.denyTests(func(a, b int, kind string) string {
+		reason, untrusted := inventory.Untrusted(d.groups[a][0])
+		if !untrusted {
+			return ""
+		}
+		return fmt.Sprintf("%s is untrusted (%s); %s is %s", d.p.Workloads[a].Name, reason, d.p.Workloads[b].Name, dataKind(kind))
+	})
+}
+
+// denyTests adds, for every data service b, a deny test from each other
+// workload a that why gives a reason for (the test's comment), unless
+// the policy allows the connection (a flow with a "decide:" comment says
+// so already) or the pair has a test.
+func (d *drafter) denyTests(why func(a, b int, kind string) string) {
 	m := Compile(d.p)
 	for b := range d.p.Workloads {
 		kind, _, ok := inventory.DataService(d.groups[b][0])
@@ -547,15 +561,14 @@ func (d *drafter) draftTests() {
 			if a == b {
 				continue
 			}
-			reason, untrusted := inventory.Untrusted(d.groups[a][0])
-			if !untrusted {
+			comment := why(a, b, kind)
+			if comment == "" {
 				continue
 			}
-			t := Test{From: WorkloadRef(d.p.Workloads[a].Name), To: WorkloadRef(d.p.Workloads[b].Name), Port: port, Expect: Deny}
-			if m.Eval(t.From, t.To, t.Port).Allow {
-				continue // a flow with a "decide:" comment says so already
+			t := Test{From: WorkloadRef(d.p.Workloads[a].Name), To: WorkloadRef(d.p.Workloads[b].Name), Port: port, Expect: Deny, Comment: comment}
+			if m.Eval(t.From, t.To, t.Port).Allow || slices.ContainsFunc(d.p.Tests, func(o Test) bool { return o.From == t.From && o.To == t.To }) {
+				continue
 			}
-			t.Comment = fmt.Sprintf("%s is untrusted (%s); %s is %s", d.p.Workloads[a].Name, reason, d.p.Workloads[b].Name, dataKind(kind))
 			d.p.Tests = append(d.p.Tests, t)
 		}
 	}

@@ -41,15 +41,7 @@ func golden(t *testing.T, name string, got []byte) {
 // share a network reach each other on the destination's known ports.
 func checkDraft(t *testing.T, snap *inventory.Snapshot) *policy.Policy {
 	t.Helper()
-	d := policy.Draft(snap)
-	out := policy.Format(d)
-	p, err := policy.Parse("draft.yaml", out, policy.Options{})
-	if err != nil {
-		t.Fatalf("the draft does not pass check:\n%v\n%s", err, out)
-	}
-	for _, r := range policy.Failed(policy.Compile(p).RunTests()) {
-		t.Errorf("draft test at %v fails: %s", r.Test.Pos, r.Decision.Reason)
-	}
+	p, out := passesCheck(t, policy.Draft(snap))
 	if again := policy.Format(p); !bytes.Equal(again, out) {
 		t.Errorf("Format(Parse(Format(draft))) differs:\n%s\n---\n%s", out, again)
 	}
@@ -86,6 +78,21 @@ func checkDraft(t *testing.T, snap *inventory.Snapshot) *policy.Policy {
 		}
 	}
 	return p
+}
+
+// passesCheck formats a draft and asserts that it passes check and its
+// own tests; it returns the policy read back and its text.
+func passesCheck(t *testing.T, d *policy.Policy) (*policy.Policy, []byte) {
+	t.Helper()
+	out := policy.Format(d)
+	p, err := policy.Parse("draft.yaml", out, policy.Options{})
+	if err != nil {
+		t.Fatalf("the draft does not pass check:\n%v\n%s", err, out)
+	}
+	for _, r := range policy.Failed(policy.Compile(p).RunTests()) {
+		t.Errorf("draft test at %v fails: %s", r.Test.Pos, r.Decision.Reason)
+	}
+	return p, out
 }
 
 func portsOf(bs []inventory.PortBinding) []inventory.Port {

@@ -146,29 +146,13 @@ func observedRange(r learn.Record) (PortRange, bool) {
 // draftUnobservedTests adds, for every data service, a deny test from
 // each workload sharing a zone with it that never connected to it.
 func (d *drafter) draftUnobservedTests() {
-	m := Compile(d.p)
-	for b := range d.p.Workloads {
-		kind, _, ok := inventory.DataService(d.groups[b][0])
-		if !ok {
-			continue
+	d.denyTests(func(a, b int, kind string) string {
+		shared := slices.ContainsFunc(d.p.Workloads[a].Zones, func(z string) bool { return slices.Contains(d.p.Workloads[b].Zones, z) })
+		if !shared || d.dataPort(b) == (reach.Port{}) {
+			return ""
 		}
-		port := d.dataPort(b)
-		if port == (reach.Port{}) {
-			continue
-		}
-		for a := range d.p.Workloads {
-			shared := slices.ContainsFunc(d.p.Workloads[a].Zones, func(z string) bool { return slices.Contains(d.p.Workloads[b].Zones, z) })
-			if a == b || !shared {
-				continue
-			}
-			t := Test{From: WorkloadRef(d.p.Workloads[a].Name), To: WorkloadRef(d.p.Workloads[b].Name), Port: port, Expect: Deny}
-			if m.Eval(t.From, t.To, t.Port).Allow || slices.ContainsFunc(d.p.Tests, func(o Test) bool { return o.From == t.From && o.To == t.To }) {
-				continue
-			}
-			t.Comment = fmt.Sprintf("%s never connected to %s (%s) while learning", d.p.Workloads[a].Name, d.p.Workloads[b].Name, dataKind(kind))
-			d.p.Tests = append(d.p.Tests, t)
-		}
-	}
+		return fmt.Sprintf("%s never connected to %s (%s) while learning", d.p.Workloads[a].Name, d.p.Workloads[b].Name, dataKind(kind))
+	})
 }
 
 // finishObserved rewrites the comments that describe the draft's source.

@@ -43,15 +43,7 @@ func TestDraftFromFlowsKeepsExactlyTheObserved(t *testing.T) {
 		// A scan from staging: tried, never answered.
 		{From: peer("staging-api"), To: peer("customer-db"), Proto: "tcp", Port: 5432, Count: 3, First: t0, Last: t0},
 	}
-	d := policy.DraftFromFlows(snap, learn.Merge(recs), "flows.jsonl")
-	out := policy.Format(d)
-	p, err := policy.Parse("draft.yaml", out, policy.Options{})
-	if err != nil {
-		t.Fatalf("the draft does not pass check:\n%v\n%s", err, out)
-	}
-	for _, r := range policy.Failed(policy.Compile(p).RunTests()) {
-		t.Errorf("draft test at %v fails: %s", r.Test.Pos, r.Decision.Reason)
-	}
+	p, out := passesCheck(t, policy.DraftFromFlows(snap, learn.Merge(recs), "flows.jsonl"))
 	for _, z := range p.Zones {
 		if z.Default != policy.Deny {
 			t.Errorf("zone %s is default: %s; a draft from flows denies what was not observed", z.Name, z.Default)

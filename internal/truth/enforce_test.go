@@ -122,24 +122,9 @@ func enforceThreeTier(t *testing.T, kernelDNAT bool, change ...func(*Scenario)) 
 		t.Logf("removed %d nat RETURN rules: published ports are DNATed in the kernel", env.EmulateDocker29(t))
 	}
 	ext4, _ := env.InternetAddrs()
-	doc := fmt.Sprintf(enforcedPolicy, ext4, ext4)
-	p, err := policy.Parse("zones.yaml", []byte(doc), policy.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := policy.Bind(p, env.Snapshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	table := "zwtest_" + env.RunID
-	rs := enforce.Compile(b, enforce.Options{Table: table})
+	b, rs := compileFor(t, env, fmt.Sprintf(enforcedPolicy, ext4, ext4))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	t.Cleanup(func() {
-		if err := nft.Delete(context.Background(), "inet", table); err != nil {
-			t.Errorf("removing table %s: %v", table, err)
-		}
-	})
 	// Sessions open before the policy: the one it forbids must end, the
 	// one it allows must live on.
 	forbidden := env.Hold(t, "frontend", "api", 7777)
@@ -225,7 +210,7 @@ func TestEnforcedUnmanagedBesideDenyZone(t *testing.T) {
 			{Name: "stray", Networks: []string{"shared"}},
 		},
 	})
-	p, err := policy.Parse("zones.yaml", []byte(`version: 1
+	b, rs := compileFor(t, env, `version: 1
 zones:
   locked: {default: deny}
   shared: {}
@@ -233,7 +218,26 @@ workloads:
   member: {match: {name: member}, zones: [shared, locked]}
   other:  {match: {name: other}, zones: [shared]}
 unmanaged: warn
-`), policy.Options{})
+`)
+	if _, err := firewall.Load(context.Background(), rs); err != nil {
+		t.Fatalf("loading the ruleset: %v", err)
+	}
+	m := env.Check(t, env.EnforcedModel(b))
+	expect(t, m,
+		"stray -> other:80/tcp yes",
+		"other -> stray:80/tcp yes",
+		"stray -> member:80/tcp no",
+		"member -> stray:80/tcp no",
+		"other -> member:80/tcp yes",
+		"member -> other:5432/tcp yes",
+	)
+}
+
+// compileFor binds doc to env's host and compiles it into a table of the
+// run's, removed when the test ends.
+func compileFor(t *testing.T, env *Env, doc string) (*policy.Binding, *enforce.Ruleset) {
+	t.Helper()
+	p, err := policy.Parse("zones.yaml", []byte(doc), policy.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,16 +251,5 @@ unmanaged: warn
 			t.Errorf("removing table %s: %v", table, err)
 		}
 	})
-	if _, err := firewall.Load(context.Background(), enforce.Compile(b, enforce.Options{Table: table})); err != nil {
-		t.Fatalf("loading the ruleset: %v", err)
-	}
-	m := env.Check(t, env.EnforcedModel(b))
-	expect(t, m,
-		"stray -> other:80/tcp yes",
-		"other -> stray:80/tcp yes",
-		"stray -> member:80/tcp no",
-		"member -> stray:80/tcp no",
-		"other -> member:80/tcp yes",
-		"member -> other:5432/tcp yes",
-	)
+	return b, enforce.Compile(b, enforce.Options{Table: table})
 }
