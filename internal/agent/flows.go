@@ -202,17 +202,6 @@ func (f *flowLog) subscribe() ([]DeniedFlow, chan DeniedFlow, func()) {
 	}
 }
 
-// monitoring lists the zones of p in monitor mode.
-func monitoring(p *policy.Policy) []string {
-	var out []string
-	for i := range p.Zones {
-		if p.ZoneMode(&p.Zones[i]) == policy.Monitor {
-			out = append(out, p.Zones[i].Name)
-		}
-	}
-	return out
-}
-
 // orDash returns the workload for a metric label, or what the endpoint
 // is when no workload has it ("outside", "host", an address: folded to
 // "unknown" to keep the label set small).

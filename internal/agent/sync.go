@@ -162,7 +162,7 @@ func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw 
 		if a.host.portsErr != "" {
 			s.Unbound = append(s.Unbound, "cannot read bridge ports: "+a.host.portsErr)
 		}
-		s.Monitoring = monitoring(b.Model.Policy())
+		s.Monitoring = b.Model.Policy().MonitoredZones()
 		s.Fenced = nil
 		for _, f := range b.Fenced() {
 			s.Fenced = append(s.Fenced, f.String())

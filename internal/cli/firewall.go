@@ -64,7 +64,7 @@ first, or it would restore the table within a second.`,
 }
 
 // counterLine finds the drop counters of a listed table.
-var counterLine = regexp.MustCompile(`counter packets (\d+) bytes (\d+) (?:log prefix "[^"]*" group \d+ )?drop comment "([^"]*)"`)
+var counterLine = regexp.MustCompile(`counter packets (\d+) bytes (\d+) (?:log prefix "[^"]*" group \d+ )?(drop|accept) comment "([^"]*)"`)
 
 func (a *app) statusCommand() *cobra.Command {
 	var socket string
@@ -117,8 +117,17 @@ missing or drifted, 2 when status could not run.`,
 			}
 			fmt.Fprintf(a.stdout, "Admitted containers (%d): %s\n", len(admitted), strings.Join(sortedKeys(admitted), ", "))
 			fmt.Fprintln(a.stdout, "Drops:")
+			var would []string
 			for _, m := range counterLine.FindAllStringSubmatch(listing, -1) {
-				fmt.Fprintf(a.stdout, "  %10s packets  %s\n", m[1], m[3])
+				if m[3] == "accept" {
+					would = append(would, fmt.Sprintf("  %10s packets  %s", m[1], strings.TrimPrefix(m[4], enforce.WouldDenyComment)))
+					continue
+				}
+				fmt.Fprintf(a.stdout, "  %10s packets  %s\n", m[1], m[4])
+			}
+			if len(would) > 0 {
+				fmt.Fprintln(a.stdout, "Would deny (monitor mode: let through, logged; 'zonewarden flows' names them while an agent runs):")
+				fmt.Fprintln(a.stdout, strings.Join(would, "\n"))
 			}
 			if drifted {
 				return &exitErr{Code: exitFindings}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -43,7 +44,9 @@ func (s *syncBuffer) String() string {
 // the packets agree: every observed flow works, and every other pair of
 // containers on every listening port is denied. A scan (tool -> api on a
 // closed port) is recorded but, never answered, gets no flow. plan --flows lists a
-// recorded flow the policy would break, and none of the kept ones.
+// recorded flow the policy would break, and none of the kept ones. In
+// monitor mode the same policy lets the unobserved flow through and
+// status counts it; enforce mode blocks it again.
 func TestLearnDraftApplyVerify(t *testing.T) {
 	t.Setenv("ZONEWARDEN_STATE_DIR", t.TempDir())
 	env := truth.Build(t, truth.Scenario{
@@ -177,6 +180,32 @@ func TestLearnDraftApplyVerify(t *testing.T) {
 	code, out, _ := run(t, "plan", policyPath, "--flows", extra)
 	if code != 1 || !strings.Contains(out, "x "+pre+"tool -> "+pre+"api 80/tcp (4 connections") || strings.Contains(out, "x "+pre+"web") {
 		t.Errorf("plan --flows with an unkept flow: exit %d:\n%s", code, out)
+	}
+
+	// The same policy in monitor mode: the unobserved flow passes, and
+	// status counts it as would deny; plan marks it ~; back in enforce
+	// mode it is blocked again.
+	monitorPath := filepath.Join(dir, "monitor.yaml")
+	if err := os.WriteFile(monitorPath, append(mustRead(t, policyPath), "mode: monitor\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := run(t, "apply", monitorPath, "--label="+label); code != 0 || !strings.Contains(out, "monitor mode in "+pre+"app, "+pre+"data") {
+		t.Fatalf("apply in monitor mode: exit %d: %s%s", code, out, errOut)
+	}
+	if !env.Connect(t, "tool", "api", tcp80) {
+		t.Error("monitor mode: tool -> api:80/tcp is blocked")
+	}
+	if _, out, _ := run(t, "status"); !strings.Contains(out, "Would deny (monitor mode") || !regexp.MustCompile(`\s[1-9]\d* packets  from a zone: no flow allows it`).MatchString(out[strings.Index(out, "Would deny"):]) {
+		t.Errorf("status in monitor mode does not count the would-deny packets:\n%s", out)
+	}
+	if _, out, _ := run(t, "plan", monitorPath, "--flows", extra); !strings.Contains(out, "~ "+pre+"tool -> "+pre+"api 80/tcp") {
+		t.Errorf("plan --flows in monitor mode does not mark the flow as monitored:\n%s", out)
+	}
+	if code, out, errOut := run(t, "apply", policyPath, "--label="+label); code != 0 {
+		t.Fatalf("apply back in enforce mode: exit %d: %s%s", code, out, errOut)
+	}
+	if env.Connect(t, "tool", "api", tcp80) {
+		t.Error("enforce mode again: tool -> api:80/tcp passes")
 	}
 }
 

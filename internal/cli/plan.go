@@ -346,6 +346,9 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 	fmt.Fprintf(a.stdout, "Firewall: table bridge %s binds %s to their bridge ports (%d not found).\n", enforce.Table, count(bound, "endpoint"), unbound)
 	fmt.Fprintf(a.stdout, "Firewall: table inet %s loaded in one transaction (%s, %s admitted).\n",
 		enforce.Table, count(rs.Size(), "set element"), count(len(rs.Elements("admitted4"))+len(rs.Elements("admitted6")), "address"))
+	if zones := p.MonitoredZones(); len(zones) > 0 {
+		fmt.Fprintf(a.stdout, "Firewall: monitor mode in %s: what the policy would drop there is let through and logged as would deny ('zonewarden status' counts it; 'zonewarden agent' names it, see 'zonewarden flows').\n", strings.Join(zones, ", "))
+	}
 	if err := firewall.Record(p.File, policy.Format(p), rs); err != nil {
 		fmt.Fprintf(a.stderr, "zonewarden: warning: %s; plan will not show firewall changes until the next apply\n", oneLine(err))
 	}

@@ -135,8 +135,11 @@ func (d DropRule) LogPrefix() string { return logPrefix + d.ID }
 // drop rule lets through: "zw:would:<ID>".
 func (d DropRule) WouldLogPrefix() string { return logPrefix + wouldPrefix + d.ID }
 
+// WouldDenyComment starts the comment of every monitor-mode twin.
+const WouldDenyComment = "monitor mode, would deny: "
+
 // WouldComment is the comment of the drop rule's monitor-mode twin.
-func (d DropRule) WouldComment() string { return "monitor mode, would deny: " + d.Comment }
+func (d DropRule) WouldComment() string { return WouldDenyComment + d.Comment }
 
 // render writes the rule as nft text, with a drop's statements for log
 // group.

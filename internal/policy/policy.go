@@ -428,13 +428,17 @@ func (p *Policy) ZoneMode(z *Zone) Mode {
 }
 
 // Monitors reports whether any zone runs in monitor mode.
-func (p *Policy) Monitors() bool {
+func (p *Policy) Monitors() bool { return len(p.MonitoredZones()) > 0 }
+
+// MonitoredZones names the zones in monitor mode, in the policy's order.
+func (p *Policy) MonitoredZones() []string {
+	var out []string
 	for i := range p.Zones {
 		if p.ZoneMode(&p.Zones[i]) == Monitor {
-			return true
+			out = append(out, p.Zones[i].Name)
 		}
 	}
-	return false
+	return out
 }
 
 // position renders pos as "file:line:col" for messages that point at
