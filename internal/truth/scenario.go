@@ -653,6 +653,9 @@ func (e *Env) EnforcedModel(b *policy.Binding) Model {
 			return ok, edge // the host's namespace is not filtered
 		}
 		if from == reach.Outside {
+			if m := b.Member(to); m != nil && b.LeftToDocker(m) {
+				return ok, edge // no workload selects it: Docker decides
+			}
 			// A client reaches the container port behind a binding the
 			// policy lets the container publish, when the workload's
 			// ingress admits it (any published port: reach.Port{}).
