@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"golang.org/x/sys/unix"
@@ -62,34 +61,9 @@ type zoneHost struct {
 	acceptedMu sync.Mutex
 	accepted   map[netip.Addr]time.Time
 
-	flowLog lockedBuffer // the agent's denied-flow lines
+	flowLog testenv.Buffer // the agent's denied-flow lines
 	// learn, when set, is the agent's --learn file.
 	learn string
-}
-
-// lockedBuffer is a bytes.Buffer safe for one writer and readers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// linesWith returns the lines that contain s.
-func (l *lockedBuffer) linesWith(s string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range strings.Split(l.b.String(), "\n") {
-		if strings.Contains(line, s) {
-			out = append(out, line)
-		}
-	}
-	return out
 }
 
 const hostPolicy = `version: 1
@@ -343,7 +317,7 @@ func TestAgentAdmitsConcurrentStarts(t *testing.T) {
 				seen = fmt.Sprintf("svc accepted it %s after its first dial", at.Sub(started).Round(time.Millisecond))
 			}
 			misses = append(misses, fmt.Sprintf("%s: its first dial of svc:80 (allowed) failed; %s; the agent's denied flows from it: %s",
-				names[i], seen, strings.Join(append(h.flowLog.linesWith(`"from":"`+names[i]+`"`), h.flowLog.linesWith(`"src":"`+addr.String()+`"`)...), " ")))
+				names[i], seen, strings.Join(append(h.flowLog.LinesWith(`"from":"`+names[i]+`"`), h.flowLog.LinesWith(`"src":"`+addr.String()+`"`)...), " ")))
 			if !strings.Contains(logs, "reached-svc") {
 				problems = append(problems, fmt.Sprintf("%s: svc:80 (allowed) failed twice: %q", names[i], logs))
 			}

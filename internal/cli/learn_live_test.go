@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,24 +16,6 @@ import (
 	"github.com/zonewarden/zonewarden/internal/testenv"
 	"github.com/zonewarden/zonewarden/internal/truth"
 )
-
-// syncBuffer is a buffer safe for a writer and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestLearnDraftApplyVerify: a live host runs scripted traffic among its
 // containers (web -> api:80/tcp, api -> db:5432/tcp, api -> cache:53/udp;
@@ -64,7 +44,7 @@ func TestLearnDraftApplyVerify(t *testing.T) {
 	dir := t.TempDir()
 	flows := filepath.Join(dir, "flows.jsonl")
 
-	var stderr syncBuffer
+	var stderr testenv.Buffer
 	a := &app{stdout: io.Discard, stderr: &stderr}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
