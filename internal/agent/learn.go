@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/zonewarden/zonewarden/internal/conntrack"
@@ -20,7 +21,15 @@ type Learner struct {
 	Rec  *learn.Recorder
 	w    *conntrack.Watcher
 	path string
+	// own are the host's interface addresses, read again at most every
+	// ownTTL: SetHost runs on every reconcile of the agent.
+	mu    sync.Mutex
+	own   []netip.Addr
+	ownAt time.Time
 }
+
+// ownTTL is how long the host's own addresses are taken as read.
+const ownTTL = 10 * time.Second
 
 // NewLearner subscribes to new connections, named as of snap, to be
 // appended to the flows file at path.
@@ -29,7 +38,26 @@ func NewLearner(path string, snap *inventory.Snapshot) (*Learner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Learner{Rec: learn.NewRecorder(HostNamer(snap)), w: w, path: path}, nil
+	l := &Learner{w: w, path: path}
+	l.Rec = learn.NewRecorder(learn.NewNamer(snap, l.ownAddrs()))
+	return l, nil
+}
+
+// SetHost names connections from now on as of snap (and the unknown
+// addresses recorded so far, where snap knows them).
+func (l *Learner) SetHost(snap *inventory.Snapshot) {
+	l.Rec.SetNamer(learn.NewNamer(snap, l.ownAddrs()))
+}
+
+// ownAddrs returns the host's interface addresses, read at most every
+// ownTTL.
+func (l *Learner) ownAddrs() []netip.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.own == nil || time.Since(l.ownAt) > ownTTL {
+		l.own, l.ownAt = interfaceAddrs(), time.Now()
+	}
+	return l.own
 }
 
 // Run records until ctx ends.
@@ -65,10 +93,9 @@ func (l *Learner) Flush() ([]learn.Record, error) {
 // Close ends the subscription.
 func (l *Learner) Close() error { return l.w.Close() }
 
-// HostNamer names the addresses of snap's host: its containers, and its
-// own interfaces' addresses and gateways as the host.
-func HostNamer(snap *inventory.Snapshot) *learn.Namer {
-	var own []netip.Addr
+// interfaceAddrs returns the addresses of the host's interfaces.
+func interfaceAddrs() []netip.Addr {
+	own := []netip.Addr{}
 	if addrs, err := net.InterfaceAddrs(); err == nil {
 		for _, a := range addrs {
 			if p, err := netip.ParsePrefix(a.String()); err == nil {
@@ -76,7 +103,7 @@ func HostNamer(snap *inventory.Snapshot) *learn.Namer {
 			}
 		}
 	}
-	return learn.NewNamer(snap, own)
+	return own
 }
 
 // learn records connections (--learn) and appends them to the file every

@@ -144,7 +144,7 @@ func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw 
 	violations := a.memberships(ctx, b)
 	a.flows.setNames(newNamer(b))
 	if l := a.learner.Load(); l != nil {
-		l.Rec.SetNamer(HostNamer(snap))
+		l.SetHost(snap)
 	}
 	a.metrics.admittedContainers.Set(float64(len(rs.Elements("admitted4")) + len(rs.Elements("admitted6"))))
 	a.status.set(func(s *Status) {

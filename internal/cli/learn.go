@@ -144,7 +144,7 @@ func (a *app) learn(ctx context.Context, out string, flush time.Duration, quiet 
 			refresh.Reset(200 * time.Millisecond) // a burst of events, one snapshot
 		case <-refresh.C:
 			if s, err := dc.Snapshot(ctx); err == nil {
-				l.Rec.SetNamer(agent.HostNamer(s))
+				l.SetHost(s)
 			}
 		case <-tick.C:
 			if !quiet {
