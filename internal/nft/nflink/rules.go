@@ -258,22 +258,20 @@ func compileRule(src enforce.Rule, group uint16, sets map[string]*layout, bridge
 	switch src.Action {
 	case enforce.Accept:
 		r.exprs = append(r.exprs, &expr.Verdict{Kind: expr.VerdictAccept})
-	case enforce.Drop:
-		// counter, log prefix "P" group N (to nflog, as nft sends it), drop
+	case enforce.Drop, enforce.Monitor:
+		// counter, log prefix "P" group N (to nflog, as nft sends it),
+		// then drop; a monitor-mode twin logs "zw:would:ID" and accepts
+		prefix, verdict := src.Drop.LogPrefix(), expr.VerdictDrop
 		r.comment = src.Drop.Comment
+		if src.Action == enforce.Monitor {
+			prefix, verdict = src.Drop.WouldLogPrefix(), expr.VerdictAccept
+			r.comment = src.Drop.WouldComment()
+		}
 		r.exprs = append(r.exprs, &expr.Counter{}, &expr.Log{
 			Key:   1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX,
 			Group: group,
-			Data:  []byte(src.Drop.LogPrefix()),
-		}, &expr.Verdict{Kind: expr.VerdictDrop})
-	case enforce.Monitor:
-		// counter, log prefix "zw:would:ID" group N, accept
-		r.comment = src.Drop.WouldComment()
-		r.exprs = append(r.exprs, &expr.Counter{}, &expr.Log{
-			Key:   1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX,
-			Group: group,
-			Data:  []byte(src.Drop.WouldLogPrefix()),
-		}, &expr.Verdict{Kind: expr.VerdictAccept})
+			Data:  []byte(prefix),
+		}, &expr.Verdict{Kind: verdict})
 	case enforce.Jump:
 		r.exprs = append(r.exprs, &expr.Verdict{Kind: expr.VerdictJump, Chain: src.Target})
 	default:
