@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zonewarden/zonewarden/internal/kube"
+	"github.com/zonewarden/zonewarden/internal/kube/oracle"
 	"github.com/zonewarden/zonewarden/internal/learn"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
@@ -18,9 +20,12 @@ import (
 var checkFormats = []string{"text", "github"}
 
 func (a *app) checkCommand() *cobra.Command {
-	var format string
+	var (
+		format string
+		k8s    bool
+	)
 	cmd := &cobra.Command{
-		Use:   "check POLICY",
+		Use:   "check POLICY [--k8s]",
 		Short: "Validate a policy file and run its tests, offline",
 		Long: `check reads a policy file strictly — version: 1 required, unknown fields,
 duplicate keys, unknown zones or workloads, overlapping or empty port ranges,
@@ -31,6 +36,13 @@ A valid policy's tests are then run against the policy itself (no Docker
 needed): each failing test is printed with the rule or the missing flow
 that decides it.
 
+With --k8s the tests are also run on the policy exported to Kubernetes
+('zonewarden export k8s'): netpol-analyzer, an implementation of
+NetworkPolicy independent of zonewarden, computes what the exported
+NetworkPolicies let through, so that the policy's promises hold on both
+engines. A test Kubernetes cannot answer (ICMP, an IPv6 address) is listed
+as not checked.
+
 The format is described in docs/policy.md; 'zonewarden init' drafts a policy
 from a host.
 
@@ -38,6 +50,7 @@ Exit status: 0 when the policy is valid and every test passes, 1 when a test
 fails, 2 when the policy is invalid or cannot be read.`,
 		Example: `  zonewarden check policy.yaml
   zonewarden check policy.yaml --format github     # annotations in a GitHub Actions run
+  zonewarden check policy.yaml --k8s               # the tests on the Kubernetes export too
   zonewarden init -o policy.yaml && zonewarden check policy.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !slices.Contains(checkFormats, format) {
@@ -88,6 +101,13 @@ fails, 2 when the policy is invalid or cannot be read.`,
 				summary += fmt.Sprintf("%d of %s fail", len(failed), plural(len(results), "test"))
 			}
 			fmt.Fprintln(out, summary)
+			if k8s {
+				k8sFailed, err := a.checkK8s(out, p, format)
+				if err != nil {
+					return &exitErr{Code: exitError, Err: err}
+				}
+				failed = append(failed, k8sFailed...)
+			}
 			if len(failed) > 0 {
 				return &exitErr{Code: exitFindings}
 			}
@@ -95,6 +115,7 @@ fails, 2 when the policy is invalid or cannot be read.`,
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "how to print problems and failing tests: text (file:line:col: message) or github (workflow annotations)")
+	cmd.Flags().BoolVar(&k8s, "k8s", false, "also run the tests on the policy exported to Kubernetes, through netpol-analyzer")
 	return cmd
 }
 
@@ -275,4 +296,57 @@ func writeNew(path string, data []byte, force bool) error {
 		return fmt.Errorf("cannot write the policy: %w", err)
 	}
 	return nil
+}
+
+// checkK8s runs the policy's tests on its Kubernetes export and prints the
+// failures and a summary; it returns the failed tests.
+func (a *app) checkK8s(out *bufio.Writer, p *policy.Policy, format string) ([]policy.TestResult, error) {
+	results, err := oracle.Check(p, kube.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("check --k8s: %w", err)
+	}
+	var failed []policy.TestResult
+	var unchecked []string
+	for _, r := range results {
+		t := r.Test
+		switch {
+		case !r.Checked:
+			unchecked = append(unchecked, fmt.Sprintf("  %s: %s -> %s: %s", p.Position(t.Pos), t.From, t.To, r.Why))
+		case !r.Pass:
+			failed = append(failed, policy.TestResult{Test: t})
+			got := policy.Deny
+			if r.Allow {
+				got = policy.Allow
+			}
+			on := " on any port"
+			if t.Port.Proto != "" {
+				on = " on " + t.Port.String()
+			}
+			prob := policy.Problem{File: p.File, Line: t.Pos.Line, Col: t.Pos.Col,
+				Msg: fmt.Sprintf("test fails on Kubernetes: %s -> %s%s: expected %s, the exported NetworkPolicies %s (%s)", t.From, t.To, on, t.Expect, got, r.Why)}
+			if format == "github" {
+				fmt.Fprintln(out, prob.GitHub("error"))
+			} else {
+				fmt.Fprintln(out, prob.String())
+			}
+		}
+	}
+	checked := len(results) - len(unchecked)
+	summary := fmt.Sprintf("%s: on Kubernetes (the export, read by netpol-analyzer): ", p.File)
+	switch {
+	case len(results) == 0:
+		summary += "no tests"
+	case len(failed) == 0:
+		summary += fmt.Sprintf("%s pass", plural(checked, "test"))
+	default:
+		summary += fmt.Sprintf("%d of %s fail", len(failed), plural(checked, "test"))
+	}
+	if len(unchecked) > 0 {
+		summary += fmt.Sprintf("; %d not checked:", len(unchecked))
+	}
+	fmt.Fprintln(out, summary)
+	for _, u := range unchecked {
+		fmt.Fprintln(out, u)
+	}
+	return failed, nil
 }

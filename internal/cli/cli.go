@@ -119,6 +119,7 @@ Enforce:
 		a.blastRadiusCommand(),
 		a.graphCommand(),
 		a.checkCommand(),
+		a.exportCommand(),
 		a.initCommand(),
 		a.planCommand(),
 		a.applyCommand(),

@@ -81,7 +81,7 @@ func Bind(p *Policy, snap *inventory.Snapshot) (*Binding, error) {
 			slices.SortFunc(mem.Matches, func(a, b *Workload) int { return int(m.ix.workload[a.Name] - m.ix.workload[b.Name]) })
 			names := make([]string, len(mem.Matches))
 			for j, w := range mem.Matches {
-				names[j] = w.Name + " (" + p.position(w.Pos) + ")"
+				names[j] = w.Name + " (" + p.Position(w.Pos) + ")"
 			}
 			last := mem.Matches[len(mem.Matches)-1]
 			ps.add(last.matchPos, fmt.Sprintf("container %s is selected by workloads %s: a container belongs to one workload, so it is denied until the matches are narrowed", c.Name, strings.Join(names, " and ")))

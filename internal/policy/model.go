@@ -171,7 +171,7 @@ func (m *Model) between(from, to Ref, port reach.Port) Decision {
 	}
 	if best >= 0 {
 		f := &m.p.Flows[best]
-		return Decision{Allow: true, Flow: best, Reason: fmt.Sprintf("flow at %s allows %s -> %s on %s", m.p.position(f.Pos), f.From, f.To, f.Ports)}
+		return Decision{Allow: true, Flow: best, Reason: fmt.Sprintf("flow at %s allows %s -> %s on %s", m.p.Position(f.Pos), f.From, f.To, f.Ports)}
 	}
 	var denying []string
 	for _, z := range intersect(m.zonesOf(from), m.zonesOf(to)) {
@@ -196,7 +196,7 @@ func (m *Model) between(from, to Ref, port reach.Port) Decision {
 	}
 	if near >= 0 {
 		f := &m.p.Flows[near]
-		fmt.Fprintf(&b, " (flow at %s allows %s -> %s on %s only)", m.p.position(f.Pos), f.From, f.To, f.Ports)
+		fmt.Fprintf(&b, " (flow at %s allows %s -> %s on %s only)", m.p.Position(f.Pos), f.From, f.To, f.Ports)
 	}
 	d.Reason = b.String()
 	return d
@@ -286,7 +286,7 @@ func (m *Model) egress(from Ref, addr netip.Addr, port reach.Port) Decision {
 		if len(w.Egress) > 0 {
 			for _, e := range w.Egress {
 				if e.To.Contains(addr) && (port == (reach.Port{}) || e.Ports.Contains(port)) {
-					return Decision{Allow: true, Flow: -1, Reason: fmt.Sprintf("egress of %s at %s allows %s on %s", w.Name, m.p.position(e.Pos), e.To, e.Ports)}
+					return Decision{Allow: true, Flow: -1, Reason: fmt.Sprintf("egress of %s at %s allows %s on %s", w.Name, m.p.Position(e.Pos), e.To, e.Ports)}
 				}
 			}
 			return Decision{Flow: -1, Reason: fmt.Sprintf("the egress of %s does not list %s%s", w.Name, addr, on)}

@@ -441,9 +441,9 @@ func (p *Policy) MonitoredZones() []string {
 	return out
 }
 
-// position renders pos as "file:line:col" for messages that point at
+// Position renders pos as "file:line:col" for messages that point at
 // another place of the policy.
-func (p *Policy) position(pos Pos) string {
+func (p *Policy) Position(pos Pos) string {
 	if pos.Line == 0 {
 		return p.File
 	}
