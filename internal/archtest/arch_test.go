@@ -29,6 +29,7 @@ var pure = []string{
 	"github.com/zonewarden/zonewarden/internal/report",
 	"github.com/zonewarden/zonewarden/internal/verify",
 	"github.com/zonewarden/zonewarden/internal/kube",
+	"github.com/zonewarden/zonewarden/internal/draft",
 }
 
 // forbidden are import path prefixes that pure packages must not depend on,
@@ -169,7 +170,7 @@ var layers = map[string]int{
 	// 3: analysis and compile
 	"internal/audit": 3, "internal/graph": 3, "internal/plan": 3, "internal/enforce": 3,
 	"internal/enforce/enforcetest": 3, "internal/report": 3, "internal/verify": 3,
-	"internal/kube": 3, "internal/kube/oracle": 3,
+	"internal/kube": 3, "internal/kube/oracle": 3, "internal/draft": 3,
 	// 4: effects: the kernel, the host, the agent
 	"internal/nft": 4, "internal/nft/nflink": 4, "internal/conntrack": 4, "internal/firewall": 4,
 	"internal/probe": 4, "internal/verifier": 4, "internal/bridgeport": 4, "internal/state": 4, "internal/agent": 4,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zonewarden/zonewarden/internal/draft"
 	"github.com/zonewarden/zonewarden/internal/kube"
 	"github.com/zonewarden/zonewarden/internal/kube/oracle"
 	"github.com/zonewarden/zonewarden/internal/learn"
@@ -214,13 +215,13 @@ what applying it would change.`,
 					return &exitErr{Code: exitError, Err: fmt.Errorf("no container has the label %s: is it right? (docker ps --filter label=%s)", label, label)}
 				}
 			}
-			p := policy.Draft(snap)
+			p := draft.FromHost(snap)
 			if fromFlows != "" {
 				recs, err := readFlows(fromFlows)
 				if err != nil {
 					return &exitErr{Code: exitError, Err: err}
 				}
-				p = policy.DraftFromFlows(snap, recs, fromFlows)
+				p = draft.FromFlows(snap, recs, fromFlows)
 			}
 			data := policy.Format(p)
 			name := output

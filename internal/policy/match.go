@@ -131,6 +131,9 @@ func (m *Match) matches(c *inventory.Container, img *imageRef) bool {
 // validName reports whether s is a name Docker accepts for a network or
 // container: [a-zA-Z0-9][a-zA-Z0-9_.-]*. letterFirst also requires a
 // letter first (workload names, which must not read as addresses).
+// ValidZoneName reports whether s can name a zone (a Docker network).
+func ValidZoneName(s string) bool { return validName(s, false) }
+
 func validName(s string, letterFirst bool) bool {
 	if s == "" || len(s) > 255 {
 		return false

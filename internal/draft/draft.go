@@ -1,4 +1,7 @@
-package policy
+// Package draft proposes policies: from a host as it is (FromHost), or
+// from the flows recorded on it (FromFlows). A draft passes
+// policy.Validate and its own tests; a person reviews it.
+package draft
 
 import (
 	"fmt"
@@ -8,14 +11,15 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/learn"
+	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
-// LegacyBridgeZone is the zone Draft proposes for the containers on
+// LegacyBridgeZone is the zone FromHost proposes for the containers on
 // Docker's default bridge, which cannot be a zone.
 const LegacyBridgeZone = "legacy-bridge"
 
-// Draft proposes a starter policy for a host that keeps what works today:
+// FromHost proposes a starter policy for a host that keeps what works today:
 //
 //   - one zone per user-defined bridge network, with its internal flag;
 //     default: deny for the zones that hold a data service, allow else;
@@ -34,7 +38,7 @@ const LegacyBridgeZone = "legacy-bridge"
 // Containers that cannot join a zone (host network, none, another
 // container's namespace) stay unmanaged, named in a comment. The draft
 // passes Validate and its own tests.
-func Draft(snap *inventory.Snapshot) *Policy {
+func FromHost(snap *inventory.Snapshot) *policy.Policy {
 	d := newDrafter(snap)
 	d.draftZones()
 	d.draftWorkloads()
@@ -48,8 +52,8 @@ func newDrafter(snap *inventory.Snapshot) *drafter {
 	return &drafter{
 		snap:  snap,
 		ix:    inventory.NewIndex(snap),
-		p:     &Policy{Version: Version, Unmanaged: UnmanagedWarn},
-		zones: map[string]*Zone{},
+		p:     &policy.Policy{Version: policy.Version, Unmanaged: policy.UnmanagedWarn},
+		zones: map[string]*policy.Zone{},
 		names: map[string]bool{},
 	}
 }
@@ -57,8 +61,8 @@ func newDrafter(snap *inventory.Snapshot) *drafter {
 type drafter struct {
 	snap  *inventory.Snapshot
 	ix    *inventory.Index
-	p     *Policy
-	zones map[string]*Zone
+	p     *policy.Policy
+	zones map[string]*policy.Zone
 	// groups are the containers of each workload, in policy order.
 	groups [][]*inventory.Container
 	names  map[string]bool
@@ -86,11 +90,11 @@ func (d *drafter) draftZones() {
 			d.skippedNets = append(d.skippedNets, fmt.Sprintf("%s (driver %s)", n.Name, n.Driver))
 			continue
 		}
-		if !validName(n.Name, false) {
+		if !policy.ValidZoneName(n.Name) {
 			d.skippedNets = append(d.skippedNets, fmt.Sprintf("%q (not a name zonewarden accepts)", n.Name))
 			continue
 		}
-		d.p.Zones = append(d.p.Zones, Zone{Name: n.Name, Internal: n.Internal, Default: Allow})
+		d.p.Zones = append(d.p.Zones, policy.Zone{Name: n.Name, Internal: n.Internal, Default: policy.Allow})
 	}
 	for _, c := range d.snap.Containers {
 		if d.onDefaultBridge(&c) {
@@ -99,7 +103,7 @@ func (d *drafter) draftZones() {
 				name = fmt.Sprintf("%s-%d", LegacyBridgeZone, i)
 			}
 			d.legacy = name
-			d.p.Zones = append(d.p.Zones, Zone{Name: name, Default: Allow,
+			d.p.Zones = append(d.p.Zones, policy.Zone{Name: name, Default: policy.Allow,
 				Comment: "A new network for the containers now on Docker's default bridge, which cannot be a zone\n" +
 					"(it has no DNS and does not isolate projects): plan creates it and moves them.\n" +
 					"decide: give each project its own zone instead."})
@@ -179,7 +183,7 @@ func (d *drafter) draftWorkloads() {
 		if !ok {
 			w = len(d.p.Workloads)
 			at[k] = w
-			wl := Workload{}
+			wl := policy.Workload{}
 			if k.service != "" {
 				base := k.service
 				switch {
@@ -189,7 +193,7 @@ func (d *drafter) draftWorkloads() {
 					base = k.project + "-" + k.service
 				}
 				wl.Name = d.uniqueName(base)
-				wl.Match.Compose = ComposeMatch{Project: k.project, Service: k.service}
+				wl.Match.Compose = policy.ComposeMatch{Project: k.project, Service: k.service}
 			} else {
 				wl.Name = d.uniqueName(c.Name)
 				wl.Match.Name = c.Name
@@ -236,7 +240,7 @@ func (d *drafter) replicas(project, service string) int {
 func composeName(name, project, service string) bool {
 	for _, sep := range []string{"-", "_"} {
 		if rest, ok := strings.CutPrefix(name, project+sep+service+sep); ok {
-			if _, ok := portNumber(rest); ok || rest == "0" {
+			if rest != "" && strings.Trim(rest, "0123456789") == "" {
 				return true
 			}
 		}
@@ -293,9 +297,9 @@ func (d *drafter) describeWorkload(i int, claimed []claim) []claim {
 			}
 		}
 		for _, b := range published {
-			pub := Publish{
-				Container: PortRange{Proto: b.ContainerPort.Protocol, First: b.ContainerPort.Number, Last: b.ContainerPort.Number},
-				Host:      PortRange{Proto: b.ContainerPort.Protocol},
+			pub := policy.Publish{
+				Container: policy.PortRange{Proto: b.ContainerPort.Protocol, First: b.ContainerPort.Number, Last: b.ContainerPort.Number},
+				Host:      policy.PortRange{Proto: b.ContainerPort.Protocol},
 			}
 			if b.HostIP.IsValid() && b.HostIP != netip.IPv4Unspecified() {
 				pub.HostIP = b.HostIP.Unmap() // [::] stays: Docker binds IPv6 alone there
@@ -304,7 +308,7 @@ func (d *drafter) describeWorkload(i int, claimed []claim) []claim {
 				pub.Host.First, pub.Host.Last = b.HostPort, b.HostPort
 			}
 			switch pub.Container.Proto {
-			case ProtoTCP, ProtoUDP, ProtoSCTP:
+			case policy.ProtoTCP, policy.ProtoUDP, policy.ProtoSCTP:
 			default:
 				continue
 			}
@@ -342,9 +346,9 @@ func (d *drafter) describeWorkload(i int, claimed []claim) []claim {
 		}
 	}
 	if internal && open {
-		w.Egress = []Egress{
-			{To: netip.MustParsePrefix("0.0.0.0/0"), Ports: AllPorts()},
-			{To: netip.MustParsePrefix("::/0"), Ports: AllPorts()},
+		w.Egress = []policy.Egress{
+			{To: netip.MustParsePrefix("0.0.0.0/0"), Ports: policy.AllPorts()},
+			{To: netip.MustParsePrefix("::/0"), Ports: policy.AllPorts()},
 		}
 		notes = append(notes, fmt.Sprintf("decide: narrow egress to what it needs; as a member of internal zone %s it would reach nothing beyond the host without it", internalZone))
 	}
@@ -354,12 +358,12 @@ func (d *drafter) describeWorkload(i int, claimed []claim) []claim {
 
 // claim is a host port a drafted workload publishes.
 type claim struct {
-	pub   Publish
+	pub   policy.Publish
 	owner string
 }
 
 // claimedBy returns the workload that publishes a host port pub needs too.
-func claimedBy(claimed []claim, pub Publish) string {
+func claimedBy(claimed []claim, pub policy.Publish) string {
 	for _, c := range claimed {
 		if pub.Host.First != 0 && c.pub.Host.Overlaps(pub.Host) &&
 			(c.pub.AllInterfaces() || pub.AllInterfaces() || c.pub.HostIP == pub.HostIP) {
@@ -371,8 +375,8 @@ func claimedBy(claimed []claim, pub Publish) string {
 
 // destinationPorts are the ports a workload's containers listen on, as far
 // as the host shows: exposed and published container ports.
-func (d *drafter) destinationPorts(i int) PortList {
-	var l PortList
+func (d *drafter) destinationPorts(i int) policy.PortList {
+	var l policy.PortList
 	for _, c := range d.groups[i] {
 		for _, p := range c.ExposedPorts {
 			if r, ok := portRangeOf(p); ok {
@@ -388,21 +392,21 @@ func (d *drafter) destinationPorts(i int) PortList {
 	if len(l) == 0 {
 		return nil
 	}
-	return normalize(l)
+	return policy.PortList(nil).Union(l)
 }
 
 // evidence says what in workload a's configuration names workload b (a
 // compose service): its depends_on and environment references
 // (inventory.Ref), as "evidence: depends_on; environment DATABASE_URL
 // (db:5432)", and the ports those references name.
-func (d *drafter) evidence(a, b int) (string, PortList) {
+func (d *drafter) evidence(a, b int) (string, policy.PortList) {
 	to := d.groups[b][0].Labels[inventory.LabelComposeService]
 	project := d.groups[b][0].Labels[inventory.LabelComposeProject]
 	if to == "" {
 		return "", nil
 	}
 	var says []string
-	var ports PortList
+	var ports policy.PortList
 	for _, c := range d.groups[a] {
 		if c.Labels[inventory.LabelComposeProject] != project {
 			continue
@@ -414,7 +418,7 @@ func (d *drafter) evidence(a, b int) (string, PortList) {
 			s := r.Via
 			if r.Port != 0 {
 				s += fmt.Sprintf(" (%s:%d)", to, r.Port)
-				ports = append(ports, PortRange{Proto: ProtoTCP, First: r.Port, Last: r.Port})
+				ports = append(ports, policy.PortRange{Proto: policy.ProtoTCP, First: r.Port, Last: r.Port})
 			}
 			if !slices.Contains(says, s) {
 				says = append(says, s)
@@ -431,7 +435,7 @@ func (d *drafter) evidence(a, b int) (string, PortList) {
 // for a data service that declares none (a compose service without
 // expose: or ports:, say), its kind's default port, with a note that
 // says so.
-func (d *drafter) listenPorts(i int) (PortList, string) {
+func (d *drafter) listenPorts(i int) (policy.PortList, string) {
 	if l := d.destinationPorts(i); len(l) > 0 {
 		return l, ""
 	}
@@ -444,18 +448,18 @@ func (d *drafter) listenPorts(i int) (PortList, string) {
 		return nil, ""
 	}
 	r, _ := portRangeOf(p)
-	return PortList{r}, fmt.Sprintf("%s: %s's default port (%s declares none)", p, kind, d.p.Workloads[i].Name)
+	return policy.PortList{r}, fmt.Sprintf("%s: %s's default port (%s declares none)", p, kind, d.p.Workloads[i].Name)
 }
 
-func portRangeOf(p inventory.Port) (PortRange, bool) {
+func portRangeOf(p inventory.Port) (policy.PortRange, bool) {
 	switch p.Protocol {
-	case ProtoTCP, ProtoUDP, ProtoSCTP:
+	case policy.ProtoTCP, policy.ProtoUDP, policy.ProtoSCTP:
 		if p.Number == 0 {
-			return PortRange{}, false
+			return policy.PortRange{}, false
 		}
-		return PortRange{Proto: p.Protocol, First: p.Number, Last: p.Number}, true
+		return policy.PortRange{Proto: p.Protocol, First: p.Number, Last: p.Number}, true
 	}
-	return PortRange{}, false
+	return policy.PortRange{}, false
 }
 
 func (d *drafter) draftFlows() {
@@ -483,7 +487,7 @@ func (d *drafter) draftFlows() {
 				ports, note := d.listenPorts(b)
 				evidence, named := d.evidence(a, b)
 				if len(named) > 0 {
-					ports = normalize(append(slices.Clone(ports), named...))
+					ports = policy.PortList(nil).Union(append(slices.Clone(ports), named...))
 				}
 				if evidence == "" && d.snap.Source.Kind == "compose" {
 					// Compose files say whom a service talks to; a
@@ -495,7 +499,7 @@ func (d *drafter) draftFlows() {
 					d.unknownPorts = append(d.unknownPorts, fmt.Sprintf("%s -> %s (zone %s)", from.Name, to.Name, z.Name))
 					continue
 				}
-				f := Flow{From: WorkloadRef(from.Name), To: WorkloadRef(to.Name), Ports: ports}
+				f := policy.Flow{From: policy.WorkloadRef(from.Name), To: policy.WorkloadRef(to.Name), Ports: ports}
 				_, _, toData := inventory.DataService(d.groups[b][0])
 				reason, untrusted := inventory.Untrusted(d.groups[a][0])
 				switch kind, _, fromData := inventory.DataService(d.groups[a][0]); {
@@ -520,7 +524,7 @@ func (d *drafter) draftFlows() {
 			notes = append(notes, z.Comment)
 		}
 		if data := dataZones[z.Name]; len(data) > 0 {
-			z.Default = Deny
+			z.Default = policy.Deny
 			notes = append(notes, fmt.Sprintf("Holds %s: default: deny proposed, so that only the flows below reach it.", strings.Join(data, ", ")))
 		} else if len(members[z.Name]) > 1 {
 			notes = append(notes, "decide: default: deny would let only the flows below through between its members.")
@@ -550,7 +554,7 @@ func (d *drafter) draftTests() {
 // the policy allows the connection (a flow with a "decide:" comment says
 // so already) or the pair has a test.
 func (d *drafter) denyTests(why func(a, b int, kind string) string) {
-	m := Compile(d.p)
+	m := policy.Compile(d.p)
 	for b := range d.p.Workloads {
 		kind, _, ok := inventory.DataService(d.groups[b][0])
 		if !ok {
@@ -565,8 +569,8 @@ func (d *drafter) denyTests(why func(a, b int, kind string) string) {
 			if comment == "" {
 				continue
 			}
-			t := Test{From: WorkloadRef(d.p.Workloads[a].Name), To: WorkloadRef(d.p.Workloads[b].Name), Port: port, Expect: Deny, Comment: comment}
-			if m.Eval(t.From, t.To, t.Port).Allow || slices.ContainsFunc(d.p.Tests, func(o Test) bool { return o.From == t.From && o.To == t.To }) {
+			t := policy.Test{From: policy.WorkloadRef(d.p.Workloads[a].Name), To: policy.WorkloadRef(d.p.Workloads[b].Name), Port: port, Expect: policy.Deny, Comment: comment}
+			if m.Eval(t.From, t.To, t.Port).Allow || slices.ContainsFunc(d.p.Tests, func(o policy.Test) bool { return o.From == t.From && o.To == t.To }) {
 				continue
 			}
 			d.p.Tests = append(d.p.Tests, t)

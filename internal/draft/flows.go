@@ -1,4 +1,4 @@
-package policy
+package draft
 
 import (
 	"fmt"
@@ -7,18 +7,19 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/learn"
+	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
-// DraftFromFlows proposes the least-privilege policy for a host that
+// FromFlows proposes the least-privilege policy for a host that
 // keeps exactly the flows recorded on it (zonewarden learn) and nothing
-// else: Draft's zones and workloads, every zone default: deny, a flow per
+// else: FromHost's zones and workloads, every zone default: deny, a flow per
 // pair of workloads that connected, on the ports they used, each with
 // its count in a comment; and tests that every pair sharing a zone with a
 // data service that never connected to it stays denied. Flows to and
 // from beyond the host are listed in comments, not restricted.
 // flowsFile names the records' file in comments.
-func DraftFromFlows(snap *inventory.Snapshot, recs []learn.Record, flowsFile string) *Policy {
+func FromFlows(snap *inventory.Snapshot, recs []learn.Record, flowsFile string) *policy.Policy {
 	d := newDrafter(snap)
 	d.observed = recs
 	d.draftZones()
@@ -47,7 +48,7 @@ func (d *drafter) workloadOf(p learn.Peer) int {
 	}
 	if p.Project != "" && p.Service != "" {
 		for i, w := range d.p.Workloads {
-			if w.Match.Compose == (ComposeMatch{Project: p.Project, Service: p.Service}) {
+			if w.Match.Compose == (policy.ComposeMatch{Project: p.Project, Service: p.Service}) {
 				return i
 			}
 		}
@@ -57,7 +58,7 @@ func (d *drafter) workloadOf(p learn.Peer) int {
 
 // observedPorts is what one workload pair was seen to use.
 type observedPorts struct {
-	ports     PortList
+	ports     policy.PortList
 	counts    []string // "5432/tcp x120"
 	published bool     // some connection went through a published port
 }
@@ -112,7 +113,7 @@ func (d *drafter) draftObservedFlows(flowsFile string) {
 			continue
 		}
 		slices.Sort(o.counts)
-		f := Flow{From: WorkloadRef(from.Name), To: WorkloadRef(to.Name), Ports: normalize(o.ports),
+		f := policy.Flow{From: policy.WorkloadRef(from.Name), To: policy.WorkloadRef(to.Name), Ports: policy.PortList(nil).Union(o.ports),
 			Comment: "observed: " + strings.Join(slices.Compact(o.counts), ", ")}
 		_, _, toData := inventory.DataService(d.groups[k[1]][0])
 		reason, untrusted := inventory.Untrusted(d.groups[k[0]][0])
@@ -125,22 +126,22 @@ func (d *drafter) draftObservedFlows(flowsFile string) {
 		d.p.Flows = append(d.p.Flows, f)
 	}
 	for i := range d.p.Zones {
-		d.p.Zones[i].Default = Deny
+		d.p.Zones[i].Default = policy.Deny
 	}
 }
 
 // observedRange is a record's port as a policy port.
-func observedRange(r learn.Record) (PortRange, bool) {
+func observedRange(r learn.Record) (policy.PortRange, bool) {
 	switch r.Proto {
-	case ProtoTCP, ProtoUDP, ProtoSCTP:
+	case policy.ProtoTCP, policy.ProtoUDP, policy.ProtoSCTP:
 		if r.Port == 0 {
-			return PortRange{}, false
+			return policy.PortRange{}, false
 		}
-		return PortRange{Proto: r.Proto, First: r.Port, Last: r.Port}, true
+		return policy.PortRange{Proto: r.Proto, First: r.Port, Last: r.Port}, true
 	case "icmp", "ipv6-icmp":
-		return PortRange{Proto: ProtoICMP}, true
+		return policy.PortRange{Proto: policy.ProtoICMP}, true
 	}
-	return PortRange{}, false
+	return policy.PortRange{}, false
 }
 
 // draftUnobservedTests adds, for every data service, a deny test from

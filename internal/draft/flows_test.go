@@ -1,4 +1,4 @@
-package policy_test
+package draft_test
 
 import (
 	"slices"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zonewarden/zonewarden/internal/demo"
+	"github.com/zonewarden/zonewarden/internal/draft"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/learn"
 	"github.com/zonewarden/zonewarden/internal/policy"
@@ -43,7 +44,7 @@ func TestDraftFromFlowsKeepsExactlyTheObserved(t *testing.T) {
 		// A scan from staging: tried, never answered.
 		{From: peer("staging-api"), To: peer("customer-db"), Proto: "tcp", Port: 5432, Count: 3, First: t0, Last: t0},
 	}
-	p, out := passesCheck(t, policy.DraftFromFlows(snap, learn.Merge(recs), "flows.jsonl"))
+	p, out := passesCheck(t, draft.FromFlows(snap, learn.Merge(recs), "flows.jsonl"))
 	for _, z := range p.Zones {
 		if z.Default != policy.Deny {
 			t.Errorf("zone %s is default: %s; a draft from flows denies what was not observed", z.Name, z.Default)
@@ -116,7 +117,7 @@ func TestBreaksListsWhatThePolicyDenies(t *testing.T) {
 		return learn.Peer{Kind: learn.KindContainer, Container: name, Project: ct.ComposeProject(), Service: ct.ComposeService()}
 	}
 	kept := []learn.Record{{From: c("shop-web"), To: c("shop-api"), Proto: "tcp", Port: 8080, Count: 3, Answered: 3}}
-	p, err := policy.Parse("draft.yaml", policy.Format(policy.DraftFromFlows(snap, kept, "flows.jsonl")), policy.Options{})
+	p, err := policy.Parse("draft.yaml", policy.Format(draft.FromFlows(snap, kept, "flows.jsonl")), policy.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

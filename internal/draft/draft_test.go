@@ -1,4 +1,4 @@
-package policy_test
+package draft_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/demo"
+	"github.com/zonewarden/zonewarden/internal/draft"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/synthetic"
 	"github.com/zonewarden/zonewarden/internal/policy"
@@ -41,7 +42,7 @@ func golden(t *testing.T, name string, got []byte) {
 // share a network reach each other on the destination's known ports.
 func checkDraft(t *testing.T, snap *inventory.Snapshot) *policy.Policy {
 	t.Helper()
-	p, out := passesCheck(t, policy.Draft(snap))
+	p, out := passesCheck(t, draft.FromHost(snap))
 	if again := policy.Format(p); !bytes.Equal(again, out) {
 		t.Errorf("Format(Parse(Format(draft))) differs:\n%s\n---\n%s", out, again)
 	}
@@ -106,7 +107,7 @@ func portsOf(bs []inventory.PortBinding) []inventory.Port {
 func TestDraftDemoHost(t *testing.T) {
 	snap := demo.Level0().Snapshot()
 	p := checkDraft(t, snap)
-	golden(t, "draft-demo.yaml.golden", policy.Format(policy.Draft(snap)))
+	golden(t, "draft-demo.yaml.golden", policy.Format(draft.FromHost(snap)))
 	for _, want := range []struct {
 		zone    string
 		def     policy.Action
@@ -116,7 +117,7 @@ func TestDraftDemoHost(t *testing.T) {
 		{"shop-prod", policy.Deny, false, 4}, // holds customer-db
 		{"shop-sessions", policy.Deny, true, 2},
 		{"dev", policy.Allow, false, 2},
-		{policy.LegacyBridgeZone, policy.Allow, false, 2},
+		{draft.LegacyBridgeZone, policy.Allow, false, 2},
 	} {
 		z := p.Zone(want.zone)
 		if z == nil || z.Default != want.def || z.Internal != want.intern || len(policy.Compile(p).Members(policy.ZoneRef(want.zone))) != want.members {
