@@ -8,6 +8,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft/nflink"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/policy/synthetic"
@@ -95,9 +96,9 @@ func benchPolicy(flows int, unmanaged policy.Unmanaged) (*policy.Policy, *invent
 // compiled is one compiled ruleset and what it took to build.
 type compiled struct {
 	rs      *enforce.Ruleset
-	b       *policy.Binding // for the endpoint binding (portsLoad)
-	flows   int             // declared flows
-	compile time.Duration   // policy.Bind and enforce.Compile
+	b       *model.Binding // for the endpoint binding (portsLoad)
+	flows   int            // declared flows
+	compile time.Duration  // model.Bind and enforce.Compile
 	err     error
 }
 
@@ -118,7 +119,7 @@ func realRuleset(flows int, unmanaged policy.Unmanaged) (*compiled, error) {
 	p, snap := benchPolicy(flows, unmanaged)
 	c := &compiled{flows: len(p.Flows)}
 	start := time.Now()
-	b, err := policy.Bind(p, snap)
+	b, err := model.Bind(p, snap)
 	if err == nil {
 		c.rs = enforce.Compile(b, enforce.Options{})
 		c.compile = time.Since(start)

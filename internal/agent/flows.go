@@ -18,7 +18,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/inventory"
-	"github.com/zonewarden/zonewarden/internal/policy"
+	"github.com/zonewarden/zonewarden/internal/model"
 )
 
 // DeniedFlow is one connection attempt zonewarden's rules dropped, named.
@@ -233,7 +233,7 @@ type endpoint struct {
 	fenced                    bool // no workload selects it, on a default: deny zone
 }
 
-func newNamer(b *policy.Binding) *namer {
+func newNamer(b *model.Binding) *namer {
 	n := &namer{byAddr: map[netip.Addr]endpoint{}, hostAddrs: map[netip.Addr]bool{}, published: map[string]endpoint{}, byPort: map[int]endpoint{}}
 	zones := map[string]bool{}
 	for _, z := range b.Model.Policy().Zones {

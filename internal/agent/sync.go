@@ -11,6 +11,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
@@ -100,7 +101,7 @@ func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw 
 		return err
 	}
 	read := time.Since(start)
-	b, _ := policy.Bind(pol, snap) // conflicts: those containers are not admitted
+	b, _ := model.Bind(pol, snap) // conflicts: those containers are not admitted
 	opts := enforce.Options{Table: a.cfg.Table, LogGroup: a.cfg.LogGroup}
 	rs := enforce.Compile(b, opts)
 	ports := enforce.CompilePorts(b, opts)
@@ -245,7 +246,7 @@ func inSet(rs *enforce.Ruleset, addr string) bool {
 // memberships reports (and with EnforceMembership ends) the containers
 // connected to a zone their workload may not join. The firewall does not
 // admit them there meanwhile.
-func (a *Agent) memberships(ctx context.Context, b *policy.Binding) []string {
+func (a *Agent) memberships(ctx context.Context, b *model.Binding) []string {
 	var out []string
 	for _, s := range b.Strays() {
 		m := s.Member
@@ -275,7 +276,7 @@ func (a *Agent) memberships(ctx context.Context, b *policy.Binding) []string {
 	return out
 }
 
-func countAdmitted(b *policy.Binding) int {
+func countAdmitted(b *model.Binding) int {
 	n := 0
 	for _, m := range b.Containers {
 		if m.Workload != nil && m.Container.Running() {

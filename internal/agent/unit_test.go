@@ -12,6 +12,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
@@ -56,13 +57,13 @@ func TestParsePacket(t *testing.T) {
 	}
 }
 
-func threeTier(t *testing.T) *policy.Binding {
+func threeTier(t *testing.T) *model.Binding {
 	t.Helper()
 	p, err := policy.Parse("three-tier.yaml", []byte(enforcetest.Policy), policy.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := policy.Bind(p, enforcetest.Host())
+	b, _ := model.Bind(p, enforcetest.Host())
 	return b
 }
 
@@ -103,7 +104,7 @@ func TestNamerSpoofs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := policy.Bind(p, enforcetest.HostWithPorts())
+	b, _ := model.Bind(p, enforcetest.HostWithPorts())
 	n := newNamer(b)
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	// cache (port 140) claims api's database-tier address 10.20.3.13.

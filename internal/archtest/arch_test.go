@@ -30,6 +30,7 @@ var pure = []string{
 	"github.com/zonewarden/zonewarden/internal/verify",
 	"github.com/zonewarden/zonewarden/internal/kube",
 	"github.com/zonewarden/zonewarden/internal/draft",
+	"github.com/zonewarden/zonewarden/internal/model",
 }
 
 // forbidden are import path prefixes that pure packages must not depend on,
@@ -165,7 +166,7 @@ var layers = map[string]int{
 	// 1: analysis of a host (the policy binds to it)
 	"internal/reach": 1, "internal/learn": 1,
 	// 2: the policy model, and the sources of hosts
-	"internal/policy": 2, "internal/policy/synthetic": 2,
+	"internal/policy": 2, "internal/policy/synthetic": 2, "internal/model": 2,
 	"internal/inventory/dockerapi": 2, "internal/inventory/compose": 2,
 	// 3: analysis and compile
 	"internal/audit": 3, "internal/graph": 3, "internal/plan": 3, "internal/enforce": 3,

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
@@ -138,7 +139,7 @@ unmanaged: warn
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := policy.Bind(p, env.Snapshot())
+	b, _ := model.Bind(p, env.Snapshot())
 	for _, m := range truth.Compare(after, env.EnforcedModel(b)) {
 		if m.To != reach.Host {
 			t.Errorf("%s", m)

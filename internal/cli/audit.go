@@ -12,7 +12,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/audit"
 	"github.com/zonewarden/zonewarden/internal/inventory"
-	"github.com/zonewarden/zonewarden/internal/policy"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/report"
 )
 
@@ -71,7 +71,7 @@ Exit status: 0 when no finding reaches --fail-on, 1 when one does,
 				if err != nil {
 					return err
 				}
-				b, _ := policy.Bind(p, snap)
+				b, _ := model.Bind(p, snap)
 				opts.Fenced = map[string][]string{}
 				for _, f := range b.Fenced() {
 					opts.Fenced[f.Container] = f.Zones

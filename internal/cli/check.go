@@ -15,6 +15,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/kube"
 	"github.com/zonewarden/zonewarden/internal/kube/oracle"
 	"github.com/zonewarden/zonewarden/internal/learn"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
@@ -81,8 +82,8 @@ fails, 2 when the policy is invalid or cannot be read.`,
 			case err != nil:
 				return &exitErr{Code: exitError, Err: err}
 			}
-			results := policy.Compile(p).RunTests()
-			failed := policy.Failed(results)
+			results := model.Compile(p).RunTests()
+			failed := model.Failed(results)
 			for _, r := range failed {
 				prob := policy.Problem{File: path, Line: r.Test.Pos.Line, Col: r.Test.Pos.Col, Msg: describeFailure(r)}
 				if format == "github" {
@@ -122,7 +123,7 @@ fails, 2 when the policy is invalid or cannot be read.`,
 
 // describeFailure says what a failing test expected, what the policy
 // decides and why.
-func describeFailure(r policy.TestResult) string {
+func describeFailure(r model.TestResult) string {
 	t := r.Test
 	on := " on any port"
 	if t.Port.Proto != "" {
@@ -301,12 +302,12 @@ func writeNew(path string, data []byte, force bool) error {
 
 // checkK8s runs the policy's tests on its Kubernetes export and prints the
 // failures and a summary; it returns the failed tests.
-func (a *app) checkK8s(out *bufio.Writer, p *policy.Policy, format string) ([]policy.TestResult, error) {
+func (a *app) checkK8s(out *bufio.Writer, p *policy.Policy, format string) ([]model.TestResult, error) {
 	results, err := oracle.Check(p, kube.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("check --k8s: %w", err)
 	}
-	var failed []policy.TestResult
+	var failed []model.TestResult
 	var unchecked []string
 	for _, r := range results {
 		t := r.Test
@@ -314,7 +315,7 @@ func (a *app) checkK8s(out *bufio.Writer, p *policy.Policy, format string) ([]po
 		case !r.Checked:
 			unchecked = append(unchecked, fmt.Sprintf("  %s: %s -> %s: %s", p.Position(t.Pos), t.From, t.To, r.Why))
 		case !r.Pass:
-			failed = append(failed, policy.TestResult{Test: t})
+			failed = append(failed, model.TestResult{Test: t})
 			got := policy.Deny
 			if r.Allow {
 				got = policy.Allow

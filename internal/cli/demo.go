@@ -20,6 +20,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/plan"
 	"github.com/zonewarden/zonewarden/internal/policy"
@@ -148,7 +149,7 @@ func (a *app) demoOffline(out io.Writer, snap *inventory.Snapshot, color bool) e
 	header(out, color, "After segmenting it (offline: what apply would make of it)")
 	pl, _ := computePlan(p, snap)
 	after := plan.Simulate(snap, pl)
-	b, _ := policy.Bind(p, after)
+	b, _ := model.Bind(p, after)
 	if err := demoRadiusAfter(out, reach.Analyze(after, reach.Options{Narrow: verify.Narrower(b)})); err != nil {
 		return err
 	}
@@ -185,7 +186,7 @@ func (a *app) demoSegment(ctx context.Context, out io.Writer, snap *inventory.Sn
 		return &exitErr{Code: exitError, Err: err}
 	}
 	after := full.OnlyLabelled(demo.Label, runID)
-	b, _ := policy.Bind(p, after)
+	b, _ := model.Bind(p, after)
 	rs := enforce.Compile(b, enforce.Options{Table: demoTable})
 	defer func() {
 		if keep {
@@ -212,7 +213,7 @@ func (a *app) demoSegment(ctx context.Context, out io.Writer, snap *inventory.Sn
 // and prints a compact matrix: for each source (row) and destination
 // (column), whether every probed port behaved as the policy says.
 func demoVerify(ctx context.Context, out io.Writer, snap *inventory.Snapshot, p *policy.Policy, label [2]string) error {
-	b, _ := policy.Bind(p, snap)
+	b, _ := model.Bind(p, snap)
 	an := reach.Analyze(snap, reach.Options{Narrow: verify.Narrower(b)})
 	start := time.Now()
 	results, err := verifier.Run(ctx, snap, an, b, verify.Options{Label: label, Timeout: probe.DefaultTimeout})

@@ -6,6 +6,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
@@ -34,7 +35,7 @@ func (a *app) analyze(ctx context.Context, snap *inventory.Snapshot, ignoreFirew
 		fmt.Fprintf(a.stderr, "zonewarden: note: the recorded policy does not read (%s): answering as Docker alone would\n", oneLine(err))
 		return reach.Analyze(snap, reach.Options{})
 	}
-	b, _ := policy.Bind(p, snap)
+	b, _ := model.Bind(p, snap)
 	fmt.Fprintf(a.stderr, "zonewarden: following the firewall installed from %s at %s (--ignore-firewall: as Docker alone would)\n",
 		applied.PolicyPath, applied.Time.Format("2006-01-02 15:04:05"))
 	return reach.Analyze(snap, reach.Options{Narrow: verify.Narrower(b)})

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zonewarden/zonewarden/internal/kube"
-	"github.com/zonewarden/zonewarden/internal/policy"
+	"github.com/zonewarden/zonewarden/internal/model"
 )
 
 func (a *app) exportCommand() *cobra.Command {
@@ -91,7 +91,7 @@ through netpol-analyzer, an independent implementation of NetworkPolicy.`,
 				if err != nil {
 					return &exitErr{Code: exitError, Err: err}
 				}
-				b, _ := policy.Bind(p, snap)
+				b, _ := model.Bind(p, snap)
 				opts.Services = kube.Services(b)
 			}
 			x := kube.Build(p, opts)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/agent"
 	"github.com/zonewarden/zonewarden/internal/enforce"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/state"
@@ -153,7 +154,7 @@ func (a *app) reportDrift(ctx context.Context, applied *state.Applied) bool {
 		fmt.Fprintf(a.stdout, "Cannot read the host to compare (%s).\n", oneLine(err))
 		return true
 	}
-	b, _ := policy.Bind(p, snap)
+	b, _ := model.Bind(p, snap)
 	for _, f := range b.Fenced() {
 		fmt.Fprintf(a.stdout, "Fenced: %s: no workload selects it, so it is denied every flow of the zones.\n", f)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
 	"github.com/zonewarden/zonewarden/internal/learn"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/plan"
 	"github.com/zonewarden/zonewarden/internal/policy"
@@ -47,8 +48,8 @@ func (a *app) readPolicy(path string) (*policy.Policy, error) {
 
 // computePlan binds the policy to the host and returns the plan, with the
 // binding for the firewall.
-func computePlan(p *policy.Policy, snap *inventory.Snapshot) (*plan.Plan, *policy.Binding) {
-	b, bindErr := policy.Bind(p, snap)
+func computePlan(p *policy.Policy, snap *inventory.Snapshot) (*plan.Plan, *model.Binding) {
+	b, bindErr := model.Bind(p, snap)
 	want := plan.Desired{Members: b.MemberZones(), Unmatched: b.Unmatched(), PublishAllowed: b.PublishAllowed}
 	for _, f := range b.Fenced() {
 		want.Fenced = append(want.Fenced, f.String())
@@ -70,7 +71,7 @@ func computePlan(p *policy.Policy, snap *inventory.Snapshot) (*plan.Plan, *polic
 
 // firewallPlan compares the ruleset the policy compiles to on this host
 // with the one the last apply loaded, if its table is still installed.
-func firewallPlan(ctx context.Context, b *policy.Binding) *plan.Firewall {
+func firewallPlan(ctx context.Context, b *model.Binding) *plan.Firewall {
 	rs := enforce.Compile(b, enforce.Options{})
 	fw := &plan.Firewall{Elements: rs.Size(), Sample: []string{}}
 	listing, err := nft.List(ctx, "inet", enforce.Table)
@@ -185,7 +186,7 @@ change, 1 when something would (or a recorded flow would break), 2 on error.`,
 }
 
 // recordedPlan judges the recorded flows by the policy bound to the host.
-func recordedPlan(b *policy.Binding, recs []learn.Record, file string) *plan.Recorded {
+func recordedPlan(b *model.Binding, recs []learn.Record, file string) *plan.Recorded {
 	breaks, unjudged := b.Breaks(recs)
 	r := &plan.Recorded{File: file, Total: len(recs), Unjudged: unjudged, Broken: []plan.BrokenFlow{}}
 	for _, x := range breaks {
@@ -321,7 +322,7 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 		if snap, err = dc.Snapshot(ctx); err != nil {
 			return &exitErr{Code: exitError, Err: err}
 		}
-		b, _ = policy.Bind(p, snap) // the addresses Docker gave the new memberships
+		b, _ = model.Bind(p, snap) // the addresses Docker gave the new memberships
 	} else {
 		fmt.Fprintln(a.stdout, "Docker: nothing to change, the host's networks and memberships match the policy.")
 	}

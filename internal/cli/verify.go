@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/probe"
 	"github.com/zonewarden/zonewarden/internal/reach"
@@ -83,9 +84,9 @@ could not run.`,
 				return &exitErr{Code: exitError, Err: err}
 			}
 			var an *reach.Analysis
-			var b *policy.Binding
+			var b *model.Binding
 			if p != nil {
-				b, _ = policy.Bind(p, snap)
+				b, _ = model.Bind(p, snap)
 				an = reach.Analyze(snap, reach.Options{Narrow: verify.Narrower(b)})
 			} else {
 				an = a.analyze(cmd.Context(), snap, false)

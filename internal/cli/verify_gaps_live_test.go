@@ -23,6 +23,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/probe"
@@ -94,7 +95,7 @@ func (h *liveHost) snapshot(t *testing.T) *inventory.Snapshot {
 // run's own table, as apply (or the agent, after a change) would.
 func (h *liveHost) enforce(t *testing.T, p *policy.Policy) {
 	t.Helper()
-	b, _ := policy.Bind(p, h.snapshot(t))
+	b, _ := model.Bind(p, h.snapshot(t))
 	table := "zwtest_verify_" + h.runID
 	rs := enforce.Compile(b, enforce.Options{Table: table})
 	t.Cleanup(func() { nft.Delete(context.Background(), "inet", table) })

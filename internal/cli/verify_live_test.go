@@ -8,6 +8,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/firewall"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/testenv"
@@ -62,7 +63,7 @@ unmanaged: warn
 			snap.Networks[i].Name = pre + snap.Networks[i].Name
 		}
 	}
-	b, _ := policy.Bind(p, snap)
+	b, _ := model.Bind(p, snap)
 	table := "zwtest_verify_" + env.RunID
 	rs := enforce.Compile(b, enforce.Options{Table: table})
 	t.Cleanup(func() { nft.Delete(context.Background(), "inet", table) })

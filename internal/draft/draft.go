@@ -11,6 +11,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/learn"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
@@ -554,7 +555,7 @@ func (d *drafter) draftTests() {
 // the policy allows the connection (a flow with a "decide:" comment says
 // so already) or the pair has a test.
 func (d *drafter) denyTests(why func(a, b int, kind string) string) {
-	m := policy.Compile(d.p)
+	m := model.Compile(d.p)
 	for b := range d.p.Workloads {
 		kind, _, ok := inventory.DataService(d.groups[b][0])
 		if !ok {

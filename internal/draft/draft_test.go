@@ -12,6 +12,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/draft"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/synthetic"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
@@ -46,7 +47,7 @@ func checkDraft(t *testing.T, snap *inventory.Snapshot) *policy.Policy {
 	if again := policy.Format(p); !bytes.Equal(again, out) {
 		t.Errorf("Format(Parse(Format(draft))) differs:\n%s\n---\n%s", out, again)
 	}
-	b, err := policy.Bind(p, snap)
+	b, err := model.Bind(p, snap)
 	if err != nil {
 		t.Fatalf("Bind(draft): %v", err)
 	}
@@ -90,7 +91,7 @@ func passesCheck(t *testing.T, d *policy.Policy) (*policy.Policy, []byte) {
 	if err != nil {
 		t.Fatalf("the draft does not pass check:\n%v\n%s", err, out)
 	}
-	for _, r := range policy.Failed(policy.Compile(p).RunTests()) {
+	for _, r := range model.Failed(model.Compile(p).RunTests()) {
 		t.Errorf("draft test at %v fails: %s", r.Test.Pos, r.Decision.Reason)
 	}
 	return p, out
@@ -120,7 +121,7 @@ func TestDraftDemoHost(t *testing.T) {
 		{draft.LegacyBridgeZone, policy.Allow, false, 2},
 	} {
 		z := p.Zone(want.zone)
-		if z == nil || z.Default != want.def || z.Internal != want.intern || len(policy.Compile(p).Members(policy.ZoneRef(want.zone))) != want.members {
+		if z == nil || z.Default != want.def || z.Internal != want.intern || len(model.Compile(p).Members(policy.ZoneRef(want.zone))) != want.members {
 			t.Errorf("zone %s = %+v, want default %s, internal %v, %d members", want.zone, z, want.def, want.intern, want.members)
 		}
 	}
@@ -165,7 +166,7 @@ func TestDraftUsesImageDefaultPorts(t *testing.T) {
 		Containers: []inventory.Container{backend, svc("db", "mariadb:11"), svc("cache", "redis:7")},
 	}
 	p := checkDraft(t, snap)
-	m := policy.Compile(p)
+	m := model.Compile(p)
 	for _, tt := range []struct {
 		to, port, note string
 	}{
@@ -209,7 +210,7 @@ func TestDraftNamesItsEvidence(t *testing.T) {
 		},
 	}
 	p := checkDraft(t, snap)
-	m := policy.Compile(p)
+	m := model.Compile(p)
 	comment := map[string]string{}
 	for _, f := range p.Flows {
 		comment[f.From.String()+" -> "+f.To.String()] = f.Comment

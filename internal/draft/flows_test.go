@@ -10,6 +10,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/draft"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/learn"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
@@ -50,7 +51,7 @@ func TestDraftFromFlowsKeepsExactlyTheObserved(t *testing.T) {
 			t.Errorf("zone %s is default: %s; a draft from flows denies what was not observed", z.Name, z.Default)
 		}
 	}
-	b, err := policy.Bind(p, snap)
+	b, err := model.Bind(p, snap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestBreaksListsWhatThePolicyDenies(t *testing.T) {
 	)
 	for _, mode := range []policy.Mode{policy.Enforce, policy.Monitor} {
 		p.Mode = mode
-		b, err := policy.Bind(p, snap)
+		b, err := model.Bind(p, snap)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/policy/synthetic"
 )
@@ -16,7 +17,7 @@ func BenchmarkCompile(b *testing.B) {
 	for _, size := range []struct{ workloads, zones, flows int }{{100, 10, 1_000}, {10_000, 1_000, 100_000}} {
 		p := synthetic.Policy(size.workloads, size.zones, size.flows, 0, 1)
 		snap := synthetic.Host(p)
-		bind, err := policy.Bind(p, snap)
+		bind, err := model.Bind(p, snap)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -40,7 +41,7 @@ func BenchmarkTrace(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bind, err := policy.Bind(p, threeTier())
+	bind, err := model.Bind(p, threeTier())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,7 +3,7 @@
 // (a full sync) or as the set elements that changed (an incremental
 // update). See README.md for the hooks, chains and sets.
 //
-// It is pure: it reads a policy.Binding and writes text; the applier in
+// It is pure: it reads a model.Binding and writes text; the applier in
 // the CLI loads that text with one `nft -f` transaction.
 package enforce
 
@@ -14,6 +14,7 @@ import (
 	"strconv"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
@@ -80,7 +81,7 @@ var families = []family{
 // Compile turns a binding into a ruleset. The binding's problems (several
 // workloads selecting one container) do not stop it: such a container is
 // not admitted, so its traffic in managed zones is dropped.
-func Compile(b *policy.Binding, opts Options) *Ruleset {
+func Compile(b *model.Binding, opts Options) *Ruleset {
 	opts = opts.withDefaults()
 	p := b.Model.Policy()
 	defs := setDefs()

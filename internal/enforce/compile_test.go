@@ -12,6 +12,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
@@ -21,13 +22,13 @@ func threeTier() *inventory.Snapshot { return enforcetest.Host() }
 
 const threeTierPolicy = enforcetest.Policy
 
-func bind(t reporter, doc string, snap *inventory.Snapshot) *policy.Binding {
+func bind(t reporter, doc string, snap *inventory.Snapshot) *model.Binding {
 	t.Helper()
 	p, err := policy.Parse("zones.yaml", []byte(doc), policy.Options{})
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	b, err := policy.Bind(p, snap)
+	b, err := model.Bind(p, snap)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}

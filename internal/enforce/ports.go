@@ -7,7 +7,7 @@ import (
 	"strconv"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
-	"github.com/zonewarden/zonewarden/internal/policy"
+	"github.com/zonewarden/zonewarden/internal/model"
 )
 
 // PortPriority is the bridge table's prerouting priority: before every
@@ -40,7 +40,7 @@ const PortPriority = -300
 //
 // Endpoints whose port is unknown (a snapshot file, a port not found
 // yet) are not bound: their addresses are left to the inet table alone.
-func CompilePorts(b *policy.Binding, opts Options) *Ruleset {
+func CompilePorts(b *model.Binding, opts Options) *Ruleset {
 	opts = opts.withDefaults()
 	r := newRuleset(opts, "bridge", portSetDefs())
 	zones := map[string]bool{}

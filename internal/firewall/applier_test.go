@@ -7,6 +7,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/testenv"
@@ -19,7 +20,7 @@ func compile(t *testing.T, doc, table string) (*enforce.Ruleset, *enforce.Rulese
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := policy.Bind(p, enforcetest.HostWithPorts())
+	b, err := model.Bind(p, enforcetest.HostWithPorts())
 	if err != nil {
 		t.Fatal(err)
 	}

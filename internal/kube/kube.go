@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
@@ -156,7 +157,7 @@ func Build(p *policy.Policy, opts Options) *Export {
 	if opts.Scheme == "" {
 		opts.Scheme = Kompose
 	}
-	x := &exporter{p: p, m: policy.Compile(p), opts: opts, zonePeers: map[string][]netv1.NetworkPolicyPeer{}}
+	x := &exporter{p: p, m: model.Compile(p), opts: opts, zonePeers: map[string][]netv1.NetworkPolicyPeer{}}
 	x.out = &Export{Namespace: opts.Namespace, Scheme: opts.Scheme}
 	x.selectWorkloads()
 	x.rules()
@@ -165,7 +166,7 @@ func Build(p *policy.Policy, opts Options) *Export {
 
 type exporter struct {
 	p    *policy.Policy
-	m    *policy.Model
+	m    *model.Model
 	opts Options
 	out  *Export
 	// index of each workload in out.Workloads
@@ -546,7 +547,7 @@ func ports(l policy.PortList) []netv1.NetworkPolicyPort {
 
 // Services maps each workload of a bound policy to the compose services
 // of the containers it selects, for Options.Services.
-func Services(b *policy.Binding) map[string][]string {
+func Services(b *model.Binding) map[string][]string {
 	out := map[string][]string{}
 	for _, m := range b.Containers {
 		if m.Workload == nil {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
-	"github.com/zonewarden/zonewarden/internal/policy"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy/synthetic"
 )
 
@@ -27,7 +27,7 @@ func BenchmarkApply(b *testing.B) {
 	for _, size := range []struct{ workloads, zones, flows int }{{10, 2, 10}, {10_000, 1_000, 100_000}} {
 		p := synthetic.Policy(size.workloads, size.zones, size.flows, 0, 1)
 		snap := synthetic.Host(p)
-		bind, err := policy.Bind(p, snap)
+		bind, err := model.Bind(p, snap)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -44,7 +44,7 @@ func BenchmarkApply(b *testing.B) {
 			b.ReportMetric(float64(rs.Size()), "elements")
 		})
 		// Admit one more container of workload 0 (and remove it again).
-		bind2, _ := policy.Bind(p, synthetic.WithOneMore(snap, 0))
+		bind2, _ := model.Bind(p, synthetic.WithOneMore(snap, 0))
 		admitted := enforce.Compile(bind2, opts)
 		add, del := admitted.Update(rs), rs.Update(admitted)
 		b.Run(fmt.Sprintf("admit-one/flows=%d", size.flows), func(b *testing.B) {

@@ -4,10 +4,9 @@
 //
 // It reads the file strictly (Parse: version required, unknown fields,
 // duplicate keys and dangling references rejected, every problem reported
-// as file:line:col), writes it back canonically (Format), answers whether
-// the policy allows a connection on its own model (Compile, Model.Eval),
-// binds it to a host snapshot (Bind) and drafts a starter policy from a
-// host (Draft).
+// as file:line:col) and writes it back canonically (Format). Questions on a
+// policy (may A reach B?) and its binding to a host are internal/model's;
+// drafting a policy from a host is internal/draft's.
 //
 // The package is pure: it never imports the Docker SDK, netlink or os/exec,
 // and it reads no file itself; the CLI hands it bytes. The format is
@@ -131,6 +130,10 @@ type Workload struct {
 	matchPos   Pos
 	bad        badFields // parts decoding reported problems in: checks that would repeat them skip them
 }
+
+// MatchPos is the position of the workload's match, for problems of what
+// it selects.
+func (w *Workload) MatchPos() Pos { return w.matchPos }
 
 // Match selects containers. Every criterion given must hold; at least one
 // must be given. Globs use path.Match syntax (*, ?, [a-z]).
@@ -324,7 +327,7 @@ type Flow struct {
 	fromPos, toPos, portsPos Pos
 }
 
-// Test is an assertion the policy must satisfy, checked by Model.Run.
+// Test is an assertion the policy must satisfy, checked by model.Model.Run.
 type Test struct {
 	From, To Ref
 	// Port is the port tested; the zero Port means "any port": expect

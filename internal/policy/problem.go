@@ -141,3 +141,11 @@ func (ps *problems) err() error {
 	}
 	return &Error{Problems: ps.sorted()}
 }
+
+// NewError returns the problems as an *Error in file order, or nil when
+// there is none: for packages that check a policy against something else
+// (a host).
+func NewError(list []Problem) error {
+	ps := &problems{list: list}
+	return ps.err()
+}

@@ -22,6 +22,32 @@ type index struct {
 	inInternal []bool
 }
 
+// Index resolves the names of a policy to the positions of its zones and
+// workloads, as int32 ids: for packages that answer questions on a
+// policy. The first of two entries with the same name wins.
+type Index struct{ ix *index }
+
+// NewIndex indexes p.
+func NewIndex(p *Policy) Index { return Index{newIndex(p)} }
+
+// Workload returns the position of a workload in Policy.Workloads.
+func (x Index) Workload(name string) (int32, bool) {
+	w, ok := x.ix.workload[name]
+	return w, ok
+}
+
+// Zone returns the position of a zone in Policy.Zones.
+func (x Index) Zone(name string) (int32, bool) {
+	z, ok := x.ix.zone[name]
+	return z, ok
+}
+
+// WorkloadZones returns the zones workload w joins, sorted, unique.
+func (x Index) WorkloadZones(w int32) []int32 { return x.ix.wzones[w] }
+
+// Members returns the workloads of zone z, in policy order.
+func (x Index) Members(z int32) []int32 { return x.ix.members[z] }
+
 func newIndex(p *Policy) *index {
 	ix := &index{
 		p:          p,

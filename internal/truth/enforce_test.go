@@ -10,6 +10,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
@@ -235,13 +236,13 @@ unmanaged: warn
 
 // compileFor binds doc to env's host and compiles it into a table of the
 // run's, removed when the test ends.
-func compileFor(t *testing.T, env *Env, doc string) (*policy.Binding, *enforce.Ruleset) {
+func compileFor(t *testing.T, env *Env, doc string) (*model.Binding, *enforce.Ruleset) {
 	t.Helper()
 	p, err := policy.Parse("zones.yaml", []byte(doc), policy.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := policy.Bind(p, env.Snapshot())
+	b, err := model.Bind(p, env.Snapshot())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
-	"github.com/zonewarden/zonewarden/internal/policy"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/probe"
 	"github.com/zonewarden/zonewarden/internal/reach"
 	"github.com/zonewarden/zonewarden/internal/testenv"
@@ -637,7 +637,7 @@ func (e *Env) InternetAddrs() (netip.Addr, netip.Addr) { return e.plumb.ext4, e.
 // decisions. The host's own namespace is not filtered (zonewarden filters
 // forwarded traffic and published ports); the internet and outside are the
 // scenario's outside namespace.
-func (e *Env) EnforcedModel(b *policy.Binding) Model {
+func (e *Env) EnforcedModel(b *model.Binding) Model {
 	an := e.Model()
 	ext4, _ := e.InternetAddrs()
 	return ModelFunc(func(from, to string, port reach.Port) (bool, reach.Edge) {

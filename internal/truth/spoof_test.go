@@ -19,6 +19,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/probe"
@@ -71,7 +72,7 @@ func newSpoofHost(t *testing.T) *spoofHost {
 
 // load binds the snapshot's endpoints to their ports and loads both
 // tables of the policy doc for it, replacing what was loaded.
-func (h *spoofHost) load(t *testing.T, snap *inventory.Snapshot, doc string) *policy.Binding {
+func (h *spoofHost) load(t *testing.T, snap *inventory.Snapshot, doc string) *model.Binding {
 	t.Helper()
 	ports, err := bridgeport.List()
 	if err != nil {
@@ -84,7 +85,7 @@ func (h *spoofHost) load(t *testing.T, snap *inventory.Snapshot, doc string) *po
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := policy.Bind(p, snap)
+	b, err := model.Bind(p, snap)
 	if err != nil {
 		t.Fatal(err)
 	}

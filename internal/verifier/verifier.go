@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/probe"
 	"github.com/zonewarden/zonewarden/internal/reach"
@@ -26,7 +27,7 @@ import (
 // ports verify.Ports names, and judges each key against an (the expected
 // reachability); b, when not nil, is the policy bound to snap (its flow
 // and test ports are probed too, and it explains mismatches).
-func Run(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis, b *policy.Binding, opts verify.Options) ([]verify.Result, error) {
+func Run(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis, b *model.Binding, opts verify.Options) ([]verify.Result, error) {
 	ix := inventory.NewIndex(snap)
 	// Peers: running containers with a network namespace of their own;
 	// those that do not run are reported, not probed.

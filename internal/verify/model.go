@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
@@ -13,7 +14,7 @@ import (
 // not filtered; between containers, the flows and default: allow zones of
 // their workloads; to the internet, the workload's egress; from outside,
 // the ports the workload may publish.
-func Narrower(b *policy.Binding) func(from, to string, ports reach.PortSet) reach.PortSet {
+func Narrower(b *model.Binding) func(from, to string, ports reach.PortSet) reach.PortSet {
 	ix := inventory.NewIndex(b.Snapshot)
 	hostNS := func(name string) bool {
 		c := ix.Container(name)
@@ -30,7 +31,7 @@ func Narrower(b *policy.Binding) func(from, to string, ports reach.PortSet) reac
 			return reach.PortSet{}
 		}
 		mf, mt := b.Member(from), b.Member(to)
-		for _, m := range []*policy.Member{mf, mt} {
+		for _, m := range []*model.Member{mf, mt} {
 			switch {
 			case m == nil:
 			case len(m.Matches) > 1:

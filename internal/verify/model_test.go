@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
@@ -29,7 +30,7 @@ func TestNarrowerAgreesWithDecide(t *testing.T) {
 			t.Fatal(err)
 		}
 		snap := enforcetest.Host()
-		b, _ := policy.Bind(p, snap)
+		b, _ := model.Bind(p, snap)
 		narrow := Narrower(b)
 		checked := 0
 		for _, a := range snap.Containers {

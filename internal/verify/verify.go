@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
@@ -102,7 +103,7 @@ var ICMPPort = reach.Port{Proto: policy.ProtoICMP}
 // published container ports, the policy's flow and test ports to it, and
 // 80/tcp (at most 8), and icmp where a flow or test of the policy names it
 // (or always, with icmp).
-func Ports(c *inventory.Container, ix *inventory.Index, b *policy.Binding, icmp bool) []reach.Port {
+func Ports(c *inventory.Container, ix *inventory.Index, b *model.Binding, icmp bool) []reach.Port {
 	var out []reach.Port
 	add := func(proto string, n uint16) {
 		pt := reach.Port{Proto: proto, Number: n}
@@ -149,7 +150,7 @@ func Ports(c *inventory.Container, ix *inventory.Index, b *policy.Binding, icmp 
 
 // Cause names the likely cause of a mismatch; b, when not nil, is
 // the policy bound to the host.
-func Cause(r Result, b *policy.Binding) string {
+func Cause(r Result, b *model.Binding) string {
 	key := r.From + " " + r.To + " " + r.Port
 	switch {
 	case r.OK():
@@ -190,7 +191,7 @@ func Cause(r Result, b *policy.Binding) string {
 }
 
 // sharedNetworks returns the networks containers x and y are both on.
-func sharedNetworks(b *policy.Binding, x, y string) []string {
+func sharedNetworks(b *model.Binding, x, y string) []string {
 	mx, my := b.Member(x), b.Member(y)
 	if mx == nil || my == nil {
 		return nil
@@ -206,7 +207,7 @@ func sharedNetworks(b *policy.Binding, x, y string) []string {
 
 // stray explains, when container c is on zone network n that
 // its workload may not join, that membership; else it returns "".
-func stray(b *policy.Binding, c, n string) string {
+func stray(b *model.Binding, c, n string) string {
 	m := b.Member(c)
 	if m == nil || !slices.Contains(m.Attached, n) || slices.Contains(m.Zones, n) {
 		return ""
@@ -224,7 +225,7 @@ func stray(b *policy.Binding, c, n string) string {
 // Strays explains each membership the policy forbids (nil
 // without a policy). Each is a failure of verify even where the firewall
 // keeps the container out: the host is not as the policy says.
-func Strays(b *policy.Binding) []string {
+func Strays(b *model.Binding) []string {
 	if b == nil {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/zonewarden/zonewarden/internal/kube"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
@@ -51,7 +52,7 @@ func Check(p *policy.Policy, opts kube.Options) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := policy.Compile(q)
+	m := model.Compile(q)
 	out := make([]Result, len(p.Tests))
 	for i := range p.Tests {
 		t := &p.Tests[i]

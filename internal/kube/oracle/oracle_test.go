@@ -10,6 +10,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/kube"
 	"github.com/zonewarden/zonewarden/internal/kube/oracle"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
@@ -96,7 +97,7 @@ func probePorts(p *policy.Policy) []reach.Port {
 // With twins, c was run with a twin of every workload and each workload
 // is compared with itself too.
 func disagreements(p *policy.Policy, c *oracle.Conns, twins bool) []string {
-	m := policy.Compile(p)
+	m := model.Compile(p)
 	var out []string
 	for _, a := range p.Workloads {
 		for _, b := range p.Workloads {
@@ -346,7 +347,7 @@ func TestCheckAgreesOnRandomPolicies(t *testing.T) {
 	checked := 0
 	for i := range 30 {
 		p := randomPolicy(r)
-		m := policy.Compile(p)
+		m := model.Compile(p)
 		results, err := oracle.Check(p, kube.Options{})
 		if err != nil {
 			t.Fatal(err)

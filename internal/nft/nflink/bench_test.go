@@ -10,6 +10,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/policy/synthetic"
@@ -40,7 +41,7 @@ func BenchmarkNetlink(b *testing.B) {
 	for _, size := range []struct{ workloads, zones, flows int }{{10, 2, 10}, {10_000, 1_000, 100_000}} {
 		p := synthetic.Policy(size.workloads, size.zones, size.flows, 0, 1)
 		snap := synthetic.Host(p)
-		bind, err := policy.Bind(p, snap)
+		bind, err := model.Bind(p, snap)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -107,7 +108,7 @@ func BenchmarkNetlink(b *testing.B) {
 // snap.Containers[i], on its first network, and remove it again, and the
 // time Diff took to compute the first.
 func admission(b *testing.B, p *policy.Policy, snap *inventory.Snapshot, rs *enforce.Ruleset, i int) (add, del *Changes, took time.Duration, admitted *enforce.Ruleset) {
-	bind, err := policy.Bind(p, synthetic.WithOneMore(snap, i))
+	bind, err := model.Bind(p, synthetic.WithOneMore(snap, i))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -154,12 +155,12 @@ func busiest(snap *inventory.Snapshot, rs *enforce.Ruleset) int {
 func BenchmarkDiff(b *testing.B) {
 	p := synthetic.Policy(10_000, 1_000, 100_000, 0, 1)
 	snap := synthetic.Host(p)
-	bind, err := policy.Bind(p, snap)
+	bind, err := model.Bind(p, snap)
 	if err != nil {
 		b.Fatal(err)
 	}
 	rs := enforce.Compile(bind, enforce.Options{})
-	bind2, _ := policy.Bind(p, synthetic.WithOneMore(snap, 0))
+	bind2, _ := model.Bind(p, synthetic.WithOneMore(snap, 0))
 	admitted := enforce.Compile(bind2, enforce.Options{})
 	b.Run("nflink.Diff", func(b *testing.B) {
 		for b.Loop() {

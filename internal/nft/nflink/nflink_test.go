@@ -17,6 +17,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/policy/synthetic"
@@ -43,7 +44,7 @@ func compile(t testing.TB, doc string, snap *inventory.Snapshot, table string) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := policy.Bind(p, snap)
+	b, err := model.Bind(p, snap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +399,7 @@ func TestSyncMatchesNft(t *testing.T) {
 	ctx := context.Background()
 	l := newLoader(t)
 	big := synthetic.Policy(300, 12, 3000, 0, 1)
-	bigBind, err := policy.Bind(big, synthetic.Host(big))
+	bigBind, err := model.Bind(big, synthetic.Host(big))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +470,7 @@ func TestPortsMatchNft(t *testing.T) {
 		t.Fatal(err)
 	}
 	ports := func(snap *inventory.Snapshot) *enforce.Ruleset {
-		b, _ := policy.Bind(p, snap)
+		b, _ := model.Bind(p, snap)
 		return enforce.CompilePorts(b, enforce.Options{Table: table})
 	}
 	r := ports(enforcetest.HostWithPorts())

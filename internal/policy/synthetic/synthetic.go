@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
@@ -76,7 +77,7 @@ func Policy(workloads, zones, flows, tests int, seed uint64) *policy.Policy {
 		}
 		p.Flows = append(p.Flows, f)
 	}
-	m := policy.Compile(p)
+	m := model.Compile(p)
 	for range tests {
 		t := policy.Test{From: policy.WorkloadRef(p.Workloads[r.IntN(workloads)].Name)}
 		if r.IntN(2) == 0 && len(p.Flows) > 0 {

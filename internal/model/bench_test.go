@@ -1,8 +1,9 @@
-package policy_test
+package model_test
 
 import (
 	"testing"
 
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/policy/synthetic"
 )
@@ -19,7 +20,7 @@ func BenchmarkCheck(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if failed := policy.Failed(policy.Compile(p).RunTests()); len(failed) > 0 {
+		if failed := model.Failed(model.Compile(p).RunTests()); len(failed) > 0 {
 			b.Fatalf("%d tests fail: %s", len(failed), failed[0].Decision.Reason)
 		}
 	}

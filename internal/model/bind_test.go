@@ -1,4 +1,4 @@
-package policy_test
+package model_test
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
@@ -55,7 +56,7 @@ func seedHost() *inventory.Snapshot {
 }
 
 func TestBindSeed(t *testing.T) {
-	b, err := policy.Bind(seedPolicy(t), seedHost())
+	b, err := model.Bind(seedPolicy(t), seedHost())
 	if err != nil {
 		t.Fatalf("Bind: %v", err)
 	}
@@ -153,7 +154,7 @@ unmanaged: deny
 		{Name: "agent2", Image: "datadog/agent:7"},
 		{Name: "fake-agent", Image: "evil/agent:7"},
 	}}
-	b, err := policy.Bind(p, snap)
+	b, err := model.Bind(p, snap)
 	want := map[string]string{
 		"web-1": "by-name", "pg": "by-image", "acme": "by-repo", "cache": "by-digest",
 		"worker": "by-label", "inv-1": "by-project", "agent": "by-both",
@@ -208,7 +209,7 @@ func BenchmarkBind(b *testing.B) {
 		snap.Containers = append(snap.Containers, c)
 	}
 	for b.Loop() {
-		bd, _ := policy.Bind(p, snap)
+		bd, _ := model.Bind(p, snap)
 		if len(bd.Unmatched()) != 0 {
 			b.Fatalf("unmatched: %v", bd.Unmatched()[:1])
 		}

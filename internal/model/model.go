@@ -1,10 +1,17 @@
-package policy
+// Package model answers questions on a policy: Compile indexes it for
+// decisions between workloads, zones and addresses (Eval, AllowedPorts,
+// the policy's own tests), and Bind applies it to a host — which workload
+// selects each container (Matches), the zones each must join, the fenced,
+// the strays, and the decision for any pair of containers. It is pure: the
+// schema, decode and validation stay in policy; drafting is in draft.
+package model
 
 import (
 	"fmt"
 	"net/netip"
 	"strings"
 
+	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
@@ -12,8 +19,8 @@ import (
 // workloads, and may A open a connection to B on a port. Build it with
 // Compile from a valid policy; it does not follow later changes.
 type Model struct {
-	p  *Policy
-	ix *index
+	p  *policy.Policy
+	ix policy.Index
 	// flows maps a (from, to) pair of endpoint ids to the flows between
 	// them, in policy order. A workload's id is its index, a zone's is
 	// len(Workloads) plus its index.
@@ -22,8 +29,8 @@ type Model struct {
 
 // Compile indexes a policy. References that name nothing (in a policy
 // that did not pass Validate) match nothing.
-func Compile(p *Policy) *Model {
-	m := &Model{p: p, ix: newIndex(p), flows: make(map[uint64][]int32, len(p.Flows))}
+func Compile(p *policy.Policy) *Model {
+	m := &Model{p: p, ix: policy.NewIndex(p), flows: make(map[uint64][]int32, len(p.Flows))}
 	for i := range p.Flows {
 		f := &p.Flows[i]
 		from, ok1 := m.endpoint(f.From)
@@ -36,19 +43,25 @@ func Compile(p *Policy) *Model {
 	return m
 }
 
+// workloadID returns the id of a workload the policy declares.
+func (m *Model) workloadID(name string) int32 {
+	w, _ := m.ix.Workload(name)
+	return w
+}
+
 // Policy returns the policy the model was compiled from.
-func (m *Model) Policy() *Policy { return m.p }
+func (m *Model) Policy() *policy.Policy { return m.p }
 
 func pairKey(from, to int32) uint64 { return uint64(uint32(from))<<32 | uint64(uint32(to)) }
 
 // endpoint returns the id of a workload or zone reference.
-func (m *Model) endpoint(r Ref) (int32, bool) {
+func (m *Model) endpoint(r policy.Ref) (int32, bool) {
 	switch r.Kind {
-	case RefWorkload:
-		w, ok := m.ix.workload[r.Name]
+	case policy.RefWorkload:
+		w, ok := m.ix.Workload(r.Name)
 		return w, ok
-	case RefZone:
-		z, ok := m.ix.zone[r.Name]
+	case policy.RefZone:
+		z, ok := m.ix.Zone(r.Name)
 		return int32(len(m.p.Workloads)) + z, ok
 	}
 	return 0, false
@@ -56,15 +69,15 @@ func (m *Model) endpoint(r Ref) (int32, bool) {
 
 // ids returns the endpoint ids a reference is reached by: a workload's own
 // and its zones', or the zone's.
-func (m *Model) ids(r Ref) []int32 {
+func (m *Model) ids(r policy.Ref) []int32 {
 	id, ok := m.endpoint(r)
 	if !ok {
 		return nil
 	}
-	if r.Kind == RefZone {
+	if r.Kind == policy.RefZone {
 		return []int32{id}
 	}
-	zs := m.ix.wzones[id]
+	zs := m.ix.WorkloadZones(id)
 	out := make([]int32, 0, 1+len(zs))
 	out = append(out, id)
 	for _, z := range zs {
@@ -74,14 +87,14 @@ func (m *Model) ids(r Ref) []int32 {
 }
 
 // zonesOf returns the zones of a workload or zone reference.
-func (m *Model) zonesOf(r Ref) []int32 {
+func (m *Model) zonesOf(r policy.Ref) []int32 {
 	switch r.Kind {
-	case RefWorkload:
-		if w, ok := m.ix.workload[r.Name]; ok {
-			return m.ix.wzones[w]
+	case policy.RefWorkload:
+		if w, ok := m.ix.Workload(r.Name); ok {
+			return m.ix.WorkloadZones(w)
 		}
-	case RefZone:
-		if z, ok := m.ix.zone[r.Name]; ok {
+	case policy.RefZone:
+		if z, ok := m.ix.Zone(r.Name); ok {
 			return []int32{z}
 		}
 	}
@@ -90,19 +103,19 @@ func (m *Model) zonesOf(r Ref) []int32 {
 
 // Members returns the workloads a reference stands for: the workload
 // itself, or every workload that joins the zone.
-func (m *Model) Members(r Ref) []*Workload {
+func (m *Model) Members(r policy.Ref) []*policy.Workload {
 	var idx []int32
 	switch r.Kind {
-	case RefWorkload:
-		if w, ok := m.ix.workload[r.Name]; ok {
+	case policy.RefWorkload:
+		if w, ok := m.ix.Workload(r.Name); ok {
 			idx = []int32{w}
 		}
-	case RefZone:
-		if z, ok := m.ix.zone[r.Name]; ok {
-			idx = m.ix.members[z]
+	case policy.RefZone:
+		if z, ok := m.ix.Zone(r.Name); ok {
+			idx = m.ix.Members(z)
 		}
 	}
-	out := make([]*Workload, len(idx))
+	out := make([]*policy.Workload, len(idx))
 	for i, w := range idx {
 		out[i] = &m.p.Workloads[w]
 	}
@@ -130,26 +143,26 @@ type Decision struct {
 //
 // Between workloads and zones: a flow that covers the port allows; else
 // sharing a zone whose default is allow allows; else deny.
-func (m *Model) Eval(from, to Ref, port reach.Port) Decision {
-	for _, r := range []Ref{from, to} {
-		if r.Kind != RefAddress {
+func (m *Model) Eval(from, to policy.Ref, port reach.Port) Decision {
+	for _, r := range []policy.Ref{from, to} {
+		if r.Kind != policy.RefAddress {
 			if _, ok := m.endpoint(r); !ok {
 				return Decision{Flow: -1, Reason: fmt.Sprintf("%s is not in the policy", r)}
 			}
 		}
 	}
 	switch {
-	case from.Kind == RefAddress && to.Kind == RefWorkload:
+	case from.Kind == policy.RefAddress && to.Kind == policy.RefWorkload:
 		return m.ingress(from.Addr, to.Name, port)
-	case to.Kind == RefAddress && from.Kind != RefAddress:
+	case to.Kind == policy.RefAddress && from.Kind != policy.RefAddress:
 		return m.egress(from, to.Addr, port)
-	case from.Kind == RefAddress || to.Kind == RefAddress:
+	case from.Kind == policy.RefAddress || to.Kind == policy.RefAddress:
 		return Decision{Flow: -1, Reason: "only a workload can be tested against an address"}
 	}
 	return m.between(from, to, port)
 }
 
-func (m *Model) between(from, to Ref, port reach.Port) Decision {
+func (m *Model) between(from, to policy.Ref, port reach.Port) Decision {
 	any := port == (reach.Port{})
 	on := " on " + port.String()
 	if any {
@@ -176,7 +189,7 @@ func (m *Model) between(from, to Ref, port reach.Port) Decision {
 	var denying []string
 	for _, z := range intersect(m.zonesOf(from), m.zonesOf(to)) {
 		zone := &m.p.Zones[z]
-		if zone.Default != Deny {
+		if zone.Default != policy.Deny {
 			return Decision{Allow: true, Flow: -1, Zone: zone.Name, Reason: fmt.Sprintf("%s and %s both join zone %s, which is default: allow", from, to, zone.Name)}
 		}
 		denying = append(denying, zone.Name)
@@ -203,13 +216,13 @@ func (m *Model) between(from, to Ref, port reach.Port) Decision {
 }
 
 // AllowedPorts returns every port from may open to to, merged.
-func (m *Model) AllowedPorts(from, to Ref) PortList {
+func (m *Model) AllowedPorts(from, to policy.Ref) policy.PortList {
 	for _, z := range intersect(m.zonesOf(from), m.zonesOf(to)) {
-		if m.p.Zones[z].Default != Deny {
-			return AllPorts()
+		if m.p.Zones[z].Default != policy.Deny {
+			return policy.AllPorts()
 		}
 	}
-	var out PortList
+	var out policy.PortList
 	for _, f := range m.ids(from) {
 		for _, t := range m.ids(to) {
 			for _, i := range m.flows[pairKey(f, t)] {
@@ -240,8 +253,8 @@ func intersect(a, b []int32) []int32 {
 // ingress decides whether a client at addr beyond the host reaches
 // workload w on host port port (any published port when zero).
 func (m *Model) ingress(addr netip.Addr, name string, port reach.Port) Decision {
-	w := &m.p.Workloads[m.ix.workload[name]]
-	var pub *Publish
+	w := &m.p.Workloads[m.workloadID(name)]
+	var pub *policy.Publish
 	for i := range w.Publish {
 		p := &w.Publish[i]
 		if port == (reach.Port{}) || p.HostPort(port.Proto, port.Number) {
@@ -269,7 +282,7 @@ func (m *Model) ingress(addr netip.Addr, name string, port reach.Port) Decision 
 
 // egress decides whether a workload (or a member of a zone with no other
 // zone) reaches addr beyond the host on port.
-func (m *Model) egress(from Ref, addr netip.Addr, port reach.Port) Decision {
+func (m *Model) egress(from policy.Ref, addr netip.Addr, port reach.Port) Decision {
 	on := " on " + port.String()
 	if port == (reach.Port{}) {
 		on = ""
@@ -281,8 +294,8 @@ func (m *Model) egress(from Ref, addr netip.Addr, port reach.Port) Decision {
 			break
 		}
 	}
-	if from.Kind == RefWorkload {
-		w := &m.p.Workloads[m.ix.workload[from.Name]]
+	if from.Kind == policy.RefWorkload {
+		w := &m.p.Workloads[m.workloadID(from.Name)]
 		if len(w.Egress) > 0 {
 			for _, e := range w.Egress {
 				if e.To.Contains(addr) && (port == (reach.Port{}) || e.Ports.Contains(port)) {
@@ -300,18 +313,18 @@ func (m *Model) egress(from Ref, addr netip.Addr, port reach.Port) Decision {
 
 // TestResult is the outcome of one policy test.
 type TestResult struct {
-	Test     *Test
+	Test     *policy.Test
 	Decision Decision
 	Pass     bool
 }
 
 // Run evaluates one test.
-func (m *Model) Run(t *Test) TestResult {
+func (m *Model) Run(t *policy.Test) TestResult {
 	d := m.Eval(t.From, t.To, t.Port)
-	if t.Port == (reach.Port{}) && t.From.Kind != RefAddress && t.To.Kind != RefAddress && !d.Allow {
+	if t.Port == (reach.Port{}) && t.From.Kind != policy.RefAddress && t.To.Kind != policy.RefAddress && !d.Allow {
 		d.Reason = strings.Replace(d.Reason, "no flow from", "no flow on any port from", 1)
 	}
-	return TestResult{Test: t, Decision: d, Pass: d.Allow == (t.Expect == Allow)}
+	return TestResult{Test: t, Decision: d, Pass: d.Allow == (t.Expect == policy.Allow)}
 }
 
 // RunTests evaluates every test of the policy, in order.
@@ -338,8 +351,8 @@ func Failed(results []TestResult) []TestResult {
 // flows that allow them: the policy's flows with zone:NAME expanded to
 // the zone's members.
 type WorkloadFlow struct {
-	From, To *Workload
-	Ports    PortList
+	From, To *policy.Workload
+	Ports    policy.PortList
 	Flows    []int // indexes in Policy.Flows
 }
 
@@ -354,7 +367,7 @@ func (m *Model) WorkloadFlows() []WorkloadFlow {
 		f := &m.p.Flows[i]
 		for _, a := range m.Members(f.From) {
 			for _, b := range m.Members(f.To) {
-				k := pairKey(m.ix.workload[a.Name], m.ix.workload[b.Name])
+				k := pairKey(m.workloadID(a.Name), m.workloadID(b.Name))
 				j, ok := at[k]
 				if !ok {
 					j = len(out)

@@ -1,4 +1,4 @@
-package policy
+package model
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
@@ -33,10 +34,10 @@ type Binding struct {
 type Member struct {
 	Container *inventory.Container
 	// Workload selects the container; nil when no workload or several do.
-	Workload *Workload
+	Workload *policy.Workload
 	// Matches lists every workload whose match selects the container, in
 	// policy order; more than one is a conflict.
-	Matches []*Workload
+	Matches []*policy.Workload
 	// Zones are the zones the container must join: its workload's.
 	Zones []string
 	// Attached are the zone networks the container is on now.
@@ -54,7 +55,7 @@ func (m *Member) Conflicted() bool { return len(m.Matches) > 1 }
 // label value or image repository is only tried on the containers that
 // carry it; only workloads whose every criterion is a glob are tried on
 // every container.
-func Bind(p *Policy, snap *inventory.Snapshot) (*Binding, error) {
+func Bind(p *policy.Policy, snap *inventory.Snapshot) (*Binding, error) {
 	m := Compile(p)
 	b := &Binding{
 		Model:      m,
@@ -64,7 +65,7 @@ func Bind(p *Policy, snap *inventory.Snapshot) (*Binding, error) {
 		members:    make([][]int, len(p.Workloads)),
 	}
 	mi := newMatchIndex(p)
-	ps := &problems{file: p.File}
+	var problems []policy.Problem
 	var cand []int32
 	for i := range snap.Containers {
 		c := &snap.Containers[i]
@@ -73,34 +74,35 @@ func Bind(p *Policy, snap *inventory.Snapshot) (*Binding, error) {
 		img := parseImage(c.Image)
 		cand = mi.candidates(c, img, cand[:0])
 		for _, w := range cand {
-			if p.Workloads[w].Match.matches(c, &img) {
+			if matches(&p.Workloads[w].Match, c, &img) {
 				mem.Matches = append(mem.Matches, &p.Workloads[w])
 			}
 		}
 		if len(mem.Matches) > 1 {
-			slices.SortFunc(mem.Matches, func(a, b *Workload) int { return int(m.ix.workload[a.Name] - m.ix.workload[b.Name]) })
+			slices.SortFunc(mem.Matches, func(a, b *policy.Workload) int { return int(m.workloadID(a.Name) - m.workloadID(b.Name)) })
 			names := make([]string, len(mem.Matches))
 			for j, w := range mem.Matches {
 				names[j] = w.Name + " (" + p.Position(w.Pos) + ")"
 			}
 			last := mem.Matches[len(mem.Matches)-1]
-			ps.add(last.matchPos, fmt.Sprintf("container %s is selected by workloads %s: a container belongs to one workload, so it is denied until the matches are narrowed", c.Name, strings.Join(names, " and ")))
+			pos := last.MatchPos()
+			problems = append(problems, policy.Problem{File: p.File, Line: pos.Line, Col: pos.Col, Msg: fmt.Sprintf("container %s is selected by workloads %s: a container belongs to one workload, so it is denied until the matches are narrowed", c.Name, strings.Join(names, " and "))})
 		}
 		if len(mem.Matches) == 1 {
 			w := mem.Matches[0]
 			mem.Workload = w
 			mem.Zones = w.Zones
-			wi := m.ix.workload[w.Name]
+			wi := m.workloadID(w.Name)
 			b.members[wi] = append(b.members[wi], i)
 		}
 		for _, e := range c.Endpoints {
-			if _, ok := m.ix.zone[e.Network]; ok {
+			if _, ok := m.ix.Zone(e.Network); ok {
 				mem.Attached = append(mem.Attached, e.Network)
 			}
 		}
 		b.Containers[i] = mem
 	}
-	return b, ps.err()
+	return b, policy.NewError(problems)
 }
 
 // matchIndex narrows the workloads worth trying on a container.
@@ -113,7 +115,7 @@ type matchIndex struct {
 	rest           []int32
 }
 
-func newMatchIndex(p *Policy) *matchIndex {
+func newMatchIndex(p *policy.Policy) *matchIndex {
 	mi := &matchIndex{
 		name: map[string][]int32{}, namePrefix: map[string][]int32{}, project: map[string][]int32{}, image: map[string][]int32{}, imageLast: map[string][]int32{},
 		service: map[[2]string][]int32{}, label: map[[2]string][]int32{},
@@ -125,17 +127,17 @@ func newMatchIndex(p *Policy) *matchIndex {
 			continue // matches nothing
 		}
 		switch {
-		case m.Name != "" && !isGlob(m.Name):
+		case m.Name != "" && !policy.IsGlob(m.Name):
 			mi.name[m.Name] = append(mi.name[m.Name], w)
-		case m.Compose.Project != "" && !isGlob(m.Compose.Project) && m.Compose.Service != "" && !isGlob(m.Compose.Service):
+		case m.Compose.Project != "" && !policy.IsGlob(m.Compose.Project) && m.Compose.Service != "" && !policy.IsGlob(m.Compose.Service):
 			k := [2]string{m.Compose.Project, m.Compose.Service}
 			mi.service[k] = append(mi.service[k], w)
-		case m.Compose.Project != "" && !isGlob(m.Compose.Project):
+		case m.Compose.Project != "" && !policy.IsGlob(m.Compose.Project):
 			mi.project[m.Compose.Project] = append(mi.project[m.Compose.Project], w)
 		case literalLabel(m.Labels) != [2]string{}:
 			k := literalLabel(m.Labels)
 			mi.label[k] = append(mi.label[k], w)
-		case m.Image != "" && !isGlob(parseImagePattern(m.Image).repo):
+		case m.Image != "" && !policy.IsGlob(parseImagePattern(m.Image).repo):
 			repo := parseImagePattern(m.Image).repo
 			if strings.Contains(repo, "/") {
 				mi.image[repo] = append(mi.image[repo], w)
@@ -164,7 +166,7 @@ func globPrefix(pattern string) string {
 func literalLabel(labels map[string]string) [2]string {
 	var best [2]string
 	for k, v := range labels {
-		if !isGlob(v) && (best[0] == "" || k < best[0]) {
+		if !policy.IsGlob(v) && (best[0] == "" || k < best[0]) {
 			best = [2]string{k, v}
 		}
 	}
@@ -209,7 +211,7 @@ func (b *Binding) Member(container string) *Member {
 
 // Members returns the containers a workload selects, in snapshot order.
 func (b *Binding) Members(workload string) []*inventory.Container {
-	w, ok := b.Model.ix.workload[workload]
+	w, ok := b.Model.ix.Workload(workload)
 	if !ok {
 		return nil
 	}
@@ -237,14 +239,14 @@ func (b *Binding) Unmatched() []string {
 // default: deny zone is fenced instead (see Fenced), whatever unmanaged
 // says: a zone that denies by default denies the unknown too.
 func (b *Binding) LeftToDocker(m *Member) bool {
-	return len(m.Matches) == 0 && b.Model.p.UnmanagedMode() != UnmanagedDeny && len(b.DenyZonesOf(m)) == 0
+	return len(m.Matches) == 0 && b.Model.p.UnmanagedMode() != policy.UnmanagedDeny && len(b.DenyZonesOf(m)) == 0
 }
 
 // DenyZonesOf returns the default: deny zones the container is on now.
 func (b *Binding) DenyZonesOf(m *Member) []string {
 	var out []string
 	for _, n := range m.Attached {
-		if z := b.Model.p.Zone(n); z != nil && z.Default == Deny {
+		if z := b.Model.p.Zone(n); z != nil && z.Default == policy.Deny {
 			out = append(out, n)
 		}
 	}
@@ -361,18 +363,18 @@ func (b *Binding) PublishAllowed(container string, pb inventory.PortBinding) boo
 // allows it — unless it is on a default: deny zone, where it is denied
 // (Fenced).
 func (b *Binding) Decide(from, to string, port reach.Port) Decision {
-	var refs [2]Ref
+	var refs [2]policy.Ref
 	var members [2]*Member
 	for i, name := range []string{from, to} {
 		if m := b.Member(name); m != nil {
 			members[i] = m
 			switch {
 			case m.Workload != nil:
-				refs[i] = WorkloadRef(m.Workload.Name)
+				refs[i] = policy.WorkloadRef(m.Workload.Name)
 				continue
 			case len(m.Matches) > 1:
 				return Decision{Flow: -1, Reason: fmt.Sprintf("%s is selected by several workloads: denied until the policy is fixed", name)}
-			case b.Model.p.UnmanagedMode() == UnmanagedDeny:
+			case b.Model.p.UnmanagedMode() == policy.UnmanagedDeny:
 				return Decision{Flow: -1, Reason: fmt.Sprintf("no workload selects %s, and unmanaged is deny", name)}
 			case !b.LeftToDocker(m):
 				return Decision{Flow: -1, Reason: fmt.Sprintf("no workload selects %s, and it is on default: deny zone %s: denied (fail closed)", name, strings.Join(b.DenyZonesOf(m), ", "))}
@@ -383,7 +385,7 @@ func (b *Binding) Decide(from, to string, port reach.Port) Decision {
 		if err != nil {
 			return Decision{Flow: -1, Reason: fmt.Sprintf("%s is neither a container of the host nor an address", name)}
 		}
-		refs[i] = Ref{Kind: RefAddress, Addr: a.Unmap()}
+		refs[i] = policy.Ref{Kind: policy.RefAddress, Addr: a.Unmap()}
 	}
 	for i, m := range members {
 		if m == nil || m.Workload != nil {
@@ -418,7 +420,7 @@ func (b *Binding) ReachesHost(container string) bool {
 	}
 	for _, e := range m.Container.Endpoints {
 		z := b.Model.p.Zone(e.Network)
-		if z == nil || z.Default != Deny {
+		if z == nil || z.Default != policy.Deny {
 			return true
 		}
 	}

@@ -1,4 +1,4 @@
-package policy_test
+package model_test
 
 import (
 	"net/netip"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
@@ -21,7 +22,7 @@ func mustParse(t testing.TB, name, in string) *policy.Policy {
 
 func seedPolicy(t testing.TB) *policy.Policy {
 	t.Helper()
-	data, err := os.ReadFile("testdata/threetier.yaml")
+	data, err := os.ReadFile("../policy/testdata/threetier.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func port(s string) reach.Port {
 // API the database and the cache; nothing else crosses a zone, and
 // members of a default: deny zone reach each other only by a flow.
 func TestEvalSeed(t *testing.T) {
-	m := policy.Compile(seedPolicy(t))
+	m := model.Compile(seedPolicy(t))
 	tests := []struct {
 		from, to, port string
 		allow          bool
@@ -110,7 +111,7 @@ flows:
   - {from: agent, to: zone:dev, ports: [9100/tcp, icmp]}
   - {from: zone:dev, to: agent, ports: [all]}
 `)
-	m := policy.Compile(p)
+	m := model.Compile(p)
 	tests := []struct {
 		from, to, port string
 		allow          bool
@@ -163,7 +164,7 @@ tests:
   - {from: api, to: web, expect: deny}
   - {from: web, to: api, expect: deny}
 `)
-	failed := policy.Failed(policy.Compile(p).RunTests())
+	failed := model.Failed(model.Compile(p).RunTests())
 	if len(failed) != 2 {
 		t.Fatalf("%d failures, want 2", len(failed))
 	}

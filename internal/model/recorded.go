@@ -1,10 +1,11 @@
-package policy
+package model
 
 import (
 	"fmt"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/learn"
+	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
@@ -38,7 +39,7 @@ func (b *Binding) Breaks(recs []learn.Record) (breaks []Break, unjudged int) {
 		}
 		port := reach.Port{Proto: r.Proto, Number: r.Port}
 		if r.Proto == "icmp" || r.Proto == "ipv6-icmp" {
-			port = reach.Port{Proto: ProtoICMP}
+			port = reach.Port{Proto: policy.ProtoICMP}
 		}
 		d := b.Decide(from, to, port)
 		if d.Allow && r.Via != "" && d.Flow < 0 && d.Zone != "" {
@@ -92,7 +93,7 @@ func (b *Binding) monitored(from, to string) bool {
 			continue
 		}
 		for _, n := range append(append([]string(nil), m.Attached...), m.Zones...) {
-			if z := p.Zone(n); z != nil && p.ZoneMode(z) == Enforce {
+			if z := p.Zone(n); z != nil && p.ZoneMode(z) == policy.Enforce {
 				return false
 			}
 		}
