@@ -26,6 +26,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/audit"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 const label = "zonewarden.bench"
@@ -107,7 +108,7 @@ func run(containers, networks int, poolStr string, runs, parallel int, keep bool
 					Labels: map[string]string{label: id, inventory.LabelComposeProject: fmt.Sprintf("proj%02d", i%networks/2)},
 				}
 				if i%20 == 7 {
-					spec.Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 80, Protocol: "tcp"}, HostIP: netip.MustParseAddr("127.0.0.1")}}
+					spec.Ports = []inventory.PortBinding{{ContainerPort: l4.Port{Number: 80, Proto: "tcp"}, HostIP: netip.MustParseAddr("127.0.0.1")}}
 				}
 				cid, err := dc.CreateContainer(ctx, spec)
 				if err == nil {

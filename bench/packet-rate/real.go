@@ -8,6 +8,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft/nflink"
 	"github.com/zonewarden/zonewarden/internal/policy"
@@ -68,7 +69,7 @@ func benchPolicy(flows int, unmanaged policy.Unmanaged) (*policy.Policy, *invent
 	p.Flows = append(p.Flows, policy.Flow{
 		From:  policy.WorkloadRef(benchClient),
 		To:    policy.WorkloadRef(benchServer),
-		Ports: policy.PortList{{Proto: policy.ProtoTCP, First: allowedPort, Last: allowedPort}},
+		Ports: l4.List{{Proto: l4.ProtoTCP, First: allowedPort, Last: allowedPort}},
 	})
 
 	snap.Networks = append(snap.Networks, inventory.Network{Name: benchZone, Driver: "bridge", ICC: true,

@@ -274,7 +274,7 @@ func newNamer(b *model.Binding) *namer {
 			}
 		}
 		for _, pb := range ix.PublishedPorts(c) {
-			n.published[pb.ContainerPort.Protocol+"/"+strconv.Itoa(int(pb.HostPort))] = endpoint{container: c.Name, workload: wl}
+			n.published[pb.ContainerPort.Proto+"/"+strconv.Itoa(int(pb.HostPort))] = endpoint{container: c.Name, workload: wl}
 		}
 	}
 	return n

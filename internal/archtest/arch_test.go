@@ -6,7 +6,12 @@ package archtest
 
 import (
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -31,6 +36,7 @@ var pure = []string{
 	"github.com/zonewarden/zonewarden/internal/kube",
 	"github.com/zonewarden/zonewarden/internal/draft",
 	"github.com/zonewarden/zonewarden/internal/model",
+	"github.com/zonewarden/zonewarden/internal/l4",
 }
 
 // forbidden are import path prefixes that pure packages must not depend on,
@@ -162,7 +168,7 @@ func TestPurePackagesMakeNoSyscalls(t *testing.T) {
 // compile, those under the effects, everything under the command line).
 var layers = map[string]int{
 	// 0: the model, and helpers every layer uses
-	"internal/inventory": 0, "internal/inventory/synthetic": 0, "internal/suggest": 0,
+	"internal/inventory": 0, "internal/inventory/synthetic": 0, "internal/suggest": 0, "internal/l4": 0,
 	// 1: analysis of a host (the policy binds to it)
 	"internal/reach": 1, "internal/learn": 1,
 	// 2: the policy model, and the sources of hosts
@@ -182,9 +188,6 @@ var layers = map[string]int{
 // TestPackagesDependDownward: no package imports one of a higher layer;
 // every package of the module has a layer (test support and benchmarks
 // sit above everything).
-//
-// Known exception, to go with the one port package of issue 14: the
-// policy model (2) sits above reach (1) because it uses reach.Port.
 func TestPackagesDependDownward(t *testing.T) {
 	rank := func(p string) (int, bool) {
 		if r, ok := layers[p]; ok {
@@ -210,5 +213,54 @@ func TestPackagesDependDownward(t *testing.T) {
 				t.Errorf("%s (layer %d) imports %s (layer %d): packages depend only downward", p.ImportPath, r, dep, d)
 			}
 		}
+	}
+}
+
+// TestOnePortVocabulary: ports are l4's (Port, Range, List, and their
+// parsers); no other package declares its own: a small struct of a
+// protocol and a port number or range. (Packets and connections, which
+// carry a protocol and a port among addresses, are not ports.)
+func TestOnePortVocabulary(t *testing.T) {
+	root := filepath.Join("..", "..")
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != root {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") || strings.Contains(path, filepath.Join("internal", "l4")) {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		for _, decl := range f.Decls {
+			g, ok := decl.(*ast.GenDecl)
+			if !ok || g.Tok != token.TYPE {
+				continue
+			}
+			for _, spec := range g.Specs {
+				ts := spec.(*ast.TypeSpec)
+				st, ok := ts.Type.(*ast.StructType)
+				if !ok {
+					continue
+				}
+				fields := map[string]bool{}
+				for _, f := range st.Fields.List {
+					for _, n := range f.Names {
+						fields[n.Name] = true
+					}
+				}
+				if len(fields) <= 3 && (fields["Proto"] || fields["Protocol"]) && (fields["Number"] || fields["First"] || fields["Port"]) {
+					t.Errorf("%s declares type %s, a port of its own: ports are internal/l4's (l4.Port, l4.Range, l4.List)", path, ts.Name.Name)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // Address plan of the test hosts: user networks get 10.1.N.0/24 in the
@@ -79,7 +80,7 @@ func with(c inventory.Container, f func(*inventory.Container)) inventory.Contain
 }
 
 func pub(host string, hostPort, port uint16) inventory.PortBinding {
-	b := inventory.PortBinding{ContainerPort: inventory.Port{Number: port, Protocol: "tcp"}, HostPort: hostPort}
+	b := inventory.PortBinding{ContainerPort: l4.Port{Number: port, Proto: "tcp"}, HostPort: hostPort}
 	if host != "" {
 		b.HostIP = netip.MustParseAddr(host)
 	}

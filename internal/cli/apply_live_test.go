@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
@@ -224,7 +225,7 @@ func assertReach(t *testing.T, m *truth.Matrix, want ...string) {
 		var from, arrow, target, verdict string
 		fmt.Sscan(w, &from, &arrow, &target, &verdict)
 		to, portText, _ := strings.Cut(target, ":")
-		port, err := reach.ParsePort(portText)
+		port, err := l4.ParsePort(portText)
 		if err != nil {
 			t.Fatalf("bad expectation %q", w)
 		}

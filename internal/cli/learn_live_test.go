@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/learn"
-	"github.com/zonewarden/zonewarden/internal/reach"
 	"github.com/zonewarden/zonewarden/internal/testenv"
 	"github.com/zonewarden/zonewarden/internal/truth"
 )
@@ -57,10 +57,10 @@ func TestLearnDraftApplyVerify(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	tcp80, pg, dns := reach.Port{Proto: "tcp", Number: 80}, reach.Port{Proto: "tcp", Number: 5432}, reach.Port{Proto: "udp", Number: 53}
+	tcp80, pg, dns := l4.Port{Proto: "tcp", Number: 80}, l4.Port{Proto: "tcp", Number: 5432}, l4.Port{Proto: "udp", Number: 53}
 	script := []struct {
 		from, to string
-		port     reach.Port
+		port     l4.Port
 	}{{"web", "api", tcp80}, {"api", "db", pg}, {"api", "cache", dns}}
 	observed := map[truth.Key]bool{}
 	var want []string
@@ -74,7 +74,7 @@ func TestLearnDraftApplyVerify(t *testing.T) {
 		want = append(want, pre+s.from+" -> "+pre+s.to+" "+s.port.String())
 	}
 	// tool scans api on a port nothing listens on: tried, never answered.
-	scan := reach.Port{Proto: "tcp", Number: 9999}
+	scan := l4.Port{Proto: "tcp", Number: 9999}
 	if env.Connect(t, "tool", "api", scan) {
 		t.Fatal("tool reached api on 9999/tcp, where nothing listens")
 	}

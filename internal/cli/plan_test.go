@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // flatSnapshot writes the seed's "bad" host — every tier on one network,
@@ -18,8 +19,8 @@ func flatSnapshot(t *testing.T) string {
 		return inventory.Container{Name: name, State: "running", NetworkMode: "flat", Endpoints: []inventory.Endpoint{{Network: "flat"}}}
 	}
 	lb, db := c("lb"), c("postgres")
-	lb.Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 443, Protocol: "tcp"}, HostPort: 443}}
-	db.Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 5432, Protocol: "tcp"}, HostPort: 5432}}
+	lb.Ports = []inventory.PortBinding{{ContainerPort: l4.Port{Number: 443, Proto: "tcp"}, HostPort: 443}}
+	db.Ports = []inventory.PortBinding{{ContainerPort: l4.Port{Number: 5432, Proto: "tcp"}, HostPort: 5432}}
 	snap := &inventory.Snapshot{Version: inventory.SchemaVersion,
 		Networks:   []inventory.Network{{Name: "bridge", Driver: "bridge", ICC: true}, {Name: "flat", Driver: "bridge", ICC: true}},
 		Containers: []inventory.Container{lb, c("frontend"), c("api"), db, c("cache"), c("stray")},

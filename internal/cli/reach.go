@@ -10,6 +10,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/graph"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/reach"
 	"github.com/zonewarden/zonewarden/internal/report"
 )
@@ -71,9 +72,9 @@ answers as Docker alone would.`,
 			if !slices.Contains(reachFormats, format) {
 				return usageErr(cmd, "unknown --format %q: use one of %s", format, strings.Join(reachFormats, ", "))
 			}
-			var filter *reach.Port
+			var filter *l4.Port
 			if port != "" {
-				p, err := reach.ParsePort(port)
+				p, err := l4.ParsePort(port)
 				if err != nil {
 					return usageErr(cmd, "--port: %v", err)
 				}
@@ -88,7 +89,7 @@ answers as Docker alone would.`,
 				return usageErr(cmd, "unexpected argument %q: use --from, --to and --port to filter, or --eval A B PORT", args[0])
 			}
 			if eval && len(args) == 3 {
-				p, err := reach.ParsePort(args[2])
+				p, err := l4.ParsePort(args[2])
 				if err != nil {
 					return usageErr(cmd, "%v", err)
 				}
@@ -161,7 +162,7 @@ func streamEdges(w io.Writer, an *reach.Analysis, format string, filter reach.Fi
 }
 
 // evalReach answers one reachability question: exit 0 for yes, 1 for no.
-func evalReach(w io.Writer, an *reach.Analysis, from, to string, port *reach.Port) error {
+func evalReach(w io.Writer, an *reach.Analysis, from, to string, port *l4.Port) error {
 	e, found := an.Edge(from, to)
 	on := ""
 	if port != nil {

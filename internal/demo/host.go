@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // Label marks everything the demo creates; its value is the run id.
@@ -44,7 +45,7 @@ type Container struct {
 	Networks    []string
 	NetworkMode string // host, none, container:X; overrides Networks
 	Ports       []inventory.PortBinding
-	Expose      []inventory.Port
+	Expose      []l4.Port
 	Privileged  bool
 	ReadOnly    bool
 	CapAdd      []string
@@ -70,7 +71,7 @@ var Images = []string{
 	"zonewarden-demo/cron:latest",
 }
 
-func tcp(n uint16) inventory.Port { return inventory.Port{Number: n, Protocol: "tcp"} }
+func tcp(n uint16) l4.Port { return l4.Port{Number: n, Proto: "tcp"} }
 
 func publish(hostPort, containerPort uint16) inventory.PortBinding {
 	return inventory.PortBinding{ContainerPort: tcp(containerPort), HostPort: hostPort}
@@ -101,7 +102,7 @@ func Level0() Host {
 				Ports: []inventory.PortBinding{publish(18080, 80)}, Start: true},
 			hardened(Container{Name: "shop-api", Image: "zonewarden-demo/shop-api:2.3", Project: "shop", Service: "api",
 				Role: "production API (hardened)", Networks: []string{"shop-prod", "shop-sessions"},
-				Expose: []inventory.Port{tcp(8080)}, Start: true}),
+				Expose: []l4.Port{tcp(8080)}, Start: true}),
 			{Name: "customer-db", Image: "zonewarden-demo/postgres:15", Project: "shop", Service: "db",
 				Role: "database with customer data", Networks: []string{"shop-prod"},
 				Ports: []inventory.PortBinding{publish(15432, 5432)}, Start: true},
@@ -217,8 +218,8 @@ func (c Container) labels(runID string) map[string]string {
 	return l
 }
 
-func (c Container) exposed() []inventory.Port {
-	out := append([]inventory.Port(nil), c.Expose...)
+func (c Container) exposed() []l4.Port {
+	out := append([]l4.Port(nil), c.Expose...)
 	for _, b := range c.Ports {
 		out = append(out, b.ContainerPort)
 	}

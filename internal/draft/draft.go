@@ -10,10 +10,10 @@ import (
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/learn"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 // LegacyBridgeZone is the zone FromHost proposes for the containers on
@@ -299,8 +299,8 @@ func (d *drafter) describeWorkload(i int, claimed []claim) []claim {
 		}
 		for _, b := range published {
 			pub := policy.Publish{
-				Container: policy.PortRange{Proto: b.ContainerPort.Protocol, First: b.ContainerPort.Number, Last: b.ContainerPort.Number},
-				Host:      policy.PortRange{Proto: b.ContainerPort.Protocol},
+				Container: l4.Range{Proto: b.ContainerPort.Proto, First: b.ContainerPort.Number, Last: b.ContainerPort.Number},
+				Host:      l4.Range{Proto: b.ContainerPort.Proto},
 			}
 			if b.HostIP.IsValid() && b.HostIP != netip.IPv4Unspecified() {
 				pub.HostIP = b.HostIP.Unmap() // [::] stays: Docker binds IPv6 alone there
@@ -309,7 +309,7 @@ func (d *drafter) describeWorkload(i int, claimed []claim) []claim {
 				pub.Host.First, pub.Host.Last = b.HostPort, b.HostPort
 			}
 			switch pub.Container.Proto {
-			case policy.ProtoTCP, policy.ProtoUDP, policy.ProtoSCTP:
+			case l4.ProtoTCP, l4.ProtoUDP, l4.ProtoSCTP:
 			default:
 				continue
 			}
@@ -348,8 +348,8 @@ func (d *drafter) describeWorkload(i int, claimed []claim) []claim {
 	}
 	if internal && open {
 		w.Egress = []policy.Egress{
-			{To: netip.MustParsePrefix("0.0.0.0/0"), Ports: policy.AllPorts()},
-			{To: netip.MustParsePrefix("::/0"), Ports: policy.AllPorts()},
+			{To: netip.MustParsePrefix("0.0.0.0/0"), Ports: l4.AllPorts()},
+			{To: netip.MustParsePrefix("::/0"), Ports: l4.AllPorts()},
 		}
 		notes = append(notes, fmt.Sprintf("decide: narrow egress to what it needs; as a member of internal zone %s it would reach nothing beyond the host without it", internalZone))
 	}
@@ -376,8 +376,8 @@ func claimedBy(claimed []claim, pub policy.Publish) string {
 
 // destinationPorts are the ports a workload's containers listen on, as far
 // as the host shows: exposed and published container ports.
-func (d *drafter) destinationPorts(i int) policy.PortList {
-	var l policy.PortList
+func (d *drafter) destinationPorts(i int) l4.List {
+	var l l4.List
 	for _, c := range d.groups[i] {
 		for _, p := range c.ExposedPorts {
 			if r, ok := portRangeOf(p); ok {
@@ -393,21 +393,21 @@ func (d *drafter) destinationPorts(i int) policy.PortList {
 	if len(l) == 0 {
 		return nil
 	}
-	return policy.PortList(nil).Union(l)
+	return l4.List(nil).Union(l)
 }
 
 // evidence says what in workload a's configuration names workload b (a
 // compose service): its depends_on and environment references
 // (inventory.Ref), as "evidence: depends_on; environment DATABASE_URL
 // (db:5432)", and the ports those references name.
-func (d *drafter) evidence(a, b int) (string, policy.PortList) {
+func (d *drafter) evidence(a, b int) (string, l4.List) {
 	to := d.groups[b][0].Labels[inventory.LabelComposeService]
 	project := d.groups[b][0].Labels[inventory.LabelComposeProject]
 	if to == "" {
 		return "", nil
 	}
 	var says []string
-	var ports policy.PortList
+	var ports l4.List
 	for _, c := range d.groups[a] {
 		if c.Labels[inventory.LabelComposeProject] != project {
 			continue
@@ -419,7 +419,7 @@ func (d *drafter) evidence(a, b int) (string, policy.PortList) {
 			s := r.Via
 			if r.Port != 0 {
 				s += fmt.Sprintf(" (%s:%d)", to, r.Port)
-				ports = append(ports, policy.PortRange{Proto: policy.ProtoTCP, First: r.Port, Last: r.Port})
+				ports = append(ports, l4.Range{Proto: l4.ProtoTCP, First: r.Port, Last: r.Port})
 			}
 			if !slices.Contains(says, s) {
 				says = append(says, s)
@@ -436,7 +436,7 @@ func (d *drafter) evidence(a, b int) (string, policy.PortList) {
 // for a data service that declares none (a compose service without
 // expose: or ports:, say), its kind's default port, with a note that
 // says so.
-func (d *drafter) listenPorts(i int) (policy.PortList, string) {
+func (d *drafter) listenPorts(i int) (l4.List, string) {
 	if l := d.destinationPorts(i); len(l) > 0 {
 		return l, ""
 	}
@@ -449,18 +449,18 @@ func (d *drafter) listenPorts(i int) (policy.PortList, string) {
 		return nil, ""
 	}
 	r, _ := portRangeOf(p)
-	return policy.PortList{r}, fmt.Sprintf("%s: %s's default port (%s declares none)", p, kind, d.p.Workloads[i].Name)
+	return l4.List{r}, fmt.Sprintf("%s: %s's default port (%s declares none)", p, kind, d.p.Workloads[i].Name)
 }
 
-func portRangeOf(p inventory.Port) (policy.PortRange, bool) {
-	switch p.Protocol {
-	case policy.ProtoTCP, policy.ProtoUDP, policy.ProtoSCTP:
+func portRangeOf(p l4.Port) (l4.Range, bool) {
+	switch p.Proto {
+	case l4.ProtoTCP, l4.ProtoUDP, l4.ProtoSCTP:
 		if p.Number == 0 {
-			return policy.PortRange{}, false
+			return l4.Range{}, false
 		}
-		return policy.PortRange{Proto: p.Protocol, First: p.Number, Last: p.Number}, true
+		return l4.Range{Proto: p.Proto, First: p.Number, Last: p.Number}, true
 	}
-	return policy.PortRange{}, false
+	return l4.Range{}, false
 }
 
 func (d *drafter) draftFlows() {
@@ -488,7 +488,7 @@ func (d *drafter) draftFlows() {
 				ports, note := d.listenPorts(b)
 				evidence, named := d.evidence(a, b)
 				if len(named) > 0 {
-					ports = policy.PortList(nil).Union(append(slices.Clone(ports), named...))
+					ports = l4.List(nil).Union(append(slices.Clone(ports), named...))
 				}
 				if evidence == "" && d.snap.Source.Kind == "compose" {
 					// Compose files say whom a service talks to; a
@@ -581,17 +581,17 @@ func (d *drafter) denyTests(why func(a, b int, kind string) string) {
 
 // dataPort picks the port a data service listens on: a well-known data
 // port it exposes, else its first port, else any port.
-func (d *drafter) dataPort(i int) reach.Port {
+func (d *drafter) dataPort(i int) l4.Port {
 	ports, _ := d.listenPorts(i)
 	for _, r := range ports {
-		if inventory.DataPort(inventory.Port{Number: r.First, Protocol: r.Proto}) != "" {
-			return reach.Port{Proto: r.Proto, Number: r.First}
+		if inventory.DataPort(l4.Port{Number: r.First, Proto: r.Proto}) != "" {
+			return l4.Port{Proto: r.Proto, Number: r.First}
 		}
 	}
 	if len(ports) > 0 {
-		return reach.Port{Proto: ports[0].Proto, Number: ports[0].First}
+		return l4.Port{Proto: ports[0].Proto, Number: ports[0].First}
 	}
-	return reach.Port{}
+	return l4.Port{}
 }
 
 func (d *drafter) finish() {

@@ -12,9 +12,9 @@ import (
 	"github.com/zonewarden/zonewarden/internal/draft"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/synthetic"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -71,7 +71,7 @@ func checkDraft(t *testing.T, snap *inventory.Snapshot) *policy.Policy {
 					continue
 				}
 				for _, pt := range append(c.ExposedPorts, portsOf(c.Ports)...) {
-					rp := reach.Port{Proto: pt.Protocol, Number: pt.Number}
+					rp := l4.Port{Proto: pt.Proto, Number: pt.Number}
 					if d := b.Decide(a.Name, c.Name, rp); !d.Allow {
 						t.Errorf("%s no longer reaches %s on %s (network %s): %s", a.Name, c.Name, rp, n.Name, d.Reason)
 					}
@@ -97,8 +97,8 @@ func passesCheck(t *testing.T, d *policy.Policy) (*policy.Policy, []byte) {
 	return p, out
 }
 
-func portsOf(bs []inventory.PortBinding) []inventory.Port {
-	out := make([]inventory.Port, len(bs))
+func portsOf(bs []inventory.PortBinding) []l4.Port {
+	out := make([]l4.Port, len(bs))
 	for i, b := range bs {
 		out[i] = b.ContainerPort
 	}
@@ -160,7 +160,7 @@ func TestDraftUsesImageDefaultPorts(t *testing.T) {
 			Endpoints: []inventory.Endpoint{{Network: "shop_default"}}}
 	}
 	backend := svc("backend", "example/shop-backend:1")
-	backend.ExposedPorts = []inventory.Port{{Number: 8000, Protocol: "tcp"}}
+	backend.ExposedPorts = []l4.Port{{Number: 8000, Proto: "tcp"}}
 	snap := &inventory.Snapshot{Version: 1,
 		Networks:   []inventory.Network{{Name: "shop_default", Driver: "bridge", ICC: true}},
 		Containers: []inventory.Container{backend, svc("db", "mariadb:11"), svc("cache", "redis:7")},
@@ -173,7 +173,7 @@ func TestDraftUsesImageDefaultPorts(t *testing.T) {
 		{"db", "3306/tcp", "3306/tcp: MySQL/MariaDB's default port (db declares none)"},
 		{"cache", "6379/tcp", "6379/tcp: Redis's default port (cache declares none)"},
 	} {
-		port, _ := reach.ParsePort(tt.port)
+		port, _ := l4.ParsePort(tt.port)
 		if d := m.Eval(policy.WorkloadRef("backend"), policy.WorkloadRef(tt.to), port); !d.Allow {
 			t.Errorf("backend -> %s:%s not drafted: %s", tt.to, tt.port, d.Reason)
 		}
@@ -219,7 +219,7 @@ func TestDraftNamesItsEvidence(t *testing.T) {
 		{"backend", "db", "3306/tcp", "evidence: depends_on; environment DATABASE_URL (db:3306)"},
 		{"worker", "backend", "8000/tcp", "evidence: environment API_URL (backend:8000)"},
 	} {
-		port, _ := reach.ParsePort(tt.port)
+		port, _ := l4.ParsePort(tt.port)
 		if d := m.Eval(policy.WorkloadRef(tt.from), policy.WorkloadRef(tt.to), port); !d.Allow {
 			t.Errorf("%s -> %s:%s not drafted: %s", tt.from, tt.to, tt.port, d.Reason)
 		}

@@ -6,9 +6,9 @@ import (
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/learn"
 	"github.com/zonewarden/zonewarden/internal/policy"
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 // FromFlows proposes the least-privilege policy for a host that
@@ -58,7 +58,7 @@ func (d *drafter) workloadOf(p learn.Peer) int {
 
 // observedPorts is what one workload pair was seen to use.
 type observedPorts struct {
-	ports     policy.PortList
+	ports     l4.List
 	counts    []string // "5432/tcp x120"
 	published bool     // some connection went through a published port
 }
@@ -113,7 +113,7 @@ func (d *drafter) draftObservedFlows(flowsFile string) {
 			continue
 		}
 		slices.Sort(o.counts)
-		f := policy.Flow{From: policy.WorkloadRef(from.Name), To: policy.WorkloadRef(to.Name), Ports: policy.PortList(nil).Union(o.ports),
+		f := policy.Flow{From: policy.WorkloadRef(from.Name), To: policy.WorkloadRef(to.Name), Ports: l4.List(nil).Union(o.ports),
 			Comment: "observed: " + strings.Join(slices.Compact(o.counts), ", ")}
 		_, _, toData := inventory.DataService(d.groups[k[1]][0])
 		reason, untrusted := inventory.Untrusted(d.groups[k[0]][0])
@@ -131,17 +131,17 @@ func (d *drafter) draftObservedFlows(flowsFile string) {
 }
 
 // observedRange is a record's port as a policy port.
-func observedRange(r learn.Record) (policy.PortRange, bool) {
+func observedRange(r learn.Record) (l4.Range, bool) {
 	switch r.Proto {
-	case policy.ProtoTCP, policy.ProtoUDP, policy.ProtoSCTP:
+	case l4.ProtoTCP, l4.ProtoUDP, l4.ProtoSCTP:
 		if r.Port == 0 {
-			return policy.PortRange{}, false
+			return l4.Range{}, false
 		}
-		return policy.PortRange{Proto: r.Proto, First: r.Port, Last: r.Port}, true
+		return l4.Range{Proto: r.Proto, First: r.Port, Last: r.Port}, true
 	case "icmp", "ipv6-icmp":
-		return policy.PortRange{Proto: policy.ProtoICMP}, true
+		return l4.Range{Proto: l4.ProtoICMP}, true
 	}
-	return policy.PortRange{}, false
+	return l4.Range{}, false
 }
 
 // draftUnobservedTests adds, for every data service, a deny test from
@@ -149,7 +149,7 @@ func observedRange(r learn.Record) (policy.PortRange, bool) {
 func (d *drafter) draftUnobservedTests() {
 	d.denyTests(func(a, b int, kind string) string {
 		shared := slices.ContainsFunc(d.p.Workloads[a].Zones, func(z string) bool { return slices.Contains(d.p.Workloads[b].Zones, z) })
-		if !shared || d.dataPort(b) == (reach.Port{}) {
+		if !shared || d.dataPort(b) == (l4.Port{}) {
 			return ""
 		}
 		return fmt.Sprintf("%s never connected to %s (%s) while learning", d.p.Workloads[a].Name, d.p.Workloads[b].Name, dataKind(kind))

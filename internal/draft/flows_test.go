@@ -9,10 +9,10 @@ import (
 	"github.com/zonewarden/zonewarden/internal/demo"
 	"github.com/zonewarden/zonewarden/internal/draft"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/learn"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 // TestDraftFromFlowsKeepsExactlyTheObserved: on the demo host, with web
@@ -67,9 +67,9 @@ func TestDraftFromFlowsKeepsExactlyTheObserved(t *testing.T) {
 		}
 		for _, a := range ix.Members(n.Name) {
 			for _, c := range ix.Members(n.Name) {
-				ports := []reach.Port{{Proto: "icmp"}, {Proto: "tcp", Number: 22}}
+				ports := []l4.Port{{Proto: "icmp"}, {Proto: "tcp", Number: 22}}
 				for _, pt := range c.ExposedPorts {
-					ports = append(ports, reach.Port{Proto: pt.Protocol, Number: pt.Number})
+					ports = append(ports, l4.Port{Proto: pt.Proto, Number: pt.Number})
 				}
 				for _, pt := range ports {
 					if a == c {

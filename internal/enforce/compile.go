@@ -14,6 +14,7 @@ import (
 	"strconv"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
@@ -152,7 +153,7 @@ func Compile(b *model.Binding, opts Options) *Ruleset {
 				r.add("denyhosts"+familyOf(a).suffix, a.String(), m.Container.Name)
 			}
 			for _, pb := range ix.PublishedPorts(m.Container) {
-				r.add("denypub", pb.ContainerPort.Protocol+" . "+fmt.Sprint(pb.HostPort), m.Container.Name+" "+pb.String())
+				r.add("denypub", pb.ContainerPort.Proto+" . "+fmt.Sprint(pb.HostPort), m.Container.Name+" "+pb.String())
 			}
 		}
 		if m.Workload == nil {
@@ -162,7 +163,7 @@ func Compile(b *model.Binding, opts Options) *Ruleset {
 		// Egress beyond the host.
 		egress := w.Egress
 		if len(egress) == 0 && !inInternalZone(p, w) {
-			egress = []policy.Egress{{Ports: policy.AllPorts()}}
+			egress = []policy.Egress{{Ports: l4.AllPorts()}}
 		}
 		for _, a := range addrs {
 			f := familyOf(a)
@@ -186,9 +187,9 @@ func Compile(b *model.Binding, opts Options) *Ruleset {
 			// outside clients reach only the ports the policy lets it
 			// publish.
 			if pb.HostPort != 0 { // 0: a routed network's, no host port
-				r.add("pubports", pb.ContainerPort.Protocol+" . "+fmt.Sprint(pb.HostPort), m.Container.Name+" "+pb.String())
+				r.add("pubports", pb.ContainerPort.Proto+" . "+fmt.Sprint(pb.HostPort), m.Container.Name+" "+pb.String())
 				if monitor && enforcedOn(p, zoneNames, m.Attached) {
-					r.add("enforcedpub", pb.ContainerPort.Protocol+" . "+fmt.Sprint(pb.HostPort), m.Container.Name+" "+pb.String())
+					r.add("enforcedpub", pb.ContainerPort.Proto+" . "+fmt.Sprint(pb.HostPort), m.Container.Name+" "+pb.String())
 				}
 			}
 			if !b.PublishAllowed(m.Container.Name, pb) {
@@ -202,7 +203,7 @@ func Compile(b *model.Binding, opts Options) *Ruleset {
 				f := familyOf(a)
 				for _, src := range sources {
 					if familyOf(src.Addr()).suffix == f.suffix {
-						r.add("ingress"+f.suffix, fmt.Sprintf("%s . %s . %s . %d", src, a, pb.ContainerPort.Protocol, pb.ContainerPort.Number), w.Name+" ingress "+pb.String())
+						r.add("ingress"+f.suffix, fmt.Sprintf("%s . %s . %s . %d", src, a, pb.ContainerPort.Proto, pb.ContainerPort.Number), w.Name+" ingress "+pb.String())
 					}
 				}
 			}
@@ -240,7 +241,7 @@ func Compile(b *model.Binding, opts Options) *Ruleset {
 							for i, pr := range wf.Ports {
 								keys[i] = prefix + portKey(pr, f)
 								set := "allow" // one port: a hash lookup
-								if pr.Proto == policy.ProtoAll || pr.Proto == policy.ProtoICMP || pr.First != pr.Last {
+								if pr.Proto == l4.ProtoAll || pr.Proto == l4.ProtoICMP || pr.First != pr.Last {
 									set = "allowrange" // ranges: an interval lookup
 								}
 								r.add(set+f.suffix, keys[i], note)
@@ -253,7 +254,7 @@ func Compile(b *model.Binding, opts Options) *Ruleset {
 						continue
 					}
 					via := note + " via " + pb.String()
-					suffix := " . " + pb.ContainerPort.Protocol + " . " + strconv.Itoa(int(pb.HostPort))
+					suffix := " . " + pb.ContainerPort.Proto + " . " + strconv.Itoa(int(pb.HostPort))
 					srcAddrs := endpointAddrs(srcEps)
 					for _, sa := range srcAddrs {
 						if pb.HostPort != 0 { // 0: a routed network's, no host port
@@ -268,7 +269,7 @@ func Compile(b *model.Binding, opts Options) *Ruleset {
 					// port; a routed-mode network is reached there
 					// directly. Docker alone decides the DNAT, so the
 					// destination is the publisher.
-					port := " . " + pb.ContainerPort.Protocol + " . " + strconv.Itoa(int(pb.ContainerPort.Number))
+					port := " . " + pb.ContainerPort.Proto + " . " + strconv.Itoa(int(pb.ContainerPort.Number))
 					for _, sa := range srcAddrs {
 						for _, da := range endpointAddrs(dstEps) {
 							if familyOf(sa).suffix == familyOf(da).suffix {
@@ -350,11 +351,11 @@ func familyOf(a netip.Addr) family {
 }
 
 // portKey renders a port range as the "proto . port" part of a key.
-func portKey(pr policy.PortRange, f family) string {
+func portKey(pr l4.Range, f family) string {
 	switch pr.Proto {
-	case policy.ProtoAll:
+	case l4.ProtoAll:
 		return "0-255 . 0-65535"
-	case policy.ProtoICMP:
+	case l4.ProtoICMP:
 		return f.icmp + " . 0-65535"
 	}
 	if pr.First == pr.Last {

@@ -12,9 +12,9 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 // threeTier is the shared three-tier host.
@@ -47,7 +47,7 @@ func checkPolicyAgreement(t reporter, mutate mutation) {
 	snap := threeTier()
 	b := bind(t, threeTierPolicy, snap)
 	r := Compile(b, Options{})
-	ports := []reach.Port{{Proto: "tcp", Number: 8080}, {Proto: "tcp", Number: 5432}, {Proto: "tcp", Number: 6379},
+	ports := []l4.Port{{Proto: "tcp", Number: 8080}, {Proto: "tcp", Number: 5432}, {Proto: "tcp", Number: 6379},
 		{Proto: "udp", Number: 9050}, {Proto: "udp", Number: 53}, {Proto: "icmp"}, {Proto: "tcp", Number: 443}, {Proto: "tcp", Number: 22}}
 	checked := 0
 	for _, from := range snap.Containers {
@@ -237,7 +237,7 @@ func checkUnallowedPublished(t reporter, mutate mutation) {
 	t.Helper()
 	snap := threeTier()
 	// frontend publishes 18080 -> 8080, which its workload may not.
-	snap.Containers[1].Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 8080, Protocol: "tcp"}, HostPort: 18080}}
+	snap.Containers[1].Ports = []inventory.PortBinding{{ContainerPort: l4.Port{Number: 8080, Proto: "tcp"}, HostPort: 18080}}
 	r := Compile(bind(t, threeTierPolicy, snap), Options{})
 	gw := netip.MustParseAddr("10.20.2.1")
 	for _, tc := range []struct {
@@ -354,7 +354,7 @@ func TestUnmanagedNeverReachesDenyZoneMembers(t *testing.T) {
 				addr = e.IPv4
 			}
 		}
-		for _, port := range []reach.Port{{Proto: "tcp", Number: 5432}, {Proto: "tcp", Number: 22}} {
+		for _, port := range []l4.Port{{Proto: "tcp", Number: 5432}, {Proto: "tcp", Number: 22}} {
 			for _, dir := range [][2]string{{"stray", peer}, {peer, "stray"}} {
 				src, dst := stray.Endpoints[0].IPv4, addr
 				if dir[0] != "stray" {

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
-	"github.com/zonewarden/zonewarden/internal/reach"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // reporter is what the semantic checks report to: a *testing.T, or the
@@ -173,7 +173,7 @@ func specHost() *inventory.Snapshot {
 	}
 	for i := range snap.Containers {
 		if snap.Containers[i].Name == "cache" { // on a zone with default: allow
-			snap.Containers[i].Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 6379, Protocol: "tcp"}, HostPort: 16379}}
+			snap.Containers[i].Ports = []inventory.PortBinding{{ContainerPort: l4.Port{Number: 6379, Proto: "tcp"}, HostPort: 16379}}
 		}
 	}
 	snap.Containers = append(snap.Containers,
@@ -205,7 +205,7 @@ func specPackets(r *Ruleset, snap *inventory.Snapshot) []Packet {
 	for _, a := range []string{"10.20.3.99", "10.20.1.1", "10.20.2.1", "10.20.3.1", "203.0.113.7", "192.0.2.7", "198.51.100.9", "fd20:1::99", "fd20:1::1", "2001:db8::7", "2001:db9::7"} {
 		addrs = append(addrs, netip.MustParseAddr(a))
 	}
-	ports := []reach.Port{{Proto: "tcp", Number: 443}, {Proto: "tcp", Number: 8080}, {Proto: "tcp", Number: 5432}, {Proto: "tcp", Number: 6379},
+	ports := []l4.Port{{Proto: "tcp", Number: 443}, {Proto: "tcp", Number: 8080}, {Proto: "tcp", Number: 5432}, {Proto: "tcp", Number: 6379},
 		{Proto: "udp", Number: 9050}, {Proto: "udp", Number: 53}, {Proto: "icmp"}, {Proto: "tcp", Number: 22}, {Proto: "tcp", Number: 16379}}
 	var out []Packet
 	for _, src := range addrs {

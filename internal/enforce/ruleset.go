@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
-	"github.com/zonewarden/zonewarden/internal/reach"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // Ruleset is zonewarden's table: fixed chains, and sets whose elements
@@ -318,6 +318,6 @@ func quote(s string) string {
 	return `"` + s + `"`
 }
 
-func reachPort(b inventory.PortBinding) reach.Port {
-	return reach.Port{Proto: b.ContainerPort.Protocol, Number: b.ContainerPort.Number}
+func reachPort(b inventory.PortBinding) l4.Port {
+	return l4.Port{Proto: b.ContainerPort.Proto, Number: b.ContainerPort.Number}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/demo"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/synthetic"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
@@ -66,7 +67,7 @@ func threeTier() *inventory.Snapshot {
 		}
 		return ct
 	}
-	tcp := func(n uint16) inventory.Port { return inventory.Port{Number: n, Protocol: "tcp"} }
+	tcp := func(n uint16) l4.Port { return l4.Port{Number: n, Proto: "tcp"} }
 	lb := c("lb", "nginx:1.25", "public-dmz")
 	lb.Ports = []inventory.PortBinding{{ContainerPort: tcp(443), HostPort: 18443}}
 	api := c("api", "example/api:3", "application-tier", "database-tier")

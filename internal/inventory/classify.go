@@ -2,6 +2,8 @@ package inventory
 
 import (
 	"strings"
+
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // Labels an operator sets to override zonewarden's guesses.
@@ -82,9 +84,9 @@ var defaultPorts = map[string]uint16{
 
 // DefaultPort returns the port a kind of data service (DataService's
 // kind: "MySQL/MariaDB") listens on by default.
-func DefaultPort(kind string) (Port, bool) {
+func DefaultPort(kind string) (l4.Port, bool) {
 	n, ok := defaultPorts[kind]
-	return Port{Number: n, Protocol: "tcp"}, ok
+	return l4.Port{Number: n, Proto: "tcp"}, ok
 }
 
 // DataService says whether c runs a data service (a database, cache or
@@ -101,12 +103,12 @@ func DataService(c *Container) (kind, reason string, ok bool) {
 		return k, "image " + c.Image, true
 	}
 	for _, p := range c.ExposedPorts {
-		if k, ok := dataPorts[p.Number]; ok && p.Protocol == "tcp" {
+		if k, ok := dataPorts[p.Number]; ok && p.Proto == "tcp" {
 			return k, "exposes " + p.String(), true
 		}
 	}
 	for _, b := range c.Ports {
-		if k, ok := dataPorts[b.ContainerPort.Number]; ok && b.ContainerPort.Protocol == "tcp" {
+		if k, ok := dataPorts[b.ContainerPort.Number]; ok && b.ContainerPort.Proto == "tcp" {
 			return k, "publishes " + b.ContainerPort.String(), true
 		}
 	}
@@ -114,8 +116,8 @@ func DataService(c *Container) (kind, reason string, ok bool) {
 }
 
 // DataPort names the data service that usually listens on port p, or "".
-func DataPort(p Port) string {
-	if p.Protocol != "tcp" {
+func DataPort(p l4.Port) string {
+	if p.Proto != "tcp" {
 		return ""
 	}
 	return dataPorts[p.Number]
@@ -209,8 +211,8 @@ var AdminServices = []AdminService{
 
 // AdminPort returns the debugger or administration interface that usually
 // listens on container port p.
-func AdminPort(p Port) (AdminService, bool) {
-	if p.Protocol != "tcp" {
+func AdminPort(p l4.Port) (AdminService, bool) {
+	if p.Proto != "tcp" {
 		return AdminService{}, false
 	}
 	for _, s := range AdminServices {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // SchemaVersion is the version of the snapshot JSON written by this build.
@@ -247,7 +249,7 @@ type Container struct {
 	// container whose only networks are internal; see PublishedPorts.
 	Ports []PortBinding `json:"ports,omitempty"`
 	// ExposedPorts are the image's and the container's EXPOSE ports.
-	ExposedPorts []Port `json:"exposed_ports,omitempty"`
+	ExposedPorts []l4.Port `json:"exposed_ports,omitempty"`
 
 	Privileged     bool     `json:"privileged,omitempty"`
 	ReadOnlyRootfs bool     `json:"read_only_rootfs,omitempty"`
@@ -290,25 +292,9 @@ type Endpoint struct {
 	BridgePort int `json:"bridge_port,omitempty"`
 }
 
-// Port is a container port and protocol ("5432/tcp").
-type Port struct {
-	Number   uint16 `json:"port"`
-	Protocol string `json:"protocol"` // tcp, udp or sctp
-}
-
-func (p Port) String() string { return strconv.Itoa(int(p.Number)) + "/" + p.Protocol }
-
-// Compare orders ports by protocol, then number.
-func (p Port) Compare(q Port) int {
-	if c := strings.Compare(p.Protocol, q.Protocol); c != 0 {
-		return c
-	}
-	return int(p.Number) - int(q.Number)
-}
-
 // PortBinding publishes a container port on the host.
 type PortBinding struct {
-	ContainerPort Port `json:"container_port"`
+	ContainerPort l4.Port `json:"container_port"`
 	// HostIP is the address bound on the host; the zero Addr, 0.0.0.0 and
 	// :: all mean every interface.
 	HostIP netip.Addr `json:"host_ip,omitzero"`

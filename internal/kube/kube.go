@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
@@ -301,10 +302,10 @@ type ruleSet struct {
 
 type rule struct {
 	peers []netv1.NetworkPolicyPeer
-	ports policy.PortList
+	ports l4.List
 }
 
-func (s *ruleSet) add(key string, peers func() []netv1.NetworkPolicyPeer, ports policy.PortList) {
+func (s *ruleSet) add(key string, peers func() []netv1.NetworkPolicyPeer, ports l4.List) {
 	if s.rules == nil {
 		s.rules = map[string]*rule{}
 	}
@@ -347,8 +348,8 @@ func (x *exporter) rules() {
 		ref := policy.ZoneRef(z.Name)
 		for _, w := range x.m.Members(ref) {
 			peers := func() []netv1.NetworkPolicyPeer { return x.peers(ref) }
-			x.in[x.at[w.Name]].add(refKey(ref), peers, policy.AllPorts())
-			x.eg[x.at[w.Name]].add(refKey(ref), peers, policy.AllPorts())
+			x.in[x.at[w.Name]].add(refKey(ref), peers, l4.AllPorts())
+			x.eg[x.at[w.Name]].add(refKey(ref), peers, l4.AllPorts())
 		}
 	}
 	for i := range x.p.Workloads {
@@ -404,7 +405,7 @@ func (x *exporter) published(i int, w *policy.Workload) {
 		if !pub.AllInterfaces() {
 			x.note(w.Pos, "workload %s publishes %s on host address %s only: Kubernetes has no such binding; the export admits its ingress sources on %s", w.Name, pub, pub.HostIP, pub.Container)
 		}
-		x.in[i].add(key, peers, policy.PortList{pub.Container})
+		x.in[i].add(key, peers, l4.List{pub.Container})
 	}
 }
 
@@ -427,16 +428,16 @@ func (x *exporter) beyond(i int, w *policy.Workload, internal map[string]bool) {
 	if slices.ContainsFunc(w.Zones, func(z string) bool { return internal[z] }) {
 		return
 	}
-	x.eg[i].add("anywhere", func() []netv1.NetworkPolicyPeer { return blocks(anywhere) }, policy.AllPorts())
+	x.eg[i].add("anywhere", func() []netv1.NetworkPolicyPeer { return blocks(anywhere) }, l4.AllPorts())
 }
 
 // expressible returns the ports of l a NetworkPolicy can name, noting
 // ICMP, which it cannot.
-func (x *exporter) expressible(pos policy.Pos, what string, l policy.PortList) policy.PortList {
-	if l.All() || !slices.ContainsFunc(l, func(r policy.PortRange) bool { return r.Proto == policy.ProtoICMP }) {
+func (x *exporter) expressible(pos policy.Pos, what string, l l4.List) l4.List {
+	if l.All() || !slices.ContainsFunc(l, func(r l4.Range) bool { return r.Proto == l4.ProtoICMP }) {
 		return l
 	}
-	out := slices.DeleteFunc(slices.Clone(l), func(r policy.PortRange) bool { return r.Proto == policy.ProtoICMP })
+	out := slices.DeleteFunc(slices.Clone(l), func(r l4.Range) bool { return r.Proto == l4.ProtoICMP })
 	x.note(pos, "%s allows icmp, which a NetworkPolicy cannot name (it names TCP, UDP and SCTP ports); left out, so Kubernetes drops that ICMP", what)
 	return out
 }
@@ -500,7 +501,7 @@ func dnsPeers() []netv1.NetworkPolicyPeer {
 	}}
 }
 
-var dnsPorts = policy.PortList{{Proto: policy.ProtoTCP, First: 53, Last: 53}, {Proto: policy.ProtoUDP, First: 53, Last: 53}}
+var dnsPorts = l4.List{{Proto: l4.ProtoTCP, First: 53, Last: 53}, {Proto: l4.ProtoUDP, First: 53, Last: 53}}
 
 func (x *exporter) networkPolicy(i int, w *policy.Workload) netv1.NetworkPolicy {
 	ann := map[string]string{annotation + "/workload": w.Name}
@@ -527,7 +528,7 @@ func (x *exporter) networkPolicy(i int, w *policy.Workload) netv1.NetworkPolicy 
 }
 
 // ports converts a port list; every port is no list at all.
-func ports(l policy.PortList) []netv1.NetworkPolicyPort {
+func ports(l l4.List) []netv1.NetworkPolicyPort {
 	if l.All() {
 		return nil
 	}

@@ -168,7 +168,7 @@ func NewNamer(snap *inventory.Snapshot, hostAddrs []netip.Addr) *Namer {
 		}
 		for _, pb := range ix.PublishedPorts(c) {
 			if pb.HostPort != 0 {
-				n.published[pb.ContainerPort.Protocol+"/"+strconv.Itoa(int(pb.HostPort))] = published{p, pb.ContainerPort.Number}
+				n.published[pb.ContainerPort.Proto+"/"+strconv.Itoa(int(pb.HostPort))] = published{p, pb.ContainerPort.Number}
 			}
 		}
 	}

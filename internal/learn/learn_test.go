@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // shop is a host: web and db on the shop network (gateway 172.30.0.1),
@@ -19,7 +20,7 @@ func shop() *inventory.Snapshot {
 		Containers: []inventory.Container{
 			{Name: "shop-web-1", State: "running", Labels: map[string]string{inventory.LabelComposeProject: "shop", inventory.LabelComposeService: "web"},
 				Endpoints: []inventory.Endpoint{{Network: "shop", IPv4: netip.MustParseAddr("172.30.0.2")}},
-				Ports:     []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 80, Protocol: "tcp"}, HostPort: 8080}}},
+				Ports:     []inventory.PortBinding{{ContainerPort: l4.Port{Number: 80, Proto: "tcp"}, HostPort: 8080}}},
 			{Name: "shop-db-1", State: "running", Endpoints: []inventory.Endpoint{{Network: "shop", IPv4: netip.MustParseAddr("172.30.0.3")}}},
 			{Name: "old", State: "exited", Endpoints: []inventory.Endpoint{{Network: "shop", IPv4: netip.MustParseAddr("172.30.0.9")}}},
 		},

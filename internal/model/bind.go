@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/policy"
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 // Binding is a policy bound to a host: which workload selects each
@@ -362,7 +362,7 @@ func (b *Binding) PublishAllowed(container string, pb inventory.PortBinding) boo
 // deny; otherwise the policy leaves its traffic to Docker and Decide
 // allows it — unless it is on a default: deny zone, where it is denied
 // (Fenced).
-func (b *Binding) Decide(from, to string, port reach.Port) Decision {
+func (b *Binding) Decide(from, to string, port l4.Port) Decision {
 	var refs [2]policy.Ref
 	var members [2]*Member
 	for i, name := range []string{from, to} {

@@ -8,12 +8,13 @@ import (
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
 func inventoryBinding(hostIP string, hostPort, ctr uint16) inventory.PortBinding {
-	b := inventory.PortBinding{ContainerPort: inventory.Port{Number: ctr, Protocol: "tcp"}, HostPort: hostPort}
+	b := inventory.PortBinding{ContainerPort: l4.Port{Number: ctr, Proto: "tcp"}, HostPort: hostPort}
 	if hostIP != "" {
 		b.HostIP = netip.MustParseAddr(hostIP)
 	}

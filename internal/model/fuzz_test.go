@@ -5,9 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 // FuzzEval: questions on the model of any policy Parse accepts never
@@ -43,8 +43,8 @@ func FuzzEval(f *testing.F) {
 		}
 		for _, a := range refs[:min(len(refs), 6)] {
 			for _, b := range refs[:min(len(refs), 6)] {
-				m.Eval(a, b, reach.Port{Proto: "tcp", Number: 80})
-				m.Eval(a, b, reach.Port{})
+				m.Eval(a, b, l4.Port{Proto: "tcp", Number: 80})
+				m.Eval(a, b, l4.Port{})
 				m.AllowedPorts(a, b)
 			}
 		}

@@ -11,8 +11,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/policy"
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 // Model is a policy compiled for questions: which flows connect which
@@ -143,7 +143,7 @@ type Decision struct {
 //
 // Between workloads and zones: a flow that covers the port allows; else
 // sharing a zone whose default is allow allows; else deny.
-func (m *Model) Eval(from, to policy.Ref, port reach.Port) Decision {
+func (m *Model) Eval(from, to policy.Ref, port l4.Port) Decision {
 	for _, r := range []policy.Ref{from, to} {
 		if r.Kind != policy.RefAddress {
 			if _, ok := m.endpoint(r); !ok {
@@ -162,8 +162,8 @@ func (m *Model) Eval(from, to policy.Ref, port reach.Port) Decision {
 	return m.between(from, to, port)
 }
 
-func (m *Model) between(from, to policy.Ref, port reach.Port) Decision {
-	any := port == (reach.Port{})
+func (m *Model) between(from, to policy.Ref, port l4.Port) Decision {
+	any := port == (l4.Port{})
 	on := " on " + port.String()
 	if any {
 		on = ""
@@ -216,13 +216,13 @@ func (m *Model) between(from, to policy.Ref, port reach.Port) Decision {
 }
 
 // AllowedPorts returns every port from may open to to, merged.
-func (m *Model) AllowedPorts(from, to policy.Ref) policy.PortList {
+func (m *Model) AllowedPorts(from, to policy.Ref) l4.List {
 	for _, z := range intersect(m.zonesOf(from), m.zonesOf(to)) {
 		if m.p.Zones[z].Default != policy.Deny {
-			return policy.AllPorts()
+			return l4.AllPorts()
 		}
 	}
-	var out policy.PortList
+	var out l4.List
 	for _, f := range m.ids(from) {
 		for _, t := range m.ids(to) {
 			for _, i := range m.flows[pairKey(f, t)] {
@@ -252,19 +252,19 @@ func intersect(a, b []int32) []int32 {
 
 // ingress decides whether a client at addr beyond the host reaches
 // workload w on host port port (any published port when zero).
-func (m *Model) ingress(addr netip.Addr, name string, port reach.Port) Decision {
+func (m *Model) ingress(addr netip.Addr, name string, port l4.Port) Decision {
 	w := &m.p.Workloads[m.workloadID(name)]
 	var pub *policy.Publish
 	for i := range w.Publish {
 		p := &w.Publish[i]
-		if port == (reach.Port{}) || p.HostPort(port.Proto, port.Number) {
+		if port == (l4.Port{}) || p.HostPort(port.Proto, port.Number) {
 			pub = p
 			break
 		}
 	}
 	if pub == nil {
 		what := "no port"
-		if port != (reach.Port{}) {
+		if port != (l4.Port{}) {
 			what = "no host port " + port.String()
 		}
 		return Decision{Flow: -1, Reason: fmt.Sprintf("%s publishes %s", name, what)}
@@ -282,9 +282,9 @@ func (m *Model) ingress(addr netip.Addr, name string, port reach.Port) Decision 
 
 // egress decides whether a workload (or a member of a zone with no other
 // zone) reaches addr beyond the host on port.
-func (m *Model) egress(from policy.Ref, addr netip.Addr, port reach.Port) Decision {
+func (m *Model) egress(from policy.Ref, addr netip.Addr, port l4.Port) Decision {
 	on := " on " + port.String()
-	if port == (reach.Port{}) {
+	if port == (l4.Port{}) {
 		on = ""
 	}
 	var internal string
@@ -298,7 +298,7 @@ func (m *Model) egress(from policy.Ref, addr netip.Addr, port reach.Port) Decisi
 		w := &m.p.Workloads[m.workloadID(from.Name)]
 		if len(w.Egress) > 0 {
 			for _, e := range w.Egress {
-				if e.To.Contains(addr) && (port == (reach.Port{}) || e.Ports.Contains(port)) {
+				if e.To.Contains(addr) && (port == (l4.Port{}) || e.Ports.Contains(port)) {
 					return Decision{Allow: true, Flow: -1, Reason: fmt.Sprintf("egress of %s at %s allows %s on %s", w.Name, m.p.Position(e.Pos), e.To, e.Ports)}
 				}
 			}
@@ -321,7 +321,7 @@ type TestResult struct {
 // Run evaluates one test.
 func (m *Model) Run(t *policy.Test) TestResult {
 	d := m.Eval(t.From, t.To, t.Port)
-	if t.Port == (reach.Port{}) && t.From.Kind != policy.RefAddress && t.To.Kind != policy.RefAddress && !d.Allow {
+	if t.Port == (l4.Port{}) && t.From.Kind != policy.RefAddress && t.To.Kind != policy.RefAddress && !d.Allow {
 		d.Reason = strings.Replace(d.Reason, "no flow from", "no flow on any port from", 1)
 	}
 	return TestResult{Test: t, Decision: d, Pass: d.Allow == (t.Expect == policy.Allow)}
@@ -352,7 +352,7 @@ func Failed(results []TestResult) []TestResult {
 // the zone's members.
 type WorkloadFlow struct {
 	From, To *policy.Workload
-	Ports    policy.PortList
+	Ports    l4.List
 	Flows    []int // indexes in Policy.Flows
 }
 

@@ -1,14 +1,13 @@
 package model_test
 
 import (
-	"net/netip"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 func mustParse(t testing.TB, name, in string) *policy.Policy {
@@ -29,11 +28,11 @@ func seedPolicy(t testing.TB) *policy.Policy {
 	return mustParse(t, "threetier.yaml", string(data))
 }
 
-func port(s string) reach.Port {
+func port(s string) l4.Port {
 	if s == "" {
-		return reach.Port{}
+		return l4.Port{}
 	}
-	p, err := reach.ParsePort(s)
+	p, err := l4.ParsePort(s)
 	if err != nil {
 		panic(err)
 	}
@@ -174,86 +173,4 @@ tests:
 	if f := failed[1]; f.Test.Pos.Line != 13 || !f.Decision.Allow {
 		t.Errorf("second failure: %+v", f)
 	}
-}
-
-func TestPortRanges(t *testing.T) {
-	for _, tt := range []struct{ in, want, err string }{
-		{"5432/tcp", "5432/tcp", ""},
-		{"5432", "5432/tcp", ""},
-		{" 53/UDP ", "53/udp", ""},
-		{"8000-8100/tcp", "8000-8100/tcp", ""},
-		{"80-80/sctp", "80/sctp", ""},
-		{"icmp", "icmp", ""},
-		{"ALL", "all", ""},
-		{"", "", "empty port"},
-		{"65536/tcp", "", "from 1 to 65535"},
-		{"0/udp", "", "from 1 to 65535"},
-		{"10-/tcp", "", "from 1 to 65535"},
-		{"9-1/tcp", "", "is empty"},
-		{"80/icmp", "", "protocol must be"},
-		{"+80/tcp", "", "from 1 to 65535"},
-	} {
-		r, err := policy.ParsePortRange(tt.in)
-		switch {
-		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
-			t.Errorf("ParsePortRange(%q) error = %v, want %q", tt.in, err, tt.err)
-		case tt.err == "" && (err != nil || r.String() != tt.want):
-			t.Errorf("ParsePortRange(%q) = %v, %v; want %s", tt.in, r, err, tt.want)
-		}
-	}
-	l := policy.PortList{{Proto: "tcp", First: 80, Last: 80}}.Union(policy.PortList{{Proto: "tcp", First: 81, Last: 90}, {Proto: "udp", First: 53, Last: 53}, {Proto: "icmp"}})
-	if got := l.String(); got != "80-90/tcp, 53/udp, icmp" {
-		t.Errorf("Union = %s", got)
-	}
-	if !l.Contains(port("85/tcp")) || l.Contains(port("91/tcp")) || !l.Contains(port("icmp")) || l.Contains(port("53/tcp")) {
-		t.Errorf("Contains on %s is wrong", l)
-	}
-	if !policy.AllPorts().Contains(port("icmp")) || !l.Union(policy.AllPorts()).All() {
-		t.Error("all does not hold everything")
-	}
-}
-
-func TestPublish(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{"443:443/tcp", "443:443/tcp"},
-		{"443:443", "443:443/tcp"},
-		{"127.0.0.1:5432:5432/tcp", "127.0.0.1:5432:5432/tcp"},
-		{"[::1]:2222:22/tcp", "[::1]:2222:22/tcp"},
-		{"9000-9001:9000-9001/udp", "9000-9001:9000-9001/udp"},
-		{"7000/tcp", "7000/tcp"},
-		{"127.0.0.1::80/tcp", "127.0.0.1::80/tcp"},
-	} {
-		p, err := policy.ParsePublish(tt.in)
-		if err != nil || p.String() != tt.want {
-			t.Errorf("ParsePublish(%q) = %v, %v; want %s", tt.in, p, err, tt.want)
-			continue
-		}
-		if back, err := policy.ParsePublish(p.String()); err != nil || back != p {
-			t.Errorf("ParsePublish(%q) does not round-trip: %v, %v", p.String(), back, err)
-		}
-	}
-	p, _ := policy.ParsePublish("127.0.0.1:15432:5432/tcp")
-	ok := func(hostIP string, hostPort, ctr uint16) bool {
-		b := inventoryBinding(hostIP, hostPort, ctr)
-		return p.Allows(b)
-	}
-	if !ok("127.0.0.1", 15432, 5432) || ok("0.0.0.0", 15432, 5432) || ok("127.0.0.1", 5432, 5432) || ok("127.0.0.1", 15432, 5433) {
-		t.Error("Allows is wrong for 127.0.0.1:15432:5432/tcp")
-	}
-	any, _ := policy.ParsePublish("8080/tcp")
-	if !any.Allows(inventoryBinding("", 32768, 8080)) || !any.Allows(inventoryBinding("::", 40000, 8080)) {
-		t.Error("a publish without host port allows any host port")
-	}
-	// A routed network has no host port: the container port alone counts.
-	fixed, _ := policy.ParsePublish("29100:443/tcp")
-	if !fixed.Allows(inventoryBinding("0.0.0.0", 0, 443)) || fixed.Allows(inventoryBinding("0.0.0.0", 0, 80)) || fixed.Allows(inventoryBinding("0.0.0.0", 29101, 443)) {
-		t.Error("Allows is wrong for a routed binding (no host port) of 29100:443/tcp")
-	}
-	if p.Allows(inventoryBinding("0.0.0.0", 0, 5432)) {
-		t.Error("a loopback-only entry allows a routed binding open on every address")
-	}
-	if _, err := policy.ParsePublish("[fe80::1%eth0]:80:80/tcp"); err == nil {
-		t.Error("a zoned address was accepted")
-	}
-	_ = netip.Addr{}
 }

@@ -4,9 +4,9 @@ import (
 	"fmt"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/learn"
 	"github.com/zonewarden/zonewarden/internal/policy"
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 // Break is a recorded flow that a policy would deny.
@@ -37,9 +37,9 @@ func (b *Binding) Breaks(recs []learn.Record) (breaks []Break, unjudged int) {
 			unjudged++
 			continue
 		}
-		port := reach.Port{Proto: r.Proto, Number: r.Port}
+		port := l4.Port{Proto: r.Proto, Number: r.Port}
 		if r.Proto == "icmp" || r.Proto == "ipv6-icmp" {
-			port = reach.Port{Proto: policy.ProtoICMP}
+			port = l4.Port{Proto: l4.ProtoICMP}
 		}
 		d := b.Decide(from, to, port)
 		if d.Allow && r.Via != "" && d.Flow < 0 && d.Zone != "" {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // flatHost is the seed's "bad" example: everything on one network, and a
@@ -19,8 +20,8 @@ func flatHost() *inventory.Snapshot {
 		return ct
 	}
 	lb := c("lb", "shared")
-	lb.Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 443, Protocol: "tcp"}, HostPort: 443},
-		{ContainerPort: inventory.Port{Number: 8081, Protocol: "tcp"}, HostPort: 8081}}
+	lb.Ports = []inventory.PortBinding{{ContainerPort: l4.Port{Number: 443, Proto: "tcp"}, HostPort: 443},
+		{ContainerPort: l4.Port{Number: 8081, Proto: "tcp"}, HostPort: 8081}}
 	agent := inventory.Container{Name: "agent", State: "running", NetworkMode: "host"}
 	return &inventory.Snapshot{Version: 1,
 		Networks: []inventory.Network{

@@ -14,7 +14,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v4"
 
-	"github.com/zonewarden/zonewarden/internal/reach"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/suggest"
 )
 
@@ -637,15 +637,15 @@ func (d *decoder) prefix(n *yaml.Node, what string) (netip.Prefix, bool) {
 
 // ports reads a list of port ranges, reporting overlaps at the later
 // entry, and returns it sorted.
-func (d *decoder) ports(n *yaml.Node, what string) PortList {
-	var list PortList
+func (d *decoder) ports(n *yaml.Node, what string) l4.List {
+	var list l4.List
 	var pos []Pos
 	seqNode, ok := d.seq(n, what, "[8080/tcp, 53/udp]", func(item *yaml.Node) {
 		s, ok := d.scalar(item, "a port")
 		if !ok {
 			return
 		}
-		r, err := ParsePortRange(s)
+		r, err := l4.ParseRange(s)
 		if err != nil {
 			d.errf(d.node(item), "%v", err)
 			return
@@ -668,14 +668,14 @@ func (d *decoder) ports(n *yaml.Node, what string) PortList {
 	for _, c := range overlaps(list, pos) {
 		d.ps.add(pos[c.later], fmt.Sprintf("port %s overlaps %s (at %d:%d): list each port once", list[c.later], list[c.earlier], pos[c.earlier].Line, pos[c.earlier].Col))
 	}
-	return normalize(list)
+	return l4.Normalize(list)
 }
 
 type overlap struct{ earlier, later int }
 
 // overlaps finds ranges of list that share a port with another, pairing
 // each with one it overlaps; earlier/later follow positions.
-func overlaps(list PortList, pos []Pos) []overlap {
+func overlaps(list l4.List, pos []Pos) []overlap {
 	idx := make([]int, len(list))
 	for i := range idx {
 		idx[i] = i
@@ -690,7 +690,7 @@ func overlaps(list PortList, pos []Pos) []overlap {
 				o = overlap{earlier: i, later: prev}
 			}
 			out = append(out, o)
-			if list[prev].Proto != ProtoAll && list[i].Last > list[prev].Last {
+			if list[prev].Proto != l4.ProtoAll && list[i].Last > list[prev].Last {
 				prev = i
 			}
 			continue
@@ -791,9 +791,9 @@ func (d *decoder) test(item *yaml.Node) (Test, bool) {
 				ok = false
 				return
 			}
-			port, err := reach.ParsePort(s)
+			port, err := l4.ParsePort(s)
 			if err != nil {
-				if r, rerr := ParsePortRange(s); rerr == nil && r.Proto != ProtoAll {
+				if r, rerr := l4.ParseRange(s); rerr == nil && r.Proto != l4.ProtoAll {
 					d.errf(d.node(v), "a test checks one port, not the range %s: write one port, like %d/%s", s, r.First, r.Proto)
 				} else {
 					d.errf(d.node(v), "port %q: want one port, like 5432/tcp, 53/udp or icmp (leave port out to test every port)", s)

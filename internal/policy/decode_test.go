@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
@@ -274,7 +275,7 @@ func TestValidateBuiltPolicy(t *testing.T) {
 	p := &policy.Policy{Version: 1,
 		Zones:     []policy.Zone{{Name: "app"}},
 		Workloads: []policy.Workload{{Name: "web", Match: policy.Match{Name: "web"}, Zones: []string{"app", "db"}}},
-		Flows:     []policy.Flow{{From: policy.WorkloadRef("web"), To: policy.ZoneRef("db"), Ports: policy.AllPorts()}},
+		Flows:     []policy.Flow{{From: policy.WorkloadRef("web"), To: policy.ZoneRef("db"), Ports: l4.AllPorts()}},
 	}
 	err := policy.Validate(p, policy.Options{})
 	if err == nil {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/zonewarden/zonewarden/internal/l4"
 	yaml "go.yaml.in/yaml/v4"
 )
 
@@ -127,7 +128,7 @@ func writeComment(b *bytes.Buffer, indent, text string) {
 	}
 }
 
-func writePorts(b *bytes.Buffer, l PortList) {
+func writePorts(b *bytes.Buffer, l l4.List) {
 	b.WriteByte('[')
 	for i, r := range l {
 		if i > 0 {
@@ -264,7 +265,7 @@ func key(s, c string) *yaml.Node {
 
 func add(m, k, v *yaml.Node) { m.Content = append(m.Content, k, v) }
 
-func ports(l PortList) *yaml.Node {
+func ports(l l4.List) *yaml.Node {
 	s := sequence(true)
 	for _, r := range l {
 		s.Content = append(s.Content, str(r.String()))

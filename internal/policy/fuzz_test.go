@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zonewarden/zonewarden/internal/l4"
 	yaml "go.yaml.in/yaml/v4"
 )
 
@@ -221,7 +222,7 @@ func benchPolicy(workloads, zones, flows, tests int) *Policy {
 		a := i % workloads
 		b := (a + zones) % workloads
 		p.Flows = append(p.Flows, Flow{From: WorkloadRef(fmt.Sprintf("w%d", a)), To: WorkloadRef(fmt.Sprintf("w%d", b)),
-			Ports: PortList{{Proto: ProtoTCP, First: uint16(1000 + i), Last: uint16(1000 + i)}}})
+			Ports: l4.List{{Proto: l4.ProtoTCP, First: uint16(1000 + i), Last: uint16(1000 + i)}}})
 		if i%7 == 0 {
 			p.Flows[i].Comment = "every seventh"
 		}
@@ -283,7 +284,7 @@ func FuzzFastItems(f *testing.F) {
 func TestChunkedCanonical(t *testing.T) {
 	p := benchPolicy(200, 20, 3000, 500)
 	p.Flows[5].From = ZoneRef("z5")
-	p.Flows[6].Ports = PortList{{Proto: ProtoTCP, First: 80, Last: 90}, {Proto: ProtoTCP, First: 85, Last: 85}} // an overlap, reported
+	p.Flows[6].Ports = l4.List{{Proto: l4.ProtoTCP, First: 80, Last: 90}, {Proto: l4.ProtoTCP, First: 85, Last: 85}} // an overlap, reported
 	data := Format(p)
 	chunked, cprobs, ok := parseWith(data, 4)
 	if !ok {

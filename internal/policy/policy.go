@@ -20,7 +20,7 @@ import (
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
-	"github.com/zonewarden/zonewarden/internal/reach"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // Version is the policy format version this build reads and writes.
@@ -173,22 +173,22 @@ type Publish struct {
 	// every interface.
 	HostIP netip.Addr
 	// Host is the host port range; First is 0 when Docker picks.
-	Host PortRange
+	Host l4.Range
 	// Container is the container port range, as long as Host when given.
-	Container PortRange
+	Container l4.Range
 }
 
 // ParsePublish reads "443:443/tcp", "127.0.0.1:5432:5432/tcp",
 // "[::1]:2222:22/tcp", "9000-9001:9000-9001/tcp" or "7000/tcp".
 func ParsePublish(s string) (Publish, error) {
 	spec := strings.TrimSpace(s)
-	proto := ProtoTCP
+	proto := l4.ProtoTCP
 	if i := strings.LastIndexByte(spec, '/'); i >= 0 {
 		proto = strings.ToLower(spec[i+1:])
 		spec = spec[:i]
 	}
 	switch proto {
-	case ProtoTCP, ProtoUDP, ProtoSCTP:
+	case l4.ProtoTCP, l4.ProtoUDP, l4.ProtoSCTP:
 	default:
 		return Publish{}, fmt.Errorf("publish %q: the protocol must be tcp, udp or sctp", s)
 	}
@@ -224,13 +224,13 @@ func ParsePublish(s string) (Publish, error) {
 		}
 		p.HostIP = ip.Unmap()
 	}
-	c, err := ParsePortRange(ctrPort + "/" + proto)
+	c, err := l4.ParseRange(ctrPort + "/" + proto)
 	if err != nil {
 		return Publish{}, fmt.Errorf("publish %q: container port: %v", s, err)
 	}
 	p.Container = c
 	if hostPort != "" {
-		h, err := ParsePortRange(hostPort + "/" + proto)
+		h, err := l4.ParseRange(hostPort + "/" + proto)
 		if err != nil {
 			return Publish{}, fmt.Errorf("publish %q: host port: %v", s, err)
 		}
@@ -239,7 +239,7 @@ func ParsePublish(s string) (Publish, error) {
 		}
 		p.Host = h
 	} else {
-		p.Host = PortRange{Proto: proto}
+		p.Host = l4.Range{Proto: proto}
 	}
 	return p, nil
 }
@@ -262,7 +262,7 @@ func (p Publish) String() string {
 	return b.String()
 }
 
-func portNumbers(r PortRange) string {
+func portNumbers(r l4.Range) string {
 	if r.First == r.Last {
 		return strconv.Itoa(int(r.First))
 	}
@@ -279,7 +279,7 @@ func (p Publish) AllInterfaces() bool { return !p.HostIP.IsValid() || p.HostIP.I
 // when the entry publishes on every interface).
 func (p Publish) Allows(b inventory.PortBinding) bool {
 	cp := b.ContainerPort
-	if cp.Protocol != p.Container.Proto || cp.Number < p.Container.First || cp.Number > p.Container.Last {
+	if cp.Proto != p.Container.Proto || cp.Number < p.Container.First || cp.Number > p.Container.Last {
 		return false
 	}
 	// HostPort 0: no host port at all (a network in gateway mode routed
@@ -313,14 +313,14 @@ const (
 // Egress is one destination a workload may reach beyond the host.
 type Egress struct {
 	To    netip.Prefix
-	Ports PortList
+	Ports l4.List
 	Pos   Pos
 }
 
 // Flow allows connections from one workload or zone to another on ports.
 type Flow struct {
 	From, To Ref
-	Ports    PortList
+	Ports    l4.List
 	Pos      Pos
 	Comment  string
 
@@ -333,7 +333,7 @@ type Test struct {
 	// Port is the port tested; the zero Port means "any port": expect
 	// allow passes when some port is allowed, expect deny when none is.
 	// For a test from an address, Port is the host port the client dials.
-	Port    reach.Port
+	Port    l4.Port
 	Expect  Action
 	Pos     Pos
 	Comment string

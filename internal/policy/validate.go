@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // index resolves the names of a policy. It keeps the first of two entries
@@ -312,18 +313,18 @@ type pathChecker struct {
 	// cover caches, per zone, the zones its members join (as a bitset).
 	cover map[int32][]uint64
 	// pub caches the container ports that each workload publishes.
-	pub []PortList
+	pub []l4.List
 }
 
 func newPathChecker(ix *index) *pathChecker {
-	pc := &pathChecker{ix: ix, cover: map[int32][]uint64{}, pub: make([]PortList, len(ix.p.Workloads))}
+	pc := &pathChecker{ix: ix, cover: map[int32][]uint64{}, pub: make([]l4.List, len(ix.p.Workloads))}
 	for i, w := range ix.p.Workloads {
-		var l PortList
+		var l l4.List
 		for _, pub := range w.Publish {
 			l = append(l, pub.Container)
 		}
 		if len(l) > 0 {
-			pc.pub[i] = normalize(l)
+			pc.pub[i] = l4.Normalize(l)
 		}
 	}
 	return pc
@@ -401,7 +402,7 @@ func (pc *pathChecker) check(f *Flow) string {
 	if f.From == f.To || pc.shareZone(f.From, f.To) {
 		return ""
 	}
-	var missing PortList
+	var missing l4.List
 	for _, r := range f.Ports {
 		covered := false
 		for _, w := range to {

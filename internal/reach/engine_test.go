@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // engineHost is a host whose networks differ only in what the engine
@@ -34,7 +35,7 @@ func engineHost(d inventory.Daemon) *inventory.Snapshot {
 			Endpoints: []inventory.Endpoint{{Network: network}}, Ports: ports}
 	}
 	pub := func(host string, hostPort, port uint16) inventory.PortBinding {
-		b := inventory.PortBinding{ContainerPort: inventory.Port{Number: port, Protocol: "tcp"}, HostPort: hostPort}
+		b := inventory.PortBinding{ContainerPort: l4.Port{Number: port, Proto: "tcp"}, HostPort: hostPort}
 		if host != "" {
 			b.HostIP = netip.MustParseAddr(host)
 		}

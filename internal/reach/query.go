@@ -5,13 +5,15 @@ import (
 	"iter"
 	"slices"
 	"strings"
+
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // Filter selects edges: by source, destination and port. Zero fields
 // select everything.
 type Filter struct {
 	From, To string
-	Port     *Port
+	Port     *l4.Port
 }
 
 // Select yields the edges that pass f, grouped by source as Edges does.

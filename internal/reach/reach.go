@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/suggest"
 )
 
@@ -273,7 +274,7 @@ func Analyze(snap *inventory.Snapshot, opts Options) *Analysis {
 			if !b.HostIP.IsValid() && hostBinding.IsValid() {
 				b.HostIP = hostBinding // the network's default address
 			}
-			port := Port{Proto: b.ContainerPort.Protocol, Number: b.ContainerPort.Number}
+			port := l4.Port{Proto: b.ContainerPort.Proto, Number: b.ContainerPort.Number}
 			if b.HostIP.IsValid() && b.HostIP.IsLoopback() {
 				// Reachable from the host only, but for Docker < 28.
 				if loopbackLAN && b.HostIP.Is4() && !a.routedPub[i] {
@@ -682,7 +683,7 @@ func (a *Analysis) Edge(from, to string) (Edge, bool) {
 
 // Eval answers whether from can open a connection to to on port, with the
 // edge that allows it.
-func (a *Analysis) Eval(from, to string, port Port) (bool, Edge) {
+func (a *Analysis) Eval(from, to string, port l4.Port) (bool, Edge) {
 	e, ok := a.Edge(from, to)
 	if !ok || !e.Ports.Contains(port) {
 		return false, e

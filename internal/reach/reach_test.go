@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // seedHost is the seed's Level-3 three-tier host, plus the pieces that
@@ -41,7 +42,7 @@ func seedHost() *inventory.Snapshot {
 		return ct
 	}
 	lb := c("lb", "nginx", "public-dmz")
-	lb.Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 443, Protocol: "tcp"}, HostPort: 18443}}
+	lb.Ports = []inventory.PortBinding{{ContainerPort: l4.Port{Number: 443, Proto: "tcp"}, HostPort: 18443}}
 	agent := c("agent", "agent")
 	agent.NetworkMode = "host"
 	sidecar := c("sidecar", "envoy")
@@ -49,7 +50,7 @@ func seedHost() *inventory.Snapshot {
 	loner := c("loner", "app")
 	loner.NetworkMode = "none"
 	local := c("admin", "adminer", "dev")
-	local.Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 8080, Protocol: "tcp"}, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 18080}}
+	local.Ports = []inventory.PortBinding{{ContainerPort: l4.Port{Number: 8080, Proto: "tcp"}, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 18080}}
 	return &inventory.Snapshot{Version: 1, Networks: nets, Containers: []inventory.Container{
 		lb,
 		c("frontend", "web", "public-dmz", "application-tier"),
@@ -76,8 +77,8 @@ func checkEval(t *testing.T, a *Analysis, from, to, port string, want bool, via 
 	}
 }
 
-func p(s string) Port {
-	port, err := ParsePort(s)
+func p(s string) l4.Port {
+	port, err := l4.ParsePort(s)
 	if err != nil {
 		panic(err)
 	}
@@ -221,14 +222,14 @@ func TestBlastRadiiRanksWorstFirst(t *testing.T) {
 
 func TestParsePort(t *testing.T) {
 	for in, want := range map[string]string{"5432/tcp": "5432/tcp", "53/UDP": "53/udp", "80": "80/tcp", "icmp": "icmp"} {
-		got, err := ParsePort(in)
+		got, err := l4.ParsePort(in)
 		if err != nil || got.String() != want {
-			t.Errorf("ParsePort(%q) = %v, %v", in, got, err)
+			t.Errorf("l4.ParsePort(%q) = %v, %v", in, got, err)
 		}
 	}
 	for _, bad := range []string{"0/tcp", "70000/tcp", "80/gre", "http"} {
-		if _, err := ParsePort(bad); err == nil {
-			t.Errorf("ParsePort(%q) accepted", bad)
+		if _, err := l4.ParsePort(bad); err == nil {
+			t.Errorf("l4.ParsePort(%q) accepted", bad)
 		}
 	}
 }
@@ -275,7 +276,7 @@ func randomHost(r *rand.Rand, containers, networks int) *inventory.Snapshot {
 			}
 			c.NetworkMode = c.Endpoints[0].Network
 			if r.IntN(6) == 0 {
-				b := inventory.PortBinding{ContainerPort: inventory.Port{Number: 80, Protocol: "tcp"}, HostPort: uint16(10000 + i)}
+				b := inventory.PortBinding{ContainerPort: l4.Port{Number: 80, Proto: "tcp"}, HostPort: uint16(10000 + i)}
 				switch r.IntN(6) {
 				case 0, 1:
 					b.HostIP = netip.MustParseAddr("127.0.0.1")
@@ -372,7 +373,7 @@ func ipv6Host(ip6tables *bool) *inventory.Snapshot {
 			Endpoints: []inventory.Endpoint{{Network: network}}, Ports: ports}
 	}
 	bind := func(hostIP string, hostPort uint16) inventory.PortBinding {
-		b := inventory.PortBinding{ContainerPort: inventory.Port{Number: 8080, Protocol: "tcp"}, HostPort: hostPort}
+		b := inventory.PortBinding{ContainerPort: l4.Port{Number: 8080, Proto: "tcp"}, HostPort: hostPort}
 		if hostIP != "" {
 			b.HostIP = netip.MustParseAddr(hostIP)
 		}
@@ -455,7 +456,7 @@ func TestIPv6Unfiltered(t *testing.T) {
 func TestNarrowedByAPolicy(t *testing.T) {
 	allowed := map[[2]string]PortSet{
 		{"frontend", "api"}:  Ports(p("8080/tcp")),
-		{"api", "postgres"}:  Ports(p("5432/tcp")).AddRange(Range{Proto: "udp", First: 9000, Last: 9100}),
+		{"api", "postgres"}:  Ports(p("5432/tcp")).AddRange(l4.Range{Proto: "udp", First: 9000, Last: 9100}),
 		{"devbox", Internet}: AllPorts(),
 	}
 	narrow := func(from, to string, ports PortSet) PortSet {

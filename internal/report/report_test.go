@@ -32,6 +32,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/audit"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
@@ -390,14 +391,14 @@ func TestRealAudit(t *testing.T) {
 		Containers: []inventory.Container{
 			{Name: "shop-db", Image: "postgres:16", State: "running", NetworkMode: "shop_backend",
 				Endpoints: []inventory.Endpoint{{Network: "shop_backend", IPv4: netip.MustParseAddr("10.9.1.2")}},
-				Ports:     []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 5432, Protocol: "tcp"}, HostPort: 5432}}},
+				Ports:     []inventory.PortBinding{{ContainerPort: l4.Port{Number: 5432, Proto: "tcp"}, HostPort: 5432}}},
 			{Name: "dev-shell", Image: "debian:12", State: "running", NetworkMode: "shop_backend",
 				Labels:    map[string]string{inventory.LabelTrust: "dev"},
 				Endpoints: []inventory.Endpoint{{Network: "shop_backend", IPv4: netip.MustParseAddr("10.9.1.3")}, {Network: "bridge", IPv4: netip.MustParseAddr("172.17.0.2")}},
 				Mounts:    []inventory.Mount{{Type: "bind", Source: "/var/run/docker.sock", Destination: "/var/run/docker.sock"}}},
 			{Name: "web", Image: "nginx:1", State: "running", NetworkMode: "bridge",
 				Endpoints: []inventory.Endpoint{{Network: "bridge", IPv4: netip.MustParseAddr("172.17.0.3")}},
-				Ports:     []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 80, Protocol: "tcp"}, HostPort: 80}}},
+				Ports:     []inventory.PortBinding{{ContainerPort: l4.Port{Number: 80, Proto: "tcp"}, HostPort: 80}}},
 		},
 	}
 	rep := audit.Run(snap, audit.Options{})

@@ -10,6 +10,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/firewall"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/policy"
@@ -179,7 +180,7 @@ func enforceThreeTier(t *testing.T, kernelDNAT bool, change ...func(*Scenario)) 
 			port uint16
 			want bool
 		}{{443, true}, {80, false}} {
-			o, _ := m.Get("devbox", "lb", reach.Port{Proto: "tcp", Number: k.port})
+			o, _ := m.Get("devbox", "lb", l4.Port{Proto: "tcp", Number: k.port})
 			n := 0
 			for _, a := range o.Attempts {
 				if a.Result.To.Addr.Addr().Is4() && strings.HasPrefix(a.Via, reach.ViaPublished) || !k.want && a.Result.To.Addr.Addr().Is4() {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/probe"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
@@ -17,7 +18,7 @@ import (
 // Key is one question: does From reach To on Port?
 type Key struct {
 	From, To string
-	Port     reach.Port
+	Port     l4.Port
 }
 
 func (k Key) String() string { return k.From + " -> " + k.To + ":" + k.Port.String() }
@@ -71,7 +72,7 @@ type Matrix struct {
 func (m *Matrix) Observations() []Observation { return m.obs }
 
 // Get returns the observation of one Key.
-func (m *Matrix) Get(from, to string, port reach.Port) (Observation, bool) {
+func (m *Matrix) Get(from, to string, port l4.Port) (Observation, bool) {
 	i, ok := m.index[Key{from, to, port}]
 	if !ok {
 		return Observation{}, false
@@ -80,7 +81,7 @@ func (m *Matrix) Get(from, to string, port reach.Port) (Observation, bool) {
 }
 
 // Reached reports whether from reached to on port (false when not probed).
-func (m *Matrix) Reached(from, to string, port reach.Port) bool {
+func (m *Matrix) Reached(from, to string, port l4.Port) bool {
 	o, _ := m.Get(from, to, port)
 	return o.Reached
 }
@@ -88,7 +89,7 @@ func (m *Matrix) Reached(from, to string, port reach.Port) bool {
 // Model answers what should happen: *reach.Analysis is one; a test of
 // enforcement can wrap one to say what its rules allow.
 type Model interface {
-	Eval(from, to string, port reach.Port) (bool, reach.Edge)
+	Eval(from, to string, port l4.Port) (bool, reach.Edge)
 }
 
 // Mismatch is a Key where the model and the packets disagree.
@@ -213,7 +214,7 @@ type candidate struct {
 // port: the target's own addresses, its published ports through the
 // source's gateways and the host address, the host namespace through the
 // same, and the outside namespace's addresses for internet.
-func (e *Env) candidates(src source, target string, port reach.Port) []candidate {
+func (e *Env) candidates(src source, target string, port l4.Port) []candidate {
 	var out []candidate
 	add := func(via string, a netip.Addr, p uint16) {
 		if a.IsValid() {
@@ -254,7 +255,7 @@ func (e *Env) candidates(src source, target string, port reach.Port) []candidate
 		add(via, ep.IPv6, port.Number)
 	}
 	for _, b := range c.Ports {
-		if b.ContainerPort.Number != port.Number || b.ContainerPort.Protocol != port.Proto || b.HostPort == 0 {
+		if b.ContainerPort.Number != port.Number || b.ContainerPort.Proto != port.Proto || b.HostPort == 0 {
 			continue
 		}
 		via := reach.ViaPublished + b.HostAddress()
@@ -456,17 +457,17 @@ func (m *Matrix) String() string {
 
 // ModelFunc adapts a function to a [Model]: a test of enforcement can say
 // what its rules allow, with its own reasons in the Edge's Via.
-type ModelFunc func(from, to string, port reach.Port) (bool, reach.Edge)
+type ModelFunc func(from, to string, port l4.Port) (bool, reach.Edge)
 
 // Eval calls f.
-func (f ModelFunc) Eval(from, to string, port reach.Port) (bool, reach.Edge) {
+func (f ModelFunc) Eval(from, to string, port l4.Port) (bool, reach.Edge) {
 	return f(from, to, port)
 }
 
 // Connect makes one connection from peer from to container to on port,
 // to its address on each network they share (scripted traffic: what
 // learn should see), and reports whether one reached it.
-func (e *Env) Connect(t *testing.T, from, to string, port reach.Port) bool {
+func (e *Env) Connect(t *testing.T, from, to string, port l4.Port) bool {
 	t.Helper()
 	src := e.sourceOf(from)
 	var jobs []probe.Job

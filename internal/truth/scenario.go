@@ -40,6 +40,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/probe"
 	"github.com/zonewarden/zonewarden/internal/reach"
@@ -124,11 +125,11 @@ func Gateway(network string) string { return "gateway:" + network }
 
 // ContainerPorts are the ports every container namespace listens on, next
 // to the container ports it publishes.
-var ContainerPorts = []reach.Port{{Proto: "tcp", Number: 80}, {Proto: "tcp", Number: 5432}, {Proto: "udp", Number: 53}}
+var ContainerPorts = []l4.Port{{Proto: "tcp", Number: 80}, {Proto: "tcp", Number: 5432}, {Proto: "udp", Number: 53}}
 
 // InternetPorts are the ports the "internet" (the outside namespace)
 // listens on.
-var InternetPorts = []reach.Port{{Proto: "tcp", Number: 80}, {Proto: "udp", Number: 53}}
+var InternetPorts = []l4.Port{{Proto: "tcp", Number: 80}, {Proto: "udp", Number: 53}}
 
 // Banners name the listener of each kind of namespace; a container
 // namespace's is "ns:<owner>".
@@ -159,7 +160,7 @@ type Env struct {
 	owner map[string]string
 	ns    map[string]*probe.Namespace // owner -> namespace
 	// ports are the ports listening in each owner's namespace ("host" too).
-	ports     map[string][]reach.Port
+	ports     map[string][]l4.Port
 	listeners []*probe.Listener
 }
 
@@ -181,7 +182,7 @@ func Build(t *testing.T, sc Scenario) *Env {
 	testenv.Image(t, cli) // build before the clock of container starts matters
 	e := &Env{Scenario: sc, RunID: runID, cli: cli,
 		ids: map[string]string{}, netIDs: map[string]string{}, gw4: map[string]netip.Addr{}, gw6: map[string]netip.Addr{},
-		owner: map[string]string{}, ns: map[string]*probe.Namespace{}, ports: map[string][]reach.Port{}}
+		owner: map[string]string{}, ns: map[string]*probe.Namespace{}, ports: map[string][]l4.Port{}}
 	t.Cleanup(func() {
 		for _, l := range e.listeners {
 			l.Close()
@@ -481,7 +482,7 @@ func (e *Env) Client() *client.Client { return e.cli }
 
 // Ports returns the ports listening in the namespace of a peer: a
 // container, "host" (also that of host-network containers) or "internet".
-func (e *Env) Ports(peer string) []reach.Port {
+func (e *Env) Ports(peer string) []l4.Port {
 	if peer == reach.Internet {
 		return InternetPorts
 	}
@@ -524,7 +525,7 @@ func (e *Env) listen(t *testing.T) {
 			e.ports[o] = addPort(e.ports[o], p)
 		}
 		for _, p := range c.Publish {
-			e.ports[o] = addPort(e.ports[o], reach.Port{Proto: cmp.Or(p.Proto, "tcp"), Number: p.Port})
+			e.ports[o] = addPort(e.ports[o], l4.Port{Proto: cmp.Or(p.Proto, "tcp"), Number: p.Port})
 		}
 		if o != c.Name {
 			continue
@@ -573,23 +574,23 @@ func (e *Env) listen(t *testing.T) {
 			continue
 		}
 		e.listeners = append(e.listeners, l)
-		e.ports[bannerHost] = []reach.Port{{Proto: "tcp", Number: tcp}, {Proto: "udp", Number: udp}}
+		e.ports[bannerHost] = []l4.Port{{Proto: "tcp", Number: tcp}, {Proto: "udp", Number: udp}}
 		break
 	}
 }
 
-func addPort(ps []reach.Port, p reach.Port) []reach.Port {
+func addPort(ps []l4.Port, p l4.Port) []l4.Port {
 	if slices.Contains(ps, p) {
 		return ps
 	}
 	ps = append(ps, p)
-	slices.SortFunc(ps, func(a, b reach.Port) int {
+	slices.SortFunc(ps, func(a, b l4.Port) int {
 		return cmp.Or(strings.Compare(a.Proto, b.Proto), int(a.Number)-int(b.Number))
 	})
 	return ps
 }
 
-func split(ps []reach.Port) (tcp, udp []uint16) {
+func split(ps []l4.Port) (tcp, udp []uint16) {
 	for _, p := range ps {
 		if p.Proto == "udp" {
 			udp = append(udp, p.Number)
@@ -640,7 +641,7 @@ func (e *Env) InternetAddrs() (netip.Addr, netip.Addr) { return e.plumb.ext4, e.
 func (e *Env) EnforcedModel(b *model.Binding) Model {
 	an := e.Model()
 	ext4, _ := e.InternetAddrs()
-	return ModelFunc(func(from, to string, port reach.Port) (bool, reach.Edge) {
+	return ModelFunc(func(from, to string, port l4.Port) (bool, reach.Edge) {
 		ok, edge := an.Eval(from, to, port)
 		switch {
 		case !ok || from == reach.Host:
@@ -658,10 +659,10 @@ func (e *Env) EnforcedModel(b *model.Binding) Model {
 			}
 			// A client reaches the container port behind a binding the
 			// policy lets the container publish, when the workload's
-			// ingress admits it (any published port: reach.Port{}).
+			// ingress admits it (any published port: l4.Port{}).
 			for _, pb := range e.ix.Container(to).Ports {
-				if pb.ContainerPort.Number == port.Number && pb.ContainerPort.Protocol == port.Proto &&
-					b.PublishAllowed(to, pb) && b.Decide(ext4.String(), to, reach.Port{}).Allow {
+				if pb.ContainerPort.Number == port.Number && pb.ContainerPort.Proto == port.Proto &&
+					b.PublishAllowed(to, pb) && b.Decide(ext4.String(), to, l4.Port{}).Allow {
 					return true, edge
 				}
 			}

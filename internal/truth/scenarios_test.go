@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/probe"
 	"github.com/zonewarden/zonewarden/internal/reach"
 )
@@ -55,7 +56,7 @@ func parseExpect(t *testing.T, s string) (Key, bool) {
 		t.Fatalf("bad expectation %q", s)
 	}
 	to, portText, ok := strings.Cut(f[2], ":")
-	port, err := reach.ParsePort(portText)
+	port, err := l4.ParsePort(portText)
 	if !ok || err != nil {
 		t.Fatalf("bad expectation %q", s)
 	}
@@ -138,7 +139,7 @@ func TestInternal(t *testing.T) {
 	)
 	// The packets agree that nothing was published: the host refuses the
 	// port vault asked for (no proxy, no DNAT).
-	o, _ := m.Get(reach.Host, "vault", reach.Port{Proto: "tcp", Number: 8200})
+	o, _ := m.Get(reach.Host, "vault", l4.Port{Proto: "tcp", Number: 8200})
 	refused := 0
 	for _, a := range o.Attempts {
 		if strings.HasPrefix(a.Via, reach.ViaPublished) && a.Result.Status == probe.Refused {

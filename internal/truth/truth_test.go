@@ -6,13 +6,14 @@ import (
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/reach"
 	"github.com/zonewarden/zonewarden/internal/testenv"
 )
 
 // TestCompareReportsEveryDisagreement: pure, on a hand-made matrix.
 func TestCompareReportsEveryDisagreement(t *testing.T) {
-	pg := reach.Port{Proto: "tcp", Number: 5432}
+	pg := l4.Port{Proto: "tcp", Number: 5432}
 	m := &Matrix{index: map[Key]int{}}
 	for _, o := range []Observation{
 		{Key: Key{"api", "db", pg}, Reached: false},
@@ -22,7 +23,7 @@ func TestCompareReportsEveryDisagreement(t *testing.T) {
 		m.index[o.Key] = len(m.obs)
 		m.obs = append(m.obs, o)
 	}
-	model := ModelFunc(func(from, to string, p reach.Port) (bool, reach.Edge) {
+	model := ModelFunc(func(from, to string, p l4.Port) (bool, reach.Edge) {
 		if from == "dev" {
 			return false, reach.Edge{}
 		}

@@ -16,8 +16,8 @@ import (
 	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
-	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/probe"
 	"github.com/zonewarden/zonewarden/internal/reach"
 	"github.com/zonewarden/zonewarden/internal/verify"
@@ -82,13 +82,13 @@ func Run(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis, b *m
 			l.Close()
 		}
 	}()
-	ports := map[string][]reach.Port{}
+	ports := map[string][]l4.Port{}
 	for _, c := range peers {
 		ports[c.Name] = verify.Ports(c, ix, b, opts.ICMP)
 		for _, pt := range ports[c.Name] {
 			cfg := probe.ListenConfig{Banner: "zonewarden-verify"}
 			switch pt.Proto {
-			case policy.ProtoICMP:
+			case l4.ProtoICMP:
 				owner[[2]string{c.Name, pt.String()}] = "kernel"
 				continue
 			case "tcp":
@@ -149,13 +149,13 @@ func Run(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis, b *m
 			if opts.ByName {
 				add(probe.Target{Proto: pt.Proto, Addr: netip.AddrPortFrom(netip.Addr{}, pt.Number), Name: pr.to.Name}, viaName)
 			}
-			if pt.Proto == policy.ProtoICMP {
+			if pt.Proto == l4.ProtoICMP {
 				continue // nothing is published for ICMP
 			}
 			// The published path: the destination's host port through the
 			// gateway address of each of the source's networks.
 			for _, pb := range ix.PublishedPorts(pr.to) {
-				if pb.ContainerPort.Number != pt.Number || pb.ContainerPort.Protocol != pt.Proto || pb.HostPort == 0 {
+				if pb.ContainerPort.Number != pt.Number || pb.ContainerPort.Proto != pt.Proto || pb.HostPort == 0 {
 					continue
 				}
 				for _, gw := range gateways(ix, pr.from) {

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
@@ -47,14 +48,14 @@ func Narrower(b *model.Binding) func(from, to string, ports reach.PortSet) reach
 			var allowed reach.PortSet
 			for _, pb := range ix.PublishedPorts(mt.Container) {
 				if b.PublishAllowed(to, pb) {
-					allowed = allowed.Add(reach.Port{Proto: pb.ContainerPort.Protocol, Number: pb.ContainerPort.Number})
+					allowed = allowed.Add(l4.Port{Proto: pb.ContainerPort.Proto, Number: pb.ContainerPort.Number})
 				}
 			}
 			return ports.Intersect(allowed)
 		case to == reach.Internet && mf != nil:
 			w := mf.Workload
 			if len(w.Egress) == 0 {
-				if d := b.Model.Eval(policy.WorkloadRef(w.Name), policy.Ref{Kind: policy.RefAddress, Addr: publicAddr}, reach.Port{}); !d.Allow {
+				if d := b.Model.Eval(policy.WorkloadRef(w.Name), policy.Ref{Kind: policy.RefAddress, Addr: publicAddr}, l4.Port{}); !d.Allow {
 					return reach.PortSet{}
 				}
 				return ports
@@ -76,13 +77,13 @@ func Narrower(b *model.Binding) func(from, to string, ports reach.PortSet) reach
 var publicAddr = netip.MustParseAddr("192.0.2.1")
 
 // portSet converts a policy's port list.
-func portSet(l policy.PortList) reach.PortSet {
+func portSet(l l4.List) reach.PortSet {
 	var s reach.PortSet
 	for _, r := range l {
-		if r.Proto == policy.ProtoAll {
+		if r.Proto == l4.ProtoAll {
 			return reach.AllPorts()
 		}
-		s = s.AddRange(reach.Range{Proto: r.Proto, First: r.First, Last: r.Last})
+		s = s.AddRange(l4.Range{Proto: r.Proto, First: r.First, Last: r.Last})
 	}
 	return s
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
@@ -18,7 +19,7 @@ import (
 // the path: the kernel leaves it to Docker on networks outside the
 // zones, which Decide does not see; truth's tests hold those cases.)
 func TestNarrowerAgreesWithDecide(t *testing.T) {
-	ports := []reach.Port{{Proto: "tcp", Number: 8080}, {Proto: "tcp", Number: 443}, {Proto: "tcp", Number: 5432},
+	ports := []l4.Port{{Proto: "tcp", Number: 8080}, {Proto: "tcp", Number: 443}, {Proto: "tcp", Number: 5432},
 		{Proto: "tcp", Number: 6379}, {Proto: "udp", Number: 9050}, {Proto: "tcp", Number: 22}, {Proto: "icmp"}}
 	for _, doc := range []string{
 		enforcetest.Policy,

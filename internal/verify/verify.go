@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
@@ -97,29 +98,29 @@ type Options struct {
 }
 
 // ICMPPort is the key of an ICMP echo probe.
-var ICMPPort = reach.Port{Proto: policy.ProtoICMP}
+var ICMPPort = l4.Port{Proto: l4.ProtoICMP}
 
 // Ports are the ports probed on a destination: its exposed and
 // published container ports, the policy's flow and test ports to it, and
 // 80/tcp (at most 8), and icmp where a flow or test of the policy names it
 // (or always, with icmp).
-func Ports(c *inventory.Container, ix *inventory.Index, b *model.Binding, icmp bool) []reach.Port {
-	var out []reach.Port
+func Ports(c *inventory.Container, ix *inventory.Index, b *model.Binding, icmp bool) []l4.Port {
+	var out []l4.Port
 	add := func(proto string, n uint16) {
-		pt := reach.Port{Proto: proto, Number: n}
+		pt := l4.Port{Proto: proto, Number: n}
 		switch {
 		case slices.Contains(out, pt):
-		case proto == policy.ProtoICMP:
+		case proto == l4.ProtoICMP:
 			icmp = true
 		case (proto == "tcp" || proto == "udp") && n != 0 && len(out) < 8:
 			out = append(out, pt)
 		}
 	}
 	for _, e := range c.ExposedPorts {
-		add(e.Protocol, e.Number)
+		add(e.Proto, e.Number)
 	}
 	for _, pb := range ix.PublishedPorts(c) {
-		add(pb.ContainerPort.Protocol, pb.ContainerPort.Number)
+		add(pb.ContainerPort.Proto, pb.ContainerPort.Number)
 	}
 	if b != nil {
 		if m := b.Member(c.Name); m != nil && m.Workload != nil {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // Host is the seed's Level-3 host after apply, for the tests of the
@@ -39,7 +40,7 @@ func Host() *inventory.Snapshot {
 		return ct
 	}
 	lb := c("lb", "public-dmz")
-	lb.Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 443, Protocol: "tcp"}, HostPort: 443}}
+	lb.Ports = []inventory.PortBinding{{ContainerPort: l4.Port{Number: 443, Proto: "tcp"}, HostPort: 443}}
 	return &inventory.Snapshot{Version: 1, Networks: nets, Containers: []inventory.Container{
 		lb, c("frontend", "public-dmz", "application-tier"), c("api", "application-tier", "database-tier"),
 		c("postgres", "database-tier"), c("cache", "database-tier"), c("stray", "application-tier"),

@@ -32,6 +32,7 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/compose"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // td is the path of a file under testdata/compose, as a user would pass it.
@@ -626,7 +627,7 @@ func networkLabels(project, key string, extra ...string) map[string]string {
 // binding publishes container port/proto on hostIP:hostPort; "" is every
 // interface, as compose leaves it.
 func binding(hostIP string, hostPort, port uint16, proto string) inventory.PortBinding {
-	b := inventory.PortBinding{ContainerPort: inventory.Port{Number: port, Protocol: proto}, HostPort: hostPort}
+	b := inventory.PortBinding{ContainerPort: l4.Port{Number: port, Proto: proto}, HostPort: hostPort}
 	if hostIP != "" {
 		b.HostIP = netip.MustParseAddr(hostIP)
 	}
@@ -634,15 +635,15 @@ func binding(hostIP string, hostPort, port uint16, proto string) inventory.PortB
 }
 
 // ports parses "8080/tcp" entries.
-func ports(specs ...string) []inventory.Port {
-	var out []inventory.Port
+func ports(specs ...string) []l4.Port {
+	var out []l4.Port
 	for _, s := range specs {
 		number, proto, _ := strings.Cut(s, "/")
 		n, err := strconv.ParseUint(number, 10, 16)
 		if err != nil {
 			panic("bad port in test: " + s)
 		}
-		out = append(out, inventory.Port{Number: uint16(n), Protocol: proto})
+		out = append(out, l4.Port{Number: uint16(n), Proto: proto})
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // Labels and options compose and Docker put on what they create.
@@ -319,7 +320,7 @@ func portBindings(pc types.ServicePortConfig) ([]inventory.PortBinding, error) {
 	if pc.Target == 0 || pc.Target > 65535 {
 		return nil, fmt.Errorf("target %d is not a port number (1-65535)", pc.Target)
 	}
-	b := inventory.PortBinding{ContainerPort: inventory.Port{Number: uint16(pc.Target), Protocol: proto}}
+	b := inventory.PortBinding{ContainerPort: l4.Port{Number: uint16(pc.Target), Proto: proto}}
 	if pc.HostIP != "" {
 		ip, err := netip.ParseAddr(strings.Trim(pc.HostIP, "[]"))
 		if err != nil {
@@ -344,8 +345,8 @@ func portBindings(pc types.ServicePortConfig) ([]inventory.PortBinding, error) {
 
 // exposedPorts lists the expose: entries and the targets of ports:, which
 // Docker exposes too, sorted and without repeats.
-func exposedPorts(svc types.ServiceConfig) ([]inventory.Port, error) {
-	set := make(map[inventory.Port]bool)
+func exposedPorts(svc types.ServiceConfig) ([]l4.Port, error) {
+	set := make(map[l4.Port]bool)
 	for _, spec := range svc.Expose {
 		number, proto, _ := strings.Cut(spec, "/")
 		proto, err := protocol(proto)
@@ -357,19 +358,19 @@ func exposedPorts(svc types.ServiceConfig) ([]inventory.Port, error) {
 			return nil, fmt.Errorf("expose: %w", err)
 		}
 		for port := int(first); port <= int(last); port++ {
-			set[inventory.Port{Number: uint16(port), Protocol: proto}] = true
+			set[l4.Port{Number: uint16(port), Proto: proto}] = true
 		}
 	}
 	for _, pc := range svc.Ports {
 		proto, err := protocol(pc.Protocol)
 		if err == nil && pc.Target > 0 && pc.Target <= 65535 {
-			set[inventory.Port{Number: uint16(pc.Target), Protocol: proto}] = true
+			set[l4.Port{Number: uint16(pc.Target), Proto: proto}] = true
 		}
 	}
 	if len(set) == 0 {
 		return nil, nil
 	}
-	return slices.SortedFunc(maps.Keys(set), inventory.Port.Compare), nil
+	return slices.SortedFunc(maps.Keys(set), l4.Port.Compare), nil
 }
 
 // protocol checks a port protocol; empty means tcp.

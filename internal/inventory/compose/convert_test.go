@@ -8,11 +8,12 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 func TestPortBindings(t *testing.T) {
 	tcp := func(hostIP string, hostPort, port uint16) inventory.PortBinding {
-		b := inventory.PortBinding{ContainerPort: inventory.Port{Number: port, Protocol: "tcp"}, HostPort: hostPort}
+		b := inventory.PortBinding{ContainerPort: l4.Port{Number: port, Proto: "tcp"}, HostPort: hostPort}
 		if hostIP != "" {
 			b.HostIP = netip.MustParseAddr(hostIP)
 		}
@@ -31,7 +32,7 @@ func TestPortBindings(t *testing.T) {
 		{"host range for one port", types.ServicePortConfig{Target: 80, Published: "9000-9002"},
 			[]inventory.PortBinding{tcp("", 9000, 80), tcp("", 9001, 80), tcp("", 9002, 80)}, ""},
 		{"protocol case", types.ServicePortConfig{Target: 53, Published: "53", Protocol: "UDP"},
-			[]inventory.PortBinding{{ContainerPort: inventory.Port{Number: 53, Protocol: "udp"}, HostPort: 53}}, ""},
+			[]inventory.PortBinding{{ContainerPort: l4.Port{Number: 53, Proto: "udp"}, HostPort: 53}}, ""},
 		{"bad protocol", types.ServicePortConfig{Target: 53, Protocol: "icmp"}, nil, `protocol "icmp" is not tcp, udp or sctp`},
 		{"bad host ip", types.ServicePortConfig{Target: 80, HostIP: "localhost"}, nil, `host_ip "localhost" is not an IP address`},
 		{"target out of range", types.ServicePortConfig{Target: 70000}, nil, "target 70000 is not a port number (1-65535)"},
@@ -65,7 +66,7 @@ func TestExposedPorts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []inventory.Port{{Number: 443, Protocol: "tcp"}, {Number: 8080, Protocol: "tcp"}, {Number: 9000, Protocol: "udp"}, {Number: 9001, Protocol: "udp"}}
+	want := []l4.Port{{Number: 443, Proto: "tcp"}, {Number: 8080, Proto: "tcp"}, {Number: 9000, Proto: "udp"}, {Number: 9001, Proto: "udp"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("exposedPorts = %v, want %v", got, want)
 	}

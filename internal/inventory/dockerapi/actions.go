@@ -20,6 +20,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // NetworkSpec describes a network to create.
@@ -69,7 +70,7 @@ type ContainerSpec struct {
 	Networks    []string
 	NetworkMode string
 	Ports       []inventory.PortBinding
-	Expose      []inventory.Port
+	Expose      []l4.Port
 	Privileged  bool
 	ReadOnly    bool
 	CapAdd      []string

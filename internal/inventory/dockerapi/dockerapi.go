@@ -32,6 +32,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // DefaultHost is the Engine API endpoint used when neither --docker-host nor
@@ -418,7 +419,7 @@ func convertContainer(ct container.InspectResponse) inventory.Container {
 		for p := range cfg.ExposedPorts {
 			out.ExposedPorts = append(out.ExposedPorts, convertPort(p))
 		}
-		slices.SortFunc(out.ExposedPorts, inventory.Port.Compare)
+		slices.SortFunc(out.ExposedPorts, l4.Port.Compare)
 	}
 	if hc := ct.HostConfig; hc != nil {
 		out.NetworkMode = string(hc.NetworkMode)
@@ -468,12 +469,12 @@ func convertContainer(ct container.InspectResponse) inventory.Container {
 	return out
 }
 
-func convertPort(p nat.Port) inventory.Port {
+func convertPort(p nat.Port) l4.Port {
 	n, _ := strconv.ParseUint(p.Port(), 10, 16)
-	return inventory.Port{Number: uint16(n), Protocol: p.Proto()}
+	return l4.Port{Number: uint16(n), Proto: p.Proto()}
 }
 
-func convertBinding(cp inventory.Port, b nat.PortBinding) inventory.PortBinding {
+func convertBinding(cp l4.Port, b nat.PortBinding) inventory.PortBinding {
 	pb := inventory.PortBinding{ContainerPort: cp}
 	if ip, err := netip.ParseAddr(strings.Trim(b.HostIP, "[]")); err == nil {
 		pb.HostIP = ip
@@ -633,7 +634,7 @@ func convertSummary(s container.Summary) inventory.Container {
 		if p.PublicPort == 0 {
 			continue
 		}
-		pb := inventory.PortBinding{ContainerPort: inventory.Port{Number: p.PrivatePort, Protocol: p.Type}, HostPort: p.PublicPort}
+		pb := inventory.PortBinding{ContainerPort: l4.Port{Number: p.PrivatePort, Proto: p.Type}, HostPort: p.PublicPort}
 		if ip, err := netip.ParseAddr(p.IP); err == nil {
 			pb.HostIP = ip
 		}

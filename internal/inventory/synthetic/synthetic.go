@@ -10,6 +10,7 @@ import (
 	"net/netip"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // Host returns a snapshot with the given number of containers spread over
@@ -63,11 +64,11 @@ func Host(containers, networks int, seed uint64) *inventory.Snapshot {
 			c.Endpoints = append(c.Endpoints, inventory.Endpoint{Network: s.Networks[3+n].Name, IPv4: addr})
 		}
 		if i%20 == 7 {
-			c.Ports = []inventory.PortBinding{{ContainerPort: inventory.Port{Number: 80, Protocol: "tcp"}, HostPort: uint16(20000 + i%40000)}}
+			c.Ports = []inventory.PortBinding{{ContainerPort: l4.Port{Number: 80, Proto: "tcp"}, HostPort: uint16(20000 + i%40000)}}
 		}
 		if i%10 == 5 {
 			c.Image = "postgres:15"
-			c.ExposedPorts = []inventory.Port{{Number: 5432, Protocol: "tcp"}}
+			c.ExposedPorts = []l4.Port{{Number: 5432, Proto: "tcp"}}
 		}
 		if i%3 == 0 {
 			c.ReadOnlyRootfs = true

@@ -5,9 +5,9 @@ import (
 	"slices"
 
 	"github.com/zonewarden/zonewarden/internal/kube"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 // Result is one policy test run on the export.
@@ -57,10 +57,10 @@ func Check(p *policy.Policy, opts kube.Options) ([]Result, error) {
 	for i := range p.Tests {
 		t := &p.Tests[i]
 		res := Result{Test: t, Checked: true}
-		var ports policy.PortList
+		var ports l4.List
 		port := t.Port
 		switch {
-		case port.Proto == policy.ProtoICMP:
+		case port.Proto == l4.ProtoICMP:
 			res.Checked, res.Why = false, "a NetworkPolicy cannot name ICMP"
 		case t.From.Kind == policy.RefAddress && !t.From.Addr.Is4(), t.To.Kind == policy.RefAddress && !t.To.Addr.Is4():
 			res.Checked, res.Why = false, "the analyzer reads IPv4 blocks only"
@@ -68,19 +68,19 @@ func Check(p *policy.Policy, opts kube.Options) ([]Result, error) {
 			// The client dials a host port; the NetworkPolicy sees the
 			// container port it is published to.
 			ports = c.FromAddr(t.From.Addr, t.To.Name)
-			if port != (reach.Port{}) {
+			if port != (l4.Port{}) {
 				port = containerPort(p.Workload(t.To.Name), port)
 			}
 		case t.To.Kind == policy.RefAddress:
 			ports = c.ToAddr(name(t.From), t.To.Addr)
-		case port == (reach.Port{}) && onlyICMP(m.AllowedPorts(policy.WorkloadRef(name(t.From)), policy.WorkloadRef(name(t.To)))):
+		case port == (l4.Port{}) && onlyICMP(m.AllowedPorts(policy.WorkloadRef(name(t.From)), policy.WorkloadRef(name(t.To)))):
 			res.Checked, res.Why = false, "the policy allows ICMP alone, which a NetworkPolicy cannot name"
 		default:
 			ports = c.Between(name(t.From), name(t.To))
 		}
 		if res.Checked {
 			res.Allow = len(ports) > 0
-			if port != (reach.Port{}) {
+			if port != (l4.Port{}) {
 				res.Allow = port.Number != 0 && ports.Contains(port)
 			}
 			res.Pass = res.Allow == (t.Expect == policy.Allow)
@@ -93,13 +93,13 @@ func Check(p *policy.Policy, opts kube.Options) ([]Result, error) {
 
 // containerPort maps a host port of w to the container port it publishes,
 // or the zero port's number 0 when w publishes no such host port.
-func containerPort(w *policy.Workload, host reach.Port) reach.Port {
+func containerPort(w *policy.Workload, host l4.Port) l4.Port {
 	for _, pub := range w.Publish {
 		if pub.HostPort(host.Proto, host.Number) {
-			return reach.Port{Proto: host.Proto, Number: pub.Container.First + (host.Number - pub.Host.First)}
+			return l4.Port{Proto: host.Proto, Number: pub.Container.First + (host.Number - pub.Host.First)}
 		}
 	}
-	return reach.Port{Proto: host.Proto}
+	return l4.Port{Proto: host.Proto}
 }
 
 // withZoneMembers returns a copy of p with a workload for each zone its
@@ -127,4 +127,4 @@ func withZoneMembers(p *policy.Policy) (*policy.Policy, map[string]string) {
 
 // onlyICMP reports whether l allows ICMP and nothing a NetworkPolicy can
 // name.
-func onlyICMP(l policy.PortList) bool { return len(l) > 0 && len(Narrow(l)) == 0 }
+func onlyICMP(l l4.List) bool { return len(l) > 0 && len(Narrow(l)) == 0 }

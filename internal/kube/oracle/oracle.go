@@ -27,13 +27,13 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/zonewarden/zonewarden/internal/kube"
-	"github.com/zonewarden/zonewarden/internal/policy"
+	"github.com/zonewarden/zonewarden/internal/l4"
 )
 
 // Conns is the connectivity the analyzer found between the workloads of
 // an export and between them and addresses.
 type Conns struct {
-	between map[[2]string]policy.PortList
+	between map[[2]string]l4.List
 	// in and out are connections from and to address ranges.
 	in, out []external
 }
@@ -41,11 +41,11 @@ type Conns struct {
 type external struct {
 	workload    string
 	first, last netip.Addr
-	ports       policy.PortList
+	ports       l4.List
 }
 
 // Between returns the ports workload from may open to workload to.
-func (c *Conns) Between(from, to string) policy.PortList {
+func (c *Conns) Between(from, to string) l4.List {
 	return c.between[[2]string{from, to}]
 }
 
@@ -63,17 +63,17 @@ func (c *Conns) Connected() []string {
 }
 
 // FromAddr returns the ports a client at addr may open to workload to.
-func (c *Conns) FromAddr(addr netip.Addr, to string) policy.PortList {
+func (c *Conns) FromAddr(addr netip.Addr, to string) l4.List {
 	return lookup(c.in, to, addr)
 }
 
 // ToAddr returns the ports workload from may open to addr.
-func (c *Conns) ToAddr(from string, addr netip.Addr) policy.PortList {
+func (c *Conns) ToAddr(from string, addr netip.Addr) l4.List {
 	return lookup(c.out, from, addr)
 }
 
-func lookup(list []external, w string, addr netip.Addr) policy.PortList {
-	var out policy.PortList
+func lookup(list []external, w string, addr netip.Addr) l4.List {
+	var out l4.List
 	for _, e := range list {
 		if e.workload == w && e.first.Compare(addr) <= 0 && addr.Compare(e.last) <= 0 {
 			out = out.Union(e.ports)
@@ -217,7 +217,7 @@ func Analyze(dir string, x *kube.Export) (*Conns, error) {
 			return nil, fmt.Errorf("netpol-analyzer: %v", e.Error())
 		}
 	}
-	c := &Conns{between: map[[2]string]policy.PortList{}}
+	c := &Conns{between: map[[2]string]l4.List{}}
 	for _, conn := range list {
 		ports := portList(conn)
 		src, dst := conn.Src(), conn.Dst()
@@ -243,17 +243,17 @@ func Analyze(dir string, x *kube.Export) (*Conns, error) {
 }
 
 // All is every TCP, UDP and SCTP port: what a NetworkPolicy can name.
-var All = policy.PortList(nil).Union(policy.PortList{
-	{Proto: policy.ProtoSCTP, First: 1, Last: 65535},
-	{Proto: policy.ProtoTCP, First: 1, Last: 65535},
-	{Proto: policy.ProtoUDP, First: 1, Last: 65535},
+var All = l4.List(nil).Union(l4.List{
+	{Proto: l4.ProtoSCTP, First: 1, Last: 65535},
+	{Proto: l4.ProtoTCP, First: 1, Last: 65535},
+	{Proto: l4.ProtoUDP, First: 1, Last: 65535},
 })
 
-func portList(conn connlist.Peer2PeerConnection) policy.PortList {
+func portList(conn connlist.Peer2PeerConnection) l4.List {
 	if conn.AllProtocolsAndPorts() {
 		return All
 	}
-	var out policy.PortList
+	var out l4.List
 	for proto, rs := range conn.ProtocolsAndPorts() {
 		for _, r := range rs {
 			// The analyzer also lists the ranges it found denied, to
@@ -261,14 +261,14 @@ func portList(conn connlist.Peer2PeerConnection) policy.PortList {
 			if in, ok := r.(interface{ InSet() bool }); ok && !in.InSet() {
 				continue
 			}
-			out = out.Union(policy.PortList{{Proto: strings.ToLower(string(proto)), First: uint16(r.Start()), Last: uint16(r.End())}})
+			out = out.Union(l4.List{{Proto: strings.ToLower(string(proto)), First: uint16(r.Start()), Last: uint16(r.End())}})
 		}
 	}
 	return out
 }
 
 // ranges reads the analyzer's "a-b,c-d" address ranges.
-func ranges(s, workload string, ports policy.PortList) ([]external, error) {
+func ranges(s, workload string, ports l4.List) ([]external, error) {
 	var out []external
 	for _, part := range strings.Split(s, ",") {
 		a, b, isRange := strings.Cut(strings.TrimSpace(part), "-")
@@ -287,14 +287,14 @@ func ranges(s, workload string, ports policy.PortList) ([]external, error) {
 
 // Narrow returns the TCP, UDP and SCTP ports of l: what a NetworkPolicy
 // can say of it ("all" becomes every port of the three; ICMP goes).
-func Narrow(l policy.PortList) policy.PortList {
+func Narrow(l l4.List) l4.List {
 	if l.All() {
 		return All
 	}
-	var out policy.PortList
+	var out l4.List
 	for _, r := range l {
-		if r.Proto != policy.ProtoICMP {
-			out = out.Union(policy.PortList{r})
+		if r.Proto != l4.ProtoICMP {
+			out = out.Union(l4.List{r})
 		}
 	}
 	return out

@@ -10,9 +10,9 @@ import (
 
 	"github.com/zonewarden/zonewarden/internal/kube"
 	"github.com/zonewarden/zonewarden/internal/kube/oracle"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 func load(t testing.TB, file string) *policy.Policy {
@@ -73,15 +73,15 @@ func samples(p *policy.Policy) []netip.Addr {
 
 // probePorts are the ports asked of connections to addresses: fixed ones
 // and the ends of every egress range.
-func probePorts(p *policy.Policy) []reach.Port {
-	out := []reach.Port{{Proto: "tcp", Number: 443}, {Proto: "udp", Number: 53}, {Proto: "tcp", Number: 5432}, {Proto: "sctp", Number: 9}, {Proto: "tcp", Number: 1}, {Proto: "udp", Number: 65535}}
+func probePorts(p *policy.Policy) []l4.Port {
+	out := []l4.Port{{Proto: "tcp", Number: 443}, {Proto: "udp", Number: 53}, {Proto: "tcp", Number: 5432}, {Proto: "sctp", Number: 9}, {Proto: "tcp", Number: 1}, {Proto: "udp", Number: 65535}}
 	for _, w := range p.Workloads {
 		for _, e := range w.Egress {
 			for _, r := range e.Ports {
-				if r.Proto == policy.ProtoTCP || r.Proto == policy.ProtoUDP || r.Proto == policy.ProtoSCTP {
-					out = append(out, reach.Port{Proto: r.Proto, Number: r.First}, reach.Port{Proto: r.Proto, Number: r.Last})
+				if r.Proto == l4.ProtoTCP || r.Proto == l4.ProtoUDP || r.Proto == l4.ProtoSCTP {
+					out = append(out, l4.Port{Proto: r.Proto, Number: r.First}, l4.Port{Proto: r.Proto, Number: r.Last})
 					if r.Last < 65535 {
-						out = append(out, reach.Port{Proto: r.Proto, Number: r.Last + 1})
+						out = append(out, l4.Port{Proto: r.Proto, Number: r.Last + 1})
 					}
 				}
 			}
@@ -113,14 +113,14 @@ func disagreements(p *policy.Policy, c *oracle.Conns, twins bool) []string {
 	addrs, probes := samples(p), probePorts(p)
 	for _, w := range p.Workloads {
 		for _, addr := range addrs {
-			var want policy.PortList
+			var want l4.List
 			for _, pub := range w.Publish {
-				port := reach.Port{}
+				port := l4.Port{}
 				if pub.Host.First != 0 {
-					port = reach.Port{Proto: pub.Host.Proto, Number: pub.Host.First}
+					port = l4.Port{Proto: pub.Host.Proto, Number: pub.Host.First}
 				}
 				if m.Eval(policy.Ref{Kind: policy.RefAddress, Addr: addr}, policy.WorkloadRef(w.Name), port).Allow {
-					want = want.Union(policy.PortList{pub.Container})
+					want = want.Union(l4.List{pub.Container})
 				}
 			}
 			if got := c.FromAddr(addr, w.Name); got.String() != want.String() {
@@ -273,11 +273,11 @@ func randomPolicy(r *rand.Rand) *policy.Policy {
 		}
 		if open && r.IntN(2) == 0 {
 			host := uint16(20000 + i*10)
-			ctr := policy.PortRange{Proto: "tcp", First: 8080, Last: 8080}
+			ctr := l4.Range{Proto: "tcp", First: 8080, Last: 8080}
 			if r.IntN(3) == 0 {
-				ctr = policy.PortRange{Proto: "udp", First: 5000, Last: 5002}
+				ctr = l4.Range{Proto: "udp", First: 5000, Last: 5002}
 			}
-			w.Publish = []policy.Publish{{Host: policy.PortRange{Proto: ctr.Proto, First: host, Last: host + ctr.Last - ctr.First}, Container: ctr}}
+			w.Publish = []policy.Publish{{Host: l4.Range{Proto: ctr.Proto, First: host, Last: host + ctr.Last - ctr.First}, Container: ctr}}
 			if r.IntN(2) == 0 {
 				w.Ingress = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8::/32")}
 			}
@@ -285,7 +285,7 @@ func randomPolicy(r *rand.Rand) *policy.Policy {
 		if open && r.IntN(2) == 0 {
 			w.Egress = []policy.Egress{{To: netip.MustParsePrefix("192.0.2.0/28"), Ports: randomList(r)}}
 			if r.IntN(2) == 0 {
-				w.Egress = append(w.Egress, policy.Egress{To: netip.MustParsePrefix("10.0.0.0/8"), Ports: policy.PortList{{Proto: "udp", First: 53, Last: 53}}})
+				w.Egress = append(w.Egress, policy.Egress{To: netip.MustParsePrefix("10.0.0.0/8"), Ports: l4.List{{Proto: "udp", First: 53, Last: 53}}})
 			}
 		}
 		p.Workloads = append(p.Workloads, w)
@@ -303,7 +303,7 @@ func randomPolicy(r *rand.Rand) *policy.Policy {
 		}
 		p.Flows = append(p.Flows, policy.Flow{From: ref(z), To: ref(z), Ports: randomList(r)})
 	}
-	testPorts := []reach.Port{{}, {Proto: "tcp", Number: 80}, {Proto: "tcp", Number: 8050}, {Proto: "udp", Number: 53}, {Proto: "sctp", Number: 9}, {Proto: "tcp", Number: 5432}}
+	testPorts := []l4.Port{{}, {Proto: "tcp", Number: 80}, {Proto: "tcp", Number: 8050}, {Proto: "udp", Number: 53}, {Proto: "sctp", Number: 9}, {Proto: "tcp", Number: 5432}}
 	anyRef := func() policy.Ref {
 		if r.IntN(3) == 0 {
 			return policy.ZoneRef(p.Zones[r.IntN(nz)].Name)
@@ -317,7 +317,7 @@ func randomPolicy(r *rand.Rand) *policy.Policy {
 			w := p.Workloads[r.IntN(nw)]
 			t.From, t.To = policy.Ref{Kind: policy.RefAddress, Addr: netip.MustParseAddr("198.51.100.9")}, policy.WorkloadRef(w.Name)
 			if len(w.Publish) > 0 && r.IntN(2) == 0 {
-				t.Port = reach.Port{Proto: w.Publish[0].Host.Proto, Number: w.Publish[0].Host.First}
+				t.Port = l4.Port{Proto: w.Publish[0].Host.Proto, Number: w.Publish[0].Host.First}
 			}
 		case 1:
 			t.From = policy.WorkloadRef(p.Workloads[r.IntN(nw)].Name)
@@ -328,10 +328,10 @@ func randomPolicy(r *rand.Rand) *policy.Policy {
 	return p
 }
 
-func randomList(r *rand.Rand) policy.PortList {
-	var l policy.PortList
+func randomList(r *rand.Rand) l4.List {
+	var l l4.List
 	for range 1 + r.IntN(2) {
-		pr, err := policy.ParsePortRange(randomPorts[r.IntN(len(randomPorts))])
+		pr, err := l4.ParseRange(randomPorts[r.IntN(len(randomPorts))])
 		if err != nil {
 			panic(err)
 		}
@@ -371,11 +371,11 @@ func TestCheckAgreesOnRandomPolicies(t *testing.T) {
 func TestCheckRunsTheThreeTierTests(t *testing.T) {
 	p := load(t, "../../policy/testdata/threetier.yaml")
 	p.Tests = append(p.Tests,
-		policy.Test{From: policy.ZoneRef("dev"), To: policy.WorkloadRef("postgres"), Port: reach.Port{Proto: "tcp", Number: 5432}, Expect: policy.Deny},
-		policy.Test{From: policy.ParseRef("198.51.100.1"), To: policy.WorkloadRef("lb"), Port: reach.Port{Proto: "tcp", Number: 443}, Expect: policy.Allow},
-		policy.Test{From: policy.WorkloadRef("api"), To: policy.ParseRef("203.0.113.5"), Port: reach.Port{Proto: "tcp", Number: 443}, Expect: policy.Allow},
-		policy.Test{From: policy.WorkloadRef("api"), To: policy.ParseRef("203.0.113.5"), Port: reach.Port{Proto: "tcp", Number: 80}, Expect: policy.Allow}, // fails
-		policy.Test{From: policy.WorkloadRef("api"), To: policy.ParseRef("2001:db8::1"), Port: reach.Port{Proto: "tcp", Number: 80}, Expect: policy.Deny},
+		policy.Test{From: policy.ZoneRef("dev"), To: policy.WorkloadRef("postgres"), Port: l4.Port{Proto: "tcp", Number: 5432}, Expect: policy.Deny},
+		policy.Test{From: policy.ParseRef("198.51.100.1"), To: policy.WorkloadRef("lb"), Port: l4.Port{Proto: "tcp", Number: 443}, Expect: policy.Allow},
+		policy.Test{From: policy.WorkloadRef("api"), To: policy.ParseRef("203.0.113.5"), Port: l4.Port{Proto: "tcp", Number: 443}, Expect: policy.Allow},
+		policy.Test{From: policy.WorkloadRef("api"), To: policy.ParseRef("203.0.113.5"), Port: l4.Port{Proto: "tcp", Number: 80}, Expect: policy.Allow}, // fails
+		policy.Test{From: policy.WorkloadRef("api"), To: policy.ParseRef("2001:db8::1"), Port: l4.Port{Proto: "tcp", Number: 80}, Expect: policy.Deny},
 	)
 	results, err := oracle.Check(p, kube.Options{})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
 
@@ -42,7 +43,7 @@ func Host(p *policy.Policy) *inventory.Snapshot {
 		}
 		c.NetworkMode = c.Endpoints[0].Network
 		for _, pub := range w.Publish {
-			c.Ports = append(c.Ports, inventory.PortBinding{ContainerPort: inventory.Port{Number: pub.Container.First, Protocol: pub.Container.Proto}, HostPort: pub.Host.First})
+			c.Ports = append(c.Ports, inventory.PortBinding{ContainerPort: l4.Port{Number: pub.Container.First, Proto: pub.Container.Proto}, HostPort: pub.Host.First})
 		}
 		s.Containers = append(s.Containers, c)
 	}

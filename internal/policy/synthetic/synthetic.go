@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
 
 // Policy builds a valid policy with the given numbers of workloads, zones,
@@ -50,8 +50,8 @@ func Policy(workloads, zones, flows, tests int, seed uint64) *policy.Policy {
 		}
 		if i%50 == 0 && !p.Zones[a].Internal {
 			w.Publish = []policy.Publish{{
-				Host:      policy.PortRange{Proto: "tcp", First: uint16(20000 + i), Last: uint16(20000 + i)},
-				Container: policy.PortRange{Proto: "tcp", First: 8080, Last: 8080},
+				Host:      l4.Range{Proto: "tcp", First: uint16(20000 + i), Last: uint16(20000 + i)},
+				Container: l4.Range{Proto: "tcp", First: 8080, Last: 8080},
 			}}
 		}
 		p.Workloads = append(p.Workloads, w)
@@ -67,13 +67,13 @@ func Policy(workloads, zones, flows, tests int, seed uint64) *policy.Policy {
 		f := policy.Flow{
 			From:  policy.WorkloadRef(p.Workloads[a].Name),
 			To:    policy.WorkloadRef(p.Workloads[b].Name),
-			Ports: policy.PortList{{Proto: "tcp", First: port, Last: port}},
+			Ports: l4.List{{Proto: "tcp", First: port, Last: port}},
 		}
 		switch r.IntN(20) {
 		case 0:
 			f.From = policy.ZoneRef(zname)
 		case 1:
-			f.Ports = policy.PortList{{Proto: "tcp", First: port, Last: port + 10}, {Proto: "udp", First: 53, Last: 53}}
+			f.Ports = l4.List{{Proto: "tcp", First: port, Last: port + 10}, {Proto: "udp", First: 53, Last: 53}}
 		}
 		p.Flows = append(p.Flows, f)
 	}
@@ -83,10 +83,10 @@ func Policy(workloads, zones, flows, tests int, seed uint64) *policy.Policy {
 		if r.IntN(2) == 0 && len(p.Flows) > 0 {
 			f := p.Flows[r.IntN(len(p.Flows))]
 			t.From, t.To = f.From, f.To
-			t.Port = reach.Port{Proto: f.Ports[0].Proto, Number: f.Ports[0].First}
+			t.Port = l4.Port{Proto: f.Ports[0].Proto, Number: f.Ports[0].First}
 		} else {
 			t.To = policy.WorkloadRef(p.Workloads[r.IntN(workloads)].Name)
-			t.Port = reach.Port{Proto: "tcp", Number: uint16(1024 + r.IntN(30000))}
+			t.Port = l4.Port{Proto: "tcp", Number: uint16(1024 + r.IntN(30000))}
 		}
 		t.Expect = policy.Deny
 		if m.Eval(t.From, t.To, t.Port).Allow {

@@ -1,13 +1,59 @@
-package policy
+// Package l4 is the one vocabulary of layer-4 ports: a Port (5432/tcp,
+// icmp), a Range of ports of one protocol (8000-8100/tcp, icmp, all), a
+// List of ranges (what a flow allows), with their parsers. The host
+// model, the reachability engine, the policy and the compilers all speak
+// it. Pure: no imports beyond the standard library.
+package l4
 
 import (
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/zonewarden/zonewarden/internal/reach"
 )
+
+// Port is one destination port and protocol. ICMP has no number.
+type Port struct {
+	Proto  string `json:"protocol"` // tcp, udp, sctp or icmp
+	Number uint16 `json:"port"`     // 0 for icmp
+}
+
+// Compare orders ports by protocol, then number.
+func (p Port) Compare(q Port) int {
+	if c := strings.Compare(p.Proto, q.Proto); c != 0 {
+		return c
+	}
+	return int(p.Number) - int(q.Number)
+}
+
+func (p Port) String() string {
+	if p.Proto == "icmp" {
+		return "icmp"
+	}
+	return strconv.Itoa(int(p.Number)) + "/" + p.Proto
+}
+
+// ParsePort reads "5432/tcp", "53/udp", "5432" (tcp) or "icmp".
+func ParsePort(s string) (Port, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s == "icmp" {
+		return Port{Proto: "icmp"}, nil
+	}
+	num, proto, found := strings.Cut(s, "/")
+	if !found {
+		proto = "tcp"
+	}
+	switch proto {
+	case "tcp", "udp", "sctp":
+	default:
+		return Port{}, fmt.Errorf("port %q: protocol must be tcp, udp, sctp or icmp", s)
+	}
+	n, err := strconv.ParseUint(num, 10, 16)
+	if err != nil || n == 0 {
+		return Port{}, fmt.Errorf("port %q: want a number from 1 to 65535, like 5432/tcp", s)
+	}
+	return Port{Proto: proto, Number: uint16(n)}, nil
+}
 
 // Protocols a port range can name. ProtoAll covers every port of every
 // protocol, ICMP included.
@@ -19,24 +65,24 @@ const (
 	ProtoAll  = "all"
 )
 
-// PortRange is a range of destination ports of one protocol ("8080/tcp",
+// Range is a range of destination ports of one protocol ("8080/tcp",
 // "8000-8100/tcp"), every ICMP message ("icmp"), or everything ("all").
 // First and Last are 0 for icmp and all. The zero value is not a valid
 // range.
-type PortRange struct {
+type Range struct {
 	Proto       string
 	First, Last uint16
 }
 
-// ParsePortRange reads "5432/tcp", "53/udp", "8000-8100/tcp", "5432" (tcp),
+// ParseRange reads "5432/tcp", "53/udp", "8000-8100/tcp", "5432" (tcp),
 // "icmp" or "all".
-func ParsePortRange(s string) (PortRange, error) {
+func ParseRange(s string) (Range, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	switch s {
 	case ProtoICMP, ProtoAll:
-		return PortRange{Proto: s}, nil
+		return Range{Proto: s}, nil
 	case "":
-		return PortRange{}, fmt.Errorf("empty port: want N/tcp, N/udp, N-M/tcp, icmp or all")
+		return Range{}, fmt.Errorf("empty port: want N/tcp, N/udp, N-M/tcp, icmp or all")
 	}
 	nums, proto, found := strings.Cut(s, "/")
 	if !found {
@@ -45,7 +91,7 @@ func ParsePortRange(s string) (PortRange, error) {
 	switch proto {
 	case ProtoTCP, ProtoUDP, ProtoSCTP:
 	default:
-		return PortRange{}, fmt.Errorf("port %q: the protocol must be tcp, udp or sctp (or write icmp or all alone)", s)
+		return Range{}, fmt.Errorf("port %q: the protocol must be tcp, udp or sctp (or write icmp or all alone)", s)
 	}
 	first, last, isRange := strings.Cut(nums, "-")
 	a, okA := portNumber(first)
@@ -55,12 +101,12 @@ func ParsePortRange(s string) (PortRange, error) {
 		b, okB = portNumber(last)
 	}
 	if !okA || !okB {
-		return PortRange{}, fmt.Errorf("port %q: want a number from 1 to 65535 or a range N-M, like 5432/tcp or 8000-8100/tcp", s)
+		return Range{}, fmt.Errorf("port %q: want a number from 1 to 65535 or a range N-M, like 5432/tcp or 8000-8100/tcp", s)
 	}
 	if b < a {
-		return PortRange{}, fmt.Errorf("port range %q is empty: its first port is above its last", s)
+		return Range{}, fmt.Errorf("port range %q is empty: its first port is above its last", s)
 	}
-	return PortRange{Proto: proto, First: a, Last: b}, nil
+	return Range{Proto: proto, First: a, Last: b}, nil
 }
 
 // portNumber parses 1..65535 without allocating.
@@ -82,15 +128,15 @@ func portNumber(s string) (uint16, bool) {
 	return uint16(n), true
 }
 
-// SinglePort returns the range that holds p alone.
-func SinglePort(p reach.Port) PortRange {
+// Single returns the range that holds p alone.
+func Single(p Port) Range {
 	if p.Proto == ProtoICMP {
-		return PortRange{Proto: ProtoICMP}
+		return Range{Proto: ProtoICMP}
 	}
-	return PortRange{Proto: p.Proto, First: p.Number, Last: p.Number}
+	return Range{Proto: p.Proto, First: p.Number, Last: p.Number}
 }
 
-func (r PortRange) String() string {
+func (r Range) String() string {
 	switch {
 	case r.Proto == ProtoICMP || r.Proto == ProtoAll:
 		return r.Proto
@@ -101,7 +147,7 @@ func (r PortRange) String() string {
 }
 
 // Contains reports whether p is in the range.
-func (r PortRange) Contains(p reach.Port) bool {
+func (r Range) Contains(p Port) bool {
 	switch r.Proto {
 	case ProtoAll:
 		return true
@@ -112,7 +158,7 @@ func (r PortRange) Contains(p reach.Port) bool {
 }
 
 // Covers reports whether every port of o is in r.
-func (r PortRange) Covers(o PortRange) bool {
+func (r Range) Covers(o Range) bool {
 	switch {
 	case r.Proto == ProtoAll:
 		return true
@@ -125,7 +171,7 @@ func (r PortRange) Covers(o PortRange) bool {
 }
 
 // Overlaps reports whether r and o share a port.
-func (r PortRange) Overlaps(o PortRange) bool {
+func (r Range) Overlaps(o Range) bool {
 	switch {
 	case r.Proto == ProtoAll || o.Proto == ProtoAll:
 		return true
@@ -154,7 +200,7 @@ func protoRank(p string) int {
 
 // Compare orders ranges: all first, then tcp, udp, sctp, icmp, then by
 // first port.
-func (r PortRange) Compare(o PortRange) int {
+func (r Range) Compare(o Range) int {
 	ra, oa := r.Proto == ProtoAll, o.Proto == ProtoAll
 	switch {
 	case ra && oa:
@@ -176,15 +222,15 @@ func (r PortRange) Compare(o PortRange) int {
 	return int(r.Last) - int(o.Last)
 }
 
-// PortList is a set of port ranges, sorted by Compare, none overlapping
+// List is a set of port ranges, sorted by Compare, none overlapping
 // another. A nil list holds no port.
-type PortList []PortRange
+type List []Range
 
 // AllPorts is the list that holds every port.
-func AllPorts() PortList { return PortList{{Proto: ProtoAll}} }
+func AllPorts() List { return List{{Proto: ProtoAll}} }
 
 // Contains reports whether p is in the list.
-func (l PortList) Contains(p reach.Port) bool {
+func (l List) Contains(p Port) bool {
 	for _, r := range l {
 		if r.Contains(p) {
 			return true
@@ -194,7 +240,7 @@ func (l PortList) Contains(p reach.Port) bool {
 }
 
 // Covers reports whether every port of r is in one range of the list.
-func (l PortList) Covers(r PortRange) bool {
+func (l List) Covers(r Range) bool {
 	for _, x := range l {
 		if x.Covers(r) {
 			return true
@@ -204,25 +250,25 @@ func (l PortList) Covers(r PortRange) bool {
 }
 
 // All reports whether the list holds every port.
-func (l PortList) All() bool { return len(l) > 0 && l[0].Proto == ProtoAll }
+func (l List) All() bool { return len(l) > 0 && l[0].Proto == ProtoAll }
 
 // Union returns the ports in l or o, merging ranges that overlap or touch.
-func (l PortList) Union(o PortList) PortList {
+func (l List) Union(o List) List {
 	if l.All() || o.All() {
 		return AllPorts()
 	}
 	if len(o) == 0 {
 		return l
 	}
-	all := make(PortList, 0, len(l)+len(o))
+	all := make(List, 0, len(l)+len(o))
 	all = append(all, l...)
 	all = append(all, o...)
-	return normalize(all)
+	return Normalize(all)
 }
 
-// normalize sorts ranges and merges those that overlap or touch.
-func normalize(l PortList) PortList {
-	slices.SortFunc(l, PortRange.Compare)
+// Normalize sorts ranges and merges those that overlap or touch.
+func Normalize(l List) List {
+	slices.SortFunc(l, Range.Compare)
 	out := l[:0]
 	for _, r := range l {
 		if r.Proto == ProtoAll {
@@ -243,7 +289,7 @@ func normalize(l PortList) PortList {
 }
 
 // Strings renders the list as ["80/tcp", "8000-8100/tcp"].
-func (l PortList) Strings() []string {
+func (l List) Strings() []string {
 	out := make([]string, len(l))
 	for i, r := range l {
 		out[i] = r.String()
@@ -251,7 +297,7 @@ func (l PortList) Strings() []string {
 	return out
 }
 
-func (l PortList) String() string {
+func (l List) String() string {
 	if len(l) == 0 {
 		return "no port"
 	}
