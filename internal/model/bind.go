@@ -402,6 +402,33 @@ func (b *Binding) Decide(from, to string, port l4.Port) Decision {
 	return b.Model.Eval(refs[0], refs[1], port)
 }
 
+// Ports is Decide over every port: whether from may reach to on every
+// port its path has (open: no workload decides, the policy leaves it to
+// Docker), or on ports only (nil: on none). from and to are container
+// names; Decide answers for addresses.
+func (b *Binding) Ports(from, to string) (open bool, ports l4.List) {
+	var members [2]*Member
+	for i, name := range []string{from, to} {
+		m := b.Member(name)
+		if m == nil {
+			return false, nil
+		}
+		members[i] = m
+		if m.Workload != nil {
+			continue
+		}
+		if len(m.Matches) > 1 || b.Model.p.UnmanagedMode() == policy.UnmanagedDeny || !b.LeftToDocker(m) {
+			return false, nil
+		}
+	}
+	for i, m := range members {
+		if m.Workload == nil {
+			return len(b.DenyZonesOf(members[1-i])) == 0, nil
+		}
+	}
+	return false, b.Model.AllowedPorts(policy.WorkloadRef(members[0].Workload.Name), policy.WorkloadRef(members[1].Workload.Name))
+}
+
 // ReachesHost reports whether a container may open connections to the
 // host's own addresses (its services, and containers in the host's
 // network namespace) beyond the published ports: members of default:

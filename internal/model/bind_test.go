@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
@@ -213,6 +214,49 @@ func BenchmarkBind(b *testing.B) {
 		bd, _ := model.Bind(p, snap)
 		if len(bd.Unmatched()) != 0 {
 			b.Fatalf("unmatched: %v", bd.Unmatched()[:1])
+		}
+	}
+}
+
+// TestPortsAgreesWithDecide: Ports is Decide over every port, for every
+// pair of containers of the enforce tests' host (managed, unmanaged,
+// fenced, conflicted) under three policies.
+func TestPortsAgreesWithDecide(t *testing.T) {
+	ports := []l4.Port{{Proto: "tcp", Number: 8080}, {Proto: "tcp", Number: 443}, {Proto: "tcp", Number: 5432},
+		{Proto: "tcp", Number: 6379}, {Proto: "udp", Number: 9050}, {Proto: "tcp", Number: 22}, {Proto: "icmp"}}
+	for _, doc := range []string{
+		enforcetest.Policy,
+		strings.Replace(enforcetest.Policy, "unmanaged: warn", "unmanaged: deny", 1),
+		strings.ReplaceAll(enforcetest.Policy, "{default: deny}", "{}"),
+	} {
+		p, err := policy.Parse("zones.yaml", []byte(doc), policy.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap := enforcetest.Host()
+		b, _ := model.Bind(p, snap)
+		allowed, denied := 0, 0
+		for _, a := range snap.Containers {
+			for _, c := range snap.Containers {
+				if a.Name == c.Name {
+					continue
+				}
+				open, list := b.Ports(a.Name, c.Name)
+				for _, pt := range ports {
+					d := b.Decide(a.Name, c.Name, pt)
+					if got := open || list.Contains(pt); got != d.Allow {
+						t.Errorf("%s -> %s %s: Ports says %v (open %v, %s); Decide %v (%s)", a.Name, c.Name, pt, got, open, list, d.Allow, d.Reason)
+					}
+					if d.Allow {
+						allowed++
+					} else {
+						denied++
+					}
+				}
+			}
+		}
+		if allowed < 20 || denied < 20 {
+			t.Errorf("%d allowed and %d denied decisions: too few of one to test Ports", allowed, denied)
 		}
 	}
 }

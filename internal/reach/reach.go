@@ -107,7 +107,7 @@ type Analysis struct {
 	// dnatIsolated: containers reach other networks' published ports by
 	// kernel DNAT, which Docker's own isolation drops (Daemon.IsolatesDNAT).
 	dnatIsolated bool
-	narrow       func(from, to string, ports PortSet) PortSet
+	narrow       func(e Edge) PortSet
 
 	// With IPv6 unfiltered (Daemon.IP6Tables false), the containers with
 	// IPv6 are members of one more network, v6net (-1 otherwise), named
@@ -125,8 +125,9 @@ type Analysis struct {
 type Options struct {
 	// Narrow, when set, narrows each edge to the ports an enforced policy
 	// allows between its ends (an empty result removes the edge): the
-	// host as it is with zonewarden's firewall in force.
-	Narrow func(from, to string, ports PortSet) PortSet
+	// host as it is with zonewarden's firewall in force. The edge's
+	// reasons say which paths it takes.
+	Narrow func(e Edge) PortSet
 }
 
 var (
@@ -612,7 +613,7 @@ func (a *Analysis) collect(from string, s *edgeSet, yield func(Edge) bool) bool 
 	if a.narrow != nil {
 		inner := yield
 		yield = func(e Edge) bool {
-			if e.Ports = a.narrow(e.From, e.To, e.Ports); e.Ports.Empty() {
+			if e.Ports = a.narrow(e); e.Ports.Empty() {
 				return true
 			}
 			return inner(e)

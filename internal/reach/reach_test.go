@@ -459,11 +459,11 @@ func TestNarrowedByAPolicy(t *testing.T) {
 		{"api", "postgres"}:  Ports(p("5432/tcp")).AddRange(l4.Range{Proto: "udp", First: 9000, Last: 9100}),
 		{"devbox", Internet}: AllPorts(),
 	}
-	narrow := func(from, to string, ports PortSet) PortSet {
-		if from == Host || to == Host {
-			return ports
+	narrow := func(e Edge) PortSet {
+		if e.From == Host || e.To == Host {
+			return e.Ports
 		}
-		return ports.Intersect(allowed[[2]string{from, to}])
+		return e.Ports.Intersect(allowed[[2]string{e.From, e.To}])
 	}
 	a := Analyze(seedHost(), Options{Narrow: narrow})
 	for _, tt := range []struct {

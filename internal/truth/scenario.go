@@ -45,6 +45,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/probe"
 	"github.com/zonewarden/zonewarden/internal/reach"
 	"github.com/zonewarden/zonewarden/internal/testenv"
+	"github.com/zonewarden/zonewarden/internal/verify"
 )
 
 // Scenario is a host to build: networks and containers, named without the
@@ -634,44 +635,19 @@ func (e *Env) Refresh(t *testing.T) {
 func (e *Env) InternetAddrs() (netip.Addr, netip.Addr) { return e.plumb.ext4, e.plumb.ext6 }
 
 // EnforcedModel is the host's expected reachability once the policy bound
-// in b is enforced: the engine's edges, narrowed by the policy's
-// decisions. The host's own namespace is not filtered (zonewarden filters
-// forwarded traffic and published ports); the internet and outside are the
-// scenario's outside namespace.
+// in b is enforced: the engine's edges, narrowed by verify.Enforced, the
+// model cli verify expects too. The scenario's host namespace stands for
+// the host's; its outside namespace is both the client beyond the host
+// and the internet.
 func (e *Env) EnforcedModel(b *model.Binding) Model {
 	an := e.Model()
 	ext4, _ := e.InternetAddrs()
+	enf := verify.NewEnforced(b, verify.EnforcedOptions{
+		HostNS: func(name string) bool { return e.ownerOf(name) == bannerHost },
+		Client: ext4, Internet: ext4,
+	})
 	return ModelFunc(func(from, to string, port l4.Port) (bool, reach.Edge) {
 		ok, edge := an.Eval(from, to, port)
-		switch {
-		case !ok || from == reach.Host:
-			return ok, edge
-		case to == reach.Host || e.ownerOf(to) == bannerHost:
-			// The host's own addresses: filtered for members of
-			// default: deny zones only (published ports aside).
-			return from == reach.Outside || e.ownerOf(from) == bannerHost || b.ReachesHost(from), edge
-		case e.ownerOf(from) == bannerHost:
-			return ok, edge // the host's namespace is not filtered
-		}
-		if from == reach.Outside {
-			if m := b.Member(to); m != nil && b.LeftToDocker(m) {
-				return ok, edge // no workload selects it: Docker decides
-			}
-			// A client reaches the container port behind a binding the
-			// policy lets the container publish, when the workload's
-			// ingress admits it (any published port: l4.Port{}).
-			for _, pb := range e.ix.Container(to).Ports {
-				if pb.ContainerPort.Number == port.Number && pb.ContainerPort.Proto == port.Proto &&
-					b.PublishAllowed(to, pb) && b.Decide(ext4.String(), to, l4.Port{}).Allow {
-					return true, edge
-				}
-			}
-			return false, edge
-		}
-		dst := to
-		if to == reach.Internet {
-			dst = ext4.String()
-		}
-		return b.Decide(from, dst, port).Allow, edge
+		return ok && enf.Allows(edge, port), edge
 	})
 }

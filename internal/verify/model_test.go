@@ -12,12 +12,11 @@ import (
 )
 
 // TestNarrowerAgreesWithDecide: between every two containers of the
-// enforce tests' host that workloads select, on every port the policy
-// names and some it does not, the narrower keeps a port exactly when
-// Binding.Decide allows it, under unmanaged warn and deny and with the
-// tiers default: allow. (A container no workload selects is decided by
-// the path: the kernel leaves it to Docker on networks outside the
-// zones, which Decide does not see; truth's tests hold those cases.)
+// enforce tests' host (managed, unmanaged, fenced), on every port the
+// policy names and some it does not, the narrower keeps a port of an edge
+// with no path exactly when Binding.Decide allows it, under unmanaged
+// warn and deny and with the tiers default: allow. An edge over a network
+// that is no zone keeps every port: TestNonZoneNetworkIsDockers.
 func TestNarrowerAgreesWithDecide(t *testing.T) {
 	ports := []l4.Port{{Proto: "tcp", Number: 8080}, {Proto: "tcp", Number: 443}, {Proto: "tcp", Number: 5432},
 		{Proto: "tcp", Number: 6379}, {Proto: "udp", Number: 9050}, {Proto: "tcp", Number: 22}, {Proto: "icmp"}}
@@ -36,11 +35,11 @@ func TestNarrowerAgreesWithDecide(t *testing.T) {
 		checked := 0
 		for _, a := range snap.Containers {
 			for _, c := range snap.Containers {
-				if a.Name == c.Name || b.Member(a.Name).Workload == nil || b.Member(c.Name).Workload == nil {
+				if a.Name == c.Name {
 					continue
 				}
 				for _, pt := range ports {
-					kept := !narrow(a.Name, c.Name, reach.PortSet{}.Add(pt)).Empty()
+					kept := !narrow(reach.Edge{From: a.Name, To: c.Name, Ports: reach.PortSet{}.Add(pt)}).Empty()
 					d := b.Decide(a.Name, c.Name, pt)
 					if kept != d.Allow {
 						t.Errorf("%s -> %s %s: the narrower keeps it: %v; Decide: %v (%s)", a.Name, c.Name, pt, kept, d.Allow, d.Reason)
@@ -52,5 +51,42 @@ func TestNarrowerAgreesWithDecide(t *testing.T) {
 		if checked < 100 {
 			t.Errorf("only %d decisions checked", checked)
 		}
+	}
+}
+
+// TestNonZoneNetworkIsDockers: traffic between two containers over a
+// network that is no zone of the policy never meets zonewarden's rules
+// (they filter the zones' addresses), so the model keeps the edge's ports
+// whatever the policy says of the pair; over a zone, the policy decides.
+func TestNonZoneNetworkIsDockers(t *testing.T) {
+	p, err := policy.Parse("zones.yaml", []byte(enforcetest.Policy), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := model.Bind(p, enforcetest.Host())
+	e := NewEnforced(b, EnforcedOptions{})
+	var from, to, zone string
+	for _, a := range b.Containers {
+		for _, c := range b.Containers {
+			if a.Workload == nil || c.Workload == nil || a.Container.Name == c.Container.Name || len(a.Attached) == 0 {
+				continue
+			}
+			if open, list := b.Ports(a.Container.Name, c.Container.Name); !open && len(list) == 0 {
+				from, to, zone = a.Container.Name, c.Container.Name, a.Attached[0]
+			}
+		}
+	}
+	if from == "" {
+		t.Fatal("no denied pair of managed containers in the enforce tests' host")
+	}
+	all := reach.AllPorts()
+	over := func(kind, network string) reach.Edge {
+		return reach.Edge{From: from, To: to, Ports: all, Via: []reach.Reason{{Kind: kind, Network: network}}}
+	}
+	if got := e.Narrow(over(reach.KindNetwork, "not-a-zone")); !got.All() {
+		t.Errorf("%s -> %s over a network outside the policy: %s, want every port (Docker decides)", from, to, got.Describe())
+	}
+	if got := e.Narrow(over(reach.KindNetwork, zone)); !got.Empty() {
+		t.Errorf("%s -> %s over zone %s: %s, want nothing (the policy denies the pair)", from, to, zone, got.Describe())
 	}
 }

@@ -1,8 +1,9 @@
 // Package verify is what zonewarden expects of real packets and how it
-// judges them: the enforced model (Narrower: the host as the policy's
-// firewall leaves it), the ports probed on each destination, the result
-// of each key with its outcome, and the likely cause of a mismatch. It is
-// pure; verifier.Run sends the packets, report renders the results.
+// judges them: the enforced model (Enforced: the host as the policy's
+// firewall leaves it, which cli verify, the demo and the truth harness
+// all expect), the ports probed on each destination, the result of each
+// key with its outcome, and the likely cause of a mismatch. It is pure;
+// verifier.Run sends the packets, report renders the results.
 package verify
 
 import (
