@@ -23,6 +23,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/plan"
+	"github.com/zonewarden/zonewarden/internal/plan/execute"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/probe"
 	"github.com/zonewarden/zonewarden/internal/reach"
@@ -177,8 +178,8 @@ func (a *app) demoSegment(ctx context.Context, out io.Writer, snap *inventory.Sn
 		return err
 	}
 	pl, _ := computePlan(p, snap)
-	x := &executor{dc: dc, out: out, labels: map[string]string{demo.Label: runID}}
-	if err := x.apply(ctx, pl); err != nil {
+	x := &execute.Executor{Docker: dc, Out: out, Labels: map[string]string{demo.Label: runID}}
+	if err := x.Apply(ctx, pl); err != nil {
 		return &exitErr{Code: exitError, Err: err}
 	}
 	full, err := dc.Snapshot(ctx)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -64,9 +63,6 @@ first, or it would restore the table within a second.`,
 	return cmd
 }
 
-// counterLine finds the drop counters of a listed table.
-var counterLine = regexp.MustCompile(`counter packets (\d+) bytes (\d+) (?:log prefix "[^"]*" group \d+ )?(drop|accept) comment "([^"]*)"`)
-
 func (a *app) statusCommand() *cobra.Command {
 	var socket string
 	cmd := &cobra.Command{
@@ -104,8 +100,8 @@ missing or drifted, 2 when status could not run.`,
 			}
 			admitted := map[string]bool{}
 			for _, set := range []string{"admitted4", "admitted6"} {
-				for _, name := range elementComments(listing, set) {
-					admitted[name] = true
+				for _, name := range nft.ElementComments(listing, set) {
+					admitted[strings.TrimSuffix(name, " (unmanaged)")] = true
 				}
 			}
 			fmt.Fprintf(a.stdout, "Table inet %s is installed.\n", table)
@@ -119,12 +115,12 @@ missing or drifted, 2 when status could not run.`,
 			fmt.Fprintf(a.stdout, "Admitted containers (%d): %s\n", len(admitted), strings.Join(sortedKeys(admitted), ", "))
 			fmt.Fprintln(a.stdout, "Drops:")
 			var would []string
-			for _, m := range counterLine.FindAllStringSubmatch(listing, -1) {
-				if m[3] == "accept" {
-					would = append(would, fmt.Sprintf("  %10s packets  %s", m[1], strings.TrimPrefix(m[4], enforce.WouldDenyComment)))
+			for _, c := range nft.Counters(listing) {
+				if c.Verdict == "accept" {
+					would = append(would, fmt.Sprintf("  %10d packets  %s", c.Packets, strings.TrimPrefix(c.Comment, enforce.WouldDenyComment)))
 					continue
 				}
-				fmt.Fprintf(a.stdout, "  %10s packets  %s\n", m[1], m[4])
+				fmt.Fprintf(a.stdout, "  %10d packets  %s\n", c.Packets, c.Comment)
 			}
 			if len(would) > 0 {
 				fmt.Fprintln(a.stdout, "Would deny (monitor mode: let through, logged; 'zonewarden flows' names them while an agent runs):")
@@ -166,23 +162,6 @@ func (a *app) reportDrift(ctx context.Context, applied *state.Applied) bool {
 	added, removed := c.Count()
 	fmt.Fprintf(a.stdout, "Drifted: the host changed since apply (%d set elements to add, %d to remove). Run 'zonewarden apply %s'.\n", added, removed, applied.PolicyPath)
 	return true
-}
-
-// elementComments returns the comments of a set's elements in a listing.
-func elementComments(listing, set string) []string {
-	i := strings.Index(listing, "set "+set+" {")
-	if i < 0 {
-		return nil
-	}
-	body := listing[i:]
-	if j := strings.Index(body, "\n\t}"); j >= 0 {
-		body = body[:j]
-	}
-	var out []string
-	for _, m := range regexp.MustCompile(`comment "([^"]*)"`).FindAllStringSubmatch(body, -1)[1:] {
-		out = append(out, strings.TrimSuffix(m[1], " (unmanaged)"))
-	}
-	return out
 }
 
 func sortedKeys(m map[string]bool) []string {

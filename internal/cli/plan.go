@@ -22,6 +22,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/nft"
 	"github.com/zonewarden/zonewarden/internal/plan"
+	"github.com/zonewarden/zonewarden/internal/plan/execute"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/report"
 	"github.com/zonewarden/zonewarden/internal/state"
@@ -272,8 +273,8 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 		return &exitErr{Code: exitError, Err: err}
 	}
 	pl, b := computePlan(p, snap)
-	x := &executor{dc: dc, out: a.stdout, labels: o.labels, recreateForeign: o.recreate}
-	if err := x.check(pl); err != nil {
+	x := &execute.Executor{Docker: dc, Out: a.stdout, Labels: o.labels, RecreateForeign: o.recreate}
+	if err := x.Check(pl); err != nil {
 		return &exitErr{Code: exitError, Err: err}
 	}
 	if o.dryRun {
@@ -313,7 +314,7 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 		defer fw.Close()
 	}
 	if pl.Changes() {
-		if err := x.apply(ctx, pl); err != nil {
+		if err := x.Apply(ctx, pl); err != nil {
 			return &exitErr{Code: exitError, Err: err}
 		}
 		fmt.Fprintf(a.stdout, "Docker: %s created, %s re-created, %s added, %s removed.\n",

@@ -1,4 +1,9 @@
-package cli
+// Package execute carries out the Docker side of a plan: it creates and
+// re-creates the zones' networks and changes memberships, new ones before
+// old ones, through the Docker API. It never removes a container, and it
+// re-creates a network it did not create only when told to. The firewall
+// is internal/firewall's.
+package execute
 
 import (
 	"context"
@@ -13,23 +18,26 @@ import (
 	"github.com/zonewarden/zonewarden/internal/plan"
 )
 
-// executor carries out the Docker side of a plan.
-type executor struct {
-	dc  *dockerapi.Client
-	out io.Writer
-	// labels go on every network zonewarden creates, with plan.LabelManaged.
-	labels map[string]string
-	// recreateForeign allows re-creating networks zonewarden did not create.
-	recreateForeign bool
+// Executor carries out the Docker side of a plan.
+type Executor struct {
+	Docker *dockerapi.Client
+	// Out gets a line per change made.
+	Out io.Writer
+	// Labels go on every network zonewarden creates, with
+	// plan.LabelManaged.
+	Labels map[string]string
+	// RecreateForeign allows re-creating networks zonewarden did not
+	// create.
+	RecreateForeign bool
 }
 
-// check refuses a plan that cannot be applied, before anything changes.
-func (x *executor) check(p *plan.Plan) error {
+// Check refuses a plan that cannot be applied, before anything changes.
+func (x *Executor) Check(p *plan.Plan) error {
 	if len(p.Blockers) > 0 {
 		return fmt.Errorf("the host cannot satisfy the policy, nothing was changed: %s", strings.Join(p.Blockers, "; "))
 	}
 	for _, r := range p.Recreate {
-		if !r.Ours && !x.recreateForeign {
+		if !r.Ours && !x.RecreateForeign {
 			return fmt.Errorf("network %s must be re-created to make it %s, but zonewarden did not create it; nothing was changed. Re-run with --recreate-networks to allow it (%s lose connectivity on it meanwhile)",
 				r.Network, internalWord(r.Internal), membersText(r.Members))
 		}
@@ -37,12 +45,12 @@ func (x *executor) check(p *plan.Plan) error {
 	return nil
 }
 
-// apply executes p: create networks, re-create those whose internal flag
+// Apply executes p: create networks, re-create those whose internal flag
 // is wrong, connect the new memberships, then disconnect the old ones (so
 // that a container moving between zones is never without its network
 // longer than needed). It stops at the first error and says what was done.
-func (x *executor) apply(ctx context.Context, p *plan.Plan) error {
-	if err := x.check(p); err != nil {
+func (x *Executor) Apply(ctx context.Context, p *plan.Plan) error {
+	if err := x.Check(p); err != nil {
 		return err
 	}
 	done := 0
@@ -53,10 +61,10 @@ func (x *executor) apply(ctx context.Context, p *plan.Plan) error {
 		return fmt.Errorf("%w (after %d of the plan's changes; run 'zonewarden plan' to see what is left)", err, done)
 	}
 	for _, z := range p.Create {
-		if _, err := x.dc.CreateNetwork(ctx, x.spec(z.Name, z.Internal)); err != nil {
+		if _, err := x.Docker.CreateNetwork(ctx, x.spec(z.Name, z.Internal)); err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(x.out, "created network %s%s\n", z.Name, internalNote(z.Internal))
+		fmt.Fprintf(x.Out, "created network %s%s\n", z.Name, internalNote(z.Internal))
 		done++
 	}
 	leaving := map[plan.Membership]bool{}
@@ -65,32 +73,32 @@ func (x *executor) apply(ctx context.Context, p *plan.Plan) error {
 	}
 	for _, r := range p.Recreate {
 		for _, c := range r.Members {
-			if err := x.dc.DisconnectNetwork(ctx, r.Network, c); err != nil {
+			if err := x.Docker.DisconnectNetwork(ctx, r.Network, c); err != nil {
 				return fail(err)
 			}
 		}
-		if err := x.dc.RemoveNetwork(ctx, r.Network); err != nil {
+		if err := x.Docker.RemoveNetwork(ctx, r.Network); err != nil {
 			return fail(err)
 		}
-		if _, err := x.dc.CreateNetwork(ctx, x.spec(r.Network, r.Internal)); err != nil {
+		if _, err := x.Docker.CreateNetwork(ctx, x.spec(r.Network, r.Internal)); err != nil {
 			return fail(err)
 		}
 		for _, c := range r.Members {
 			if leaving[plan.Membership{Container: c, Network: r.Network}] {
 				continue
 			}
-			if err := x.dc.ConnectNetwork(ctx, r.Network, c); err != nil {
+			if err := x.Docker.ConnectNetwork(ctx, r.Network, c); err != nil {
 				return fail(err)
 			}
 		}
-		fmt.Fprintf(x.out, "re-created network %s%s\n", r.Network, internalNote(r.Internal))
+		fmt.Fprintf(x.Out, "re-created network %s%s\n", r.Network, internalNote(r.Internal))
 		done++
 	}
 	for _, m := range p.Connect {
-		if err := x.dc.ConnectNetwork(ctx, m.Network, m.Container); err != nil {
+		if err := x.Docker.ConnectNetwork(ctx, m.Network, m.Container); err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(x.out, "connected %s to %s\n", m.Container, m.Network)
+		fmt.Fprintf(x.Out, "connected %s to %s\n", m.Container, m.Network)
 		done++
 	}
 	var errs []error
@@ -98,11 +106,11 @@ func (x *executor) apply(ctx context.Context, p *plan.Plan) error {
 		if slices.ContainsFunc(p.Recreate, func(r plan.Recreate) bool { return r.Network == m.Network }) {
 			continue // not reconnected above
 		}
-		if err := x.dc.DisconnectNetwork(ctx, m.Network, m.Container); err != nil {
+		if err := x.Docker.DisconnectNetwork(ctx, m.Network, m.Container); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Fprintf(x.out, "disconnected %s from %s\n", m.Container, m.Network)
+		fmt.Fprintf(x.Out, "disconnected %s from %s\n", m.Container, m.Network)
 		done++
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -111,8 +119,8 @@ func (x *executor) apply(ctx context.Context, p *plan.Plan) error {
 	return nil
 }
 
-func (x *executor) spec(name string, internal bool) dockerapi.NetworkSpec {
-	labels := maps.Clone(x.labels)
+func (x *Executor) spec(name string, internal bool) dockerapi.NetworkSpec {
+	labels := maps.Clone(x.Labels)
 	if labels == nil {
 		labels = map[string]string{}
 	}
