@@ -222,13 +222,8 @@ func BenchmarkBind(b *testing.B) {
 // pair of containers of the enforce tests' host (managed, unmanaged,
 // fenced, conflicted) under three policies.
 func TestPortsAgreesWithDecide(t *testing.T) {
-	ports := []l4.Port{{Proto: "tcp", Number: 8080}, {Proto: "tcp", Number: 443}, {Proto: "tcp", Number: 5432},
-		{Proto: "tcp", Number: 6379}, {Proto: "udp", Number: 9050}, {Proto: "tcp", Number: 22}, {Proto: "icmp"}}
-	for _, doc := range []string{
-		enforcetest.Policy,
-		strings.Replace(enforcetest.Policy, "unmanaged: warn", "unmanaged: deny", 1),
-		strings.ReplaceAll(enforcetest.Policy, "{default: deny}", "{}"),
-	} {
+	ports := enforcetest.Ports
+	for _, doc := range enforcetest.Variants() {
 		p, err := policy.Parse("zones.yaml", []byte(doc), policy.Options{})
 		if err != nil {
 			t.Fatal(err)

@@ -1,11 +1,9 @@
 package verify
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
-	"github.com/zonewarden/zonewarden/internal/l4"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 	"github.com/zonewarden/zonewarden/internal/reach"
@@ -18,13 +16,8 @@ import (
 // warn and deny and with the tiers default: allow. An edge over a network
 // that is no zone keeps every port: TestNonZoneNetworkIsDockers.
 func TestNarrowerAgreesWithDecide(t *testing.T) {
-	ports := []l4.Port{{Proto: "tcp", Number: 8080}, {Proto: "tcp", Number: 443}, {Proto: "tcp", Number: 5432},
-		{Proto: "tcp", Number: 6379}, {Proto: "udp", Number: 9050}, {Proto: "tcp", Number: 22}, {Proto: "icmp"}}
-	for _, doc := range []string{
-		enforcetest.Policy,
-		strings.Replace(enforcetest.Policy, "unmanaged: warn", "unmanaged: deny", 1),
-		strings.ReplaceAll(enforcetest.Policy, "{default: deny}", "{}"),
-	} {
+	ports := enforcetest.Ports
+	for _, doc := range enforcetest.Variants() {
 		p, err := policy.Parse("zones.yaml", []byte(doc), policy.Options{})
 		if err != nil {
 			t.Fatal(err)

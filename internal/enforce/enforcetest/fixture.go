@@ -4,6 +4,7 @@ package enforcetest
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/l4"
@@ -70,6 +71,22 @@ flows:
   - {from: cache,    to: api,      ports: [all]}
 unmanaged: warn
 `
+
+// Variants are Policy as it is, with unmanaged: deny, and with every
+// tier default: allow: the decisions a model of the firewall must agree
+// on.
+func Variants() []string {
+	return []string{
+		Policy,
+		strings.Replace(Policy, "unmanaged: warn", "unmanaged: deny", 1),
+		strings.ReplaceAll(Policy, "{default: deny}", "{}"),
+	}
+}
+
+// Ports are the ports to ask about Policy: those it names, and some it
+// does not.
+var Ports = []l4.Port{{Proto: "tcp", Number: 8080}, {Proto: "tcp", Number: 443}, {Proto: "tcp", Number: 5432},
+	{Proto: "tcp", Number: 6379}, {Proto: "udp", Number: 9050}, {Proto: "tcp", Number: 22}, {Proto: "icmp"}}
 
 // HostWithPorts is Host with bridge ports: each endpoint of container i
 // (in snapshot order) on its j-th network has port 100+10i+j, and each
