@@ -63,10 +63,11 @@ func (e *Enforced) inHostNS(name string) bool {
 // Ports returns what the enforced policy lets through an edge: every
 // port it has (open), or ports only.
 //
-// Between containers, traffic over a network that is no zone of the
-// policy (a network reason) never meets zonewarden's rules, which filter
-// the addresses of the zones: Docker decides it, whatever the policy
-// says of the two containers.
+// Between containers, zonewarden's rules filter the addresses of the
+// zones: traffic over a network that is no zone of the policy (a network
+// reason), and whatever a container no workload selects sends from no
+// zone, never meet them; Docker decides it, whatever the policy says of
+// the two containers.
 func (e *Enforced) Ports(edge reach.Edge) (open bool, ports reach.PortSet) {
 	from, to := edge.From, edge.To
 	switch {
@@ -86,6 +87,12 @@ func (e *Enforced) Ports(edge reach.Edge) (open bool, ports reach.PortSet) {
 		if r.Kind == reach.KindNetwork && !e.zones[r.Network] {
 			return true, ports
 		}
+	}
+	if m := e.b.Member(from); m.Workload == nil && len(m.Attached) == 0 && e.b.LeftToDocker(m) {
+		// A container no workload selects, on no zone: its addresses are
+		// in no zone, so zonewarden's rules never meet what it sends
+		// (published ports it reaches through docker-proxy included).
+		return true, ports
 	}
 	open, list := e.b.Ports(from, to)
 	return open, portSet(list)
