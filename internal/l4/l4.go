@@ -148,13 +148,10 @@ func (r Range) String() string {
 
 // Contains reports whether p is in the range.
 func (r Range) Contains(p Port) bool {
-	switch r.Proto {
-	case ProtoAll:
-		return true
-	case ProtoICMP:
-		return p.Proto == ProtoICMP
+	if p.Proto == r.Proto {
+		return r.Proto == ProtoICMP || r.First <= p.Number && p.Number <= r.Last
 	}
-	return p.Proto == r.Proto && r.First <= p.Number && p.Number <= r.Last
+	return r.Proto == ProtoAll
 }
 
 // Covers reports whether every port of o is in r.
