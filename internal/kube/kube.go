@@ -218,7 +218,7 @@ func (x *exporter) selectWorkloads() {
 func (x *exporter) selector(w *policy.Workload) Selector {
 	if x.opts.Scheme != Own {
 		services := slices.Clone(x.opts.Services[w.Name])
-		if len(services) == 0 && literal(w.Match.Compose.Service) {
+		if len(services) == 0 && w.Match.Compose.Service != "" && !policy.IsGlob(w.Match.Compose.Service) {
 			services = []string{w.Match.Compose.Service}
 		}
 		slices.Sort(services)
@@ -239,11 +239,6 @@ func (x *exporter) selector(w *policy.Workload) Selector {
 		}
 	}
 	return Selector{Key: OwnKey, Values: []string{labelValue(w.Name)}}
-}
-
-// literal reports whether a glob matches one string only.
-func literal(glob string) bool {
-	return glob != "" && !strings.ContainsAny(glob, `*?[\`)
 }
 
 // labelValue returns name as a label value: itself when valid, else a
