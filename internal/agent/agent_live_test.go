@@ -61,7 +61,8 @@ type zoneHost struct {
 	acceptedMu sync.Mutex
 	accepted   map[netip.Addr]time.Time
 
-	flowLog testenv.Buffer // the agent's denied-flow lines
+	flowLog  testenv.Buffer // the agent's denied-flow lines
+	agentLog testenv.Buffer // the agent's own log
 	// learn, when set, is the agent's --learn file.
 	learn string
 }
@@ -174,7 +175,7 @@ func (h *zoneHost) startAgentOn(dockerHost string, enforceMembership bool) *agen
 	}
 	a, err := agent.New(agent.Config{PolicyPath: h.policy, Docker: dc, Table: h.table, Socket: h.socket,
 		PolicyPoll: 100 * time.Millisecond, EnforceMembership: enforceMembership,
-		Log: testLogger(h.t), FlowLog: &h.flowLog, FlowRate: 1000, LearnPath: h.learn, LearnFlush: 200 * time.Millisecond})
+		Log: testLogger(h.t, &h.agentLog), FlowLog: &h.flowLog, FlowRate: 1000, LearnPath: h.learn, LearnFlush: 200 * time.Millisecond})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -316,8 +317,9 @@ func TestAgentAdmitsConcurrentStarts(t *testing.T) {
 			if accepted {
 				seen = fmt.Sprintf("svc accepted it %s after its first dial", at.Sub(started).Round(time.Millisecond))
 			}
-			misses = append(misses, fmt.Sprintf("%s: its first dial of svc:80 (allowed) failed; %s; the agent's denied flows from it: %s",
-				names[i], seen, strings.Join(append(h.flowLog.LinesWith(`"from":"`+names[i]+`"`), h.flowLog.LinesWith(`"src":"`+addr.String()+`"`)...), " ")))
+			misses = append(misses, fmt.Sprintf("%s: its first dial of svc:80 (allowed) failed; %s; its process started at %s; the agent's denied flows from it: %s; the agent's log of it: %s",
+				names[i], seen, started.UTC().Format("15:04:05.000"), strings.Join(append(h.flowLog.LinesWith(`"from":"`+names[i]+`"`), h.flowLog.LinesWith(`"src":"`+addr.String()+`"`)...), " "),
+				strings.Join(h.agentLog.LinesWith(names[i]), " | ")))
 			if !strings.Contains(logs, "reached-svc") {
 				problems = append(problems, fmt.Sprintf("%s: svc:80 (allowed) failed twice: %q", names[i], logs))
 			}

@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(&testWriter{t: t, prefix: "agent: "}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+func testLogger(t *testing.T, also ...io.Writer) *slog.Logger {
+	w := io.MultiWriter(append([]io.Writer{&testWriter{t: t, prefix: "agent: "}}, also...)...)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
