@@ -2,25 +2,16 @@ package model_test
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
 	"github.com/zonewarden/zonewarden/internal/inventory"
-	"github.com/zonewarden/zonewarden/internal/l4"
+	"github.com/zonewarden/zonewarden/internal/inventory/synthetic"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
-
-func inventoryBinding(hostIP string, hostPort, ctr uint16) inventory.PortBinding {
-	b := inventory.PortBinding{ContainerPort: l4.Port{Number: ctr, Proto: "tcp"}, HostPort: hostPort}
-	if hostIP != "" {
-		b.HostIP = netip.MustParseAddr(hostIP)
-	}
-	return b
-}
 
 // seedHost is the seed's Level 3 host, as docker run would leave it,
 // before any policy: the networks exist, and the containers are on them.
@@ -37,7 +28,7 @@ func seedHost() *inventory.Snapshot {
 		return c
 	}
 	lb := ctr("lb", "nginx", nil, "public-dmz")
-	lb.Ports = []inventory.PortBinding{inventoryBinding("", 443, 443)}
+	lb.Ports = []inventory.PortBinding{synthetic.Binding("", 443, 443)}
 	return &inventory.Snapshot{
 		Version: inventory.SchemaVersion,
 		Networks: []inventory.Network{
@@ -87,14 +78,14 @@ func TestBindSeed(t *testing.T) {
 	if names := b.Members("api"); len(names) != 1 || names[0].Name != "shop-api-1" {
 		t.Errorf("Members(api) = %v", names)
 	}
-	if !b.PublishAllowed("lb", inventoryBinding("", 443, 443)) || b.PublishAllowed("lb", inventoryBinding("", 8443, 443)) ||
-		b.PublishAllowed("postgres", inventoryBinding("", 5432, 5432)) || !b.PublishAllowed("stray", inventoryBinding("", 8080, 80)) {
+	if !b.PublishAllowed("lb", synthetic.Binding("", 443, 443)) || b.PublishAllowed("lb", synthetic.Binding("", 8443, 443)) ||
+		b.PublishAllowed("postgres", synthetic.Binding("", 5432, 5432)) || !b.PublishAllowed("stray", synthetic.Binding("", 8080, 80)) {
 		t.Error("PublishAllowed is wrong")
 	}
 	if got := b.Fenced(); len(got) != 1 || got[0].String() != "intruder (on default: deny zone database-tier)" {
 		t.Errorf("Fenced() = %v, want intruder on database-tier", got)
 	}
-	if b.ReachesHost("intruder") != true || b.PublishAllowed("intruder", inventoryBinding("", 8081, 80)) {
+	if b.ReachesHost("intruder") != true || b.PublishAllowed("intruder", synthetic.Binding("", 8081, 80)) {
 		t.Error("intruder: it reaches the host from dev (not a deny zone) but may publish nothing")
 	}
 	for _, tt := range []struct {
@@ -183,7 +174,7 @@ unmanaged: deny
 	if d := b.Decide("fake-agent", "web-1", port("80/tcp")); d.Allow || !strings.Contains(d.Reason, "unmanaged is deny") {
 		t.Errorf("unmanaged: deny does not deny: %+v", d)
 	}
-	if b.PublishAllowed("fake-agent", inventoryBinding("", 80, 80)) {
+	if b.PublishAllowed("fake-agent", synthetic.Binding("", 80, 80)) {
 		t.Error("unmanaged: deny lets an unmatched container publish")
 	}
 }

@@ -4,18 +4,9 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/zonewarden/zonewarden/internal/inventory"
-	"github.com/zonewarden/zonewarden/internal/l4"
+	"github.com/zonewarden/zonewarden/internal/inventory/synthetic"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
-
-func inventoryBinding(hostIP string, hostPort, ctr uint16) inventory.PortBinding {
-	b := inventory.PortBinding{ContainerPort: l4.Port{Number: ctr, Proto: "tcp"}, HostPort: hostPort}
-	if hostIP != "" {
-		b.HostIP = netip.MustParseAddr(hostIP)
-	}
-	return b
-}
 
 func TestPublish(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
@@ -38,22 +29,22 @@ func TestPublish(t *testing.T) {
 	}
 	p, _ := policy.ParsePublish("127.0.0.1:15432:5432/tcp")
 	ok := func(hostIP string, hostPort, ctr uint16) bool {
-		b := inventoryBinding(hostIP, hostPort, ctr)
+		b := synthetic.Binding(hostIP, hostPort, ctr)
 		return p.Allows(b)
 	}
 	if !ok("127.0.0.1", 15432, 5432) || ok("0.0.0.0", 15432, 5432) || ok("127.0.0.1", 5432, 5432) || ok("127.0.0.1", 15432, 5433) {
 		t.Error("Allows is wrong for 127.0.0.1:15432:5432/tcp")
 	}
 	any, _ := policy.ParsePublish("8080/tcp")
-	if !any.Allows(inventoryBinding("", 32768, 8080)) || !any.Allows(inventoryBinding("::", 40000, 8080)) {
+	if !any.Allows(synthetic.Binding("", 32768, 8080)) || !any.Allows(synthetic.Binding("::", 40000, 8080)) {
 		t.Error("a publish without host port allows any host port")
 	}
 	// A routed network has no host port: the container port alone counts.
 	fixed, _ := policy.ParsePublish("29100:443/tcp")
-	if !fixed.Allows(inventoryBinding("0.0.0.0", 0, 443)) || fixed.Allows(inventoryBinding("0.0.0.0", 0, 80)) || fixed.Allows(inventoryBinding("0.0.0.0", 29101, 443)) {
+	if !fixed.Allows(synthetic.Binding("0.0.0.0", 0, 443)) || fixed.Allows(synthetic.Binding("0.0.0.0", 0, 80)) || fixed.Allows(synthetic.Binding("0.0.0.0", 29101, 443)) {
 		t.Error("Allows is wrong for a routed binding (no host port) of 29100:443/tcp")
 	}
-	if p.Allows(inventoryBinding("0.0.0.0", 0, 5432)) {
+	if p.Allows(synthetic.Binding("0.0.0.0", 0, 5432)) {
 		t.Error("a loopback-only entry allows a routed binding open on every address")
 	}
 	if _, err := policy.ParsePublish("[fe80::1%eth0]:80:80/tcp"); err == nil {

@@ -78,3 +78,14 @@ func Host(containers, networks int, seed uint64) *inventory.Snapshot {
 	}
 	return s
 }
+
+// Binding is a tcp port binding of container port ctr to hostPort on
+// hostIP ("" for none given), for tests that ask what a policy lets a
+// container publish.
+func Binding(hostIP string, hostPort, ctr uint16) inventory.PortBinding {
+	b := inventory.PortBinding{ContainerPort: l4.Port{Proto: l4.ProtoTCP, Number: ctr}, HostPort: hostPort}
+	if hostIP != "" {
+		b.HostIP = netip.MustParseAddr(hostIP)
+	}
+	return b
+}
