@@ -99,6 +99,9 @@ type Agent struct {
 	// earlyAdmit: containers admitted before their own event was taken,
 	// and when (the reconcile goroutine's alone).
 	earlyAdmit map[string]time.Time
+	// startedAt: start events taken before their container was admitted
+	// (the reconcile goroutine's alone).
+	startedAt map[string]time.Time
 	// bridgeProblem is the last reason bridged traffic could not be made
 	// to pass the firewall, "" while it does (the reconcile goroutine's
 	// alone): logged once, not on every resync.
@@ -145,10 +148,16 @@ func New(cfg Config) (*Agent, error) {
 		host:    newHostView(cfg.Docker),
 
 		earlyAdmit: map[string]time.Time{},
+		startedAt:  map[string]time.Time{},
 	}
 	a.flows = newFlowLog(cfg.FlowLog, cfg.FlowRate, a.metrics)
 	a.host.log = cfg.Log
 	a.host.reader = newEndpointReader(cfg.Docker, cfg.Log)
+	a.host.containerReader = newContainerReader(cfg.Docker, cfg.Log, func(err error) {
+		a.log.Warn("cannot read changed containers; reading them all", "error", err.Error())
+		a.mark(func(d *dirty) { d.full = true })
+	})
+	a.host.admitter = newKernelAdmitter(a.host.reader, cfg.Log, func() { a.mark(func(*dirty) {}) })
 	p, raw, err := readPolicy(cfg.PolicyPath)
 	if err != nil {
 		return nil, err
@@ -181,8 +190,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stopServer()
 
 	var wg sync.WaitGroup
-	readEndpoints := func(ctx context.Context) { a.host.reader.run(ctx, func() { a.mark(func(*dirty) {}) }) }
-	tasks := []func(context.Context){a.watchEvents, a.watchPolicy, a.watchTable, a.watchLinks, readEndpoints, a.readFlows}
+	wake := func() { a.mark(func(*dirty) {}) }
+	readEndpoints := func(ctx context.Context) { a.host.reader.run(ctx, wake) }
+	readContainers := func(ctx context.Context) { a.host.containerReader.run(ctx, wake) }
+	tasks := []func(context.Context){a.watchEvents, a.watchPolicy, a.watchTable, a.watchLinks, readEndpoints, readContainers, a.host.admitter.run, a.readFlows}
 	if a.cfg.LearnPath != "" {
 		lr, err := NewLearner(a.cfg.LearnPath, &inventory.Snapshot{})
 		if err != nil {

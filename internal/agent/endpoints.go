@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
 )
 
@@ -25,16 +26,19 @@ type endpointReader struct {
 	mu    sync.Mutex
 	want  map[string]bool // network ids to read
 	found []dockerapi.NetworkEndpoint
-	kick  chan struct{}
+	// kernel holds the endpoints of starting containers the kernel showed
+	// (kernelAdmitter).
+	kernel []kernelEndpoint
+	kick   chan struct{}
 
-	// bridges maps a bridge's name to its network's id, as of the last
-	// reconcile (the watcher of links reads it).
-	bridges atomic.Pointer[map[string]string]
+	// bridges maps a bridge's name to its network, as of the last
+	// reconcile (the watchers of links and processes read it).
+	bridges atomic.Pointer[map[string]inventory.Network]
 }
 
 func newEndpointReader(d *dockerapi.Client, log *slog.Logger) *endpointReader {
 	r := &endpointReader{docker: d, log: log, want: map[string]bool{}, kick: make(chan struct{}, 1)}
-	r.bridges.Store(&map[string]string{})
+	r.bridges.Store(&map[string]inventory.Network{})
 	return r
 }
 
@@ -52,20 +56,28 @@ func (r *endpointReader) request(network string) {
 // requestBridge asks for the endpoints of the network of a bridge; false
 // when no network is known to have that bridge.
 func (r *endpointReader) requestBridge(bridge string) bool {
-	id, ok := (*r.bridges.Load())[bridge]
+	n, ok := (*r.bridges.Load())[bridge]
 	if ok {
-		r.request(id)
+		r.request(n.ID)
 	}
 	return ok
 }
 
-// take returns the endpoints read since the last take.
-func (r *endpointReader) take() []dockerapi.NetworkEndpoint {
+// addKernel hands over endpoints the kernel showed.
+func (r *endpointReader) addKernel(eps []kernelEndpoint) {
+	r.mu.Lock()
+	r.kernel = append(r.kernel, eps...)
+	r.mu.Unlock()
+}
+
+// take returns the endpoints read from Docker and shown by the kernel
+// since the last take.
+func (r *endpointReader) take() ([]dockerapi.NetworkEndpoint, []kernelEndpoint) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := r.found
-	r.found = nil
-	return out
+	found, kernel := r.found, r.kernel
+	r.found, r.kernel = nil, nil
+	return found, kernel
 }
 
 // inFlight bounds the reads of one network at a time. Under a storm of
@@ -124,5 +136,95 @@ func (r *endpointReader) run(ctx context.Context, wake func()) {
 			}
 		}
 		r.mu.Unlock()
+	}
+}
+
+// containerReader reads changed containers from Docker's container list
+// off the reconcile loop: on a daemon busy with a storm of starts one
+// list takes tens of milliseconds or more, and a starting container's
+// endpoint, from the kernel or the network's inspect, must not wait
+// behind it. The reconcile takes what was read (take).
+type containerReader struct {
+	docker  *dockerapi.Client
+	log     *slog.Logger
+	onError func(error) // a read failed: the caller reads everything again
+
+	mu   sync.Mutex
+	want map[string]bool // ids to read
+	all  bool            // read every container
+	done []containerRead
+	kick chan struct{}
+}
+
+// containerRead is one list read: of the ids given, or of all (ids nil).
+type containerRead struct {
+	at    time.Time // when the read began
+	ids   []string
+	found []inventory.Container
+}
+
+func newContainerReader(d *dockerapi.Client, log *slog.Logger, onError func(error)) *containerReader {
+	return &containerReader{docker: d, log: log, onError: onError, want: map[string]bool{}, kick: make(chan struct{}, 1)}
+}
+
+// request asks for containers to be read: these ids, or all when ids is
+// nil.
+func (r *containerReader) request(ids []string) {
+	r.mu.Lock()
+	if ids == nil {
+		r.all = true
+	}
+	for _, id := range ids {
+		r.want[id] = true
+	}
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the reads done since the last take, oldest first.
+func (r *containerReader) take() []containerRead {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.done
+	r.done = nil
+	return out
+}
+
+// run reads what is requested, one read at a time, and calls wake after
+// each.
+func (r *containerReader) run(ctx context.Context, wake func()) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		}
+		r.mu.Lock()
+		var ids []string
+		if !r.all && len(r.want) <= listAllAbove {
+			ids = make([]string, 0, len(r.want))
+			for id := range r.want {
+				ids = append(ids, id)
+			}
+		}
+		r.all = false
+		clear(r.want)
+		r.mu.Unlock()
+		start := time.Now()
+		found, err := r.docker.ListContainers(ctx, ids)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.onError(err)
+			}
+			continue
+		}
+		r.log.Debug("read Docker", "what", "container list", "ms", ms(time.Since(start)), "ids", len(ids), "containers", len(found))
+		r.mu.Lock()
+		r.done = append(r.done, containerRead{at: start, ids: ids, found: found})
+		r.mu.Unlock()
+		wake()
 	}
 }

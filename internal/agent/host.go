@@ -4,8 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/zonewarden/zonewarden/internal/bridgeport"
@@ -16,12 +18,16 @@ import (
 // hostView is the agent's copy of the host, kept current by reading only
 // what events say changed.
 type hostView struct {
-	docker     *dockerapi.Client
-	log        *slog.Logger        // debug timings; nil logs nothing
-	reader     *endpointReader     // reads networks' endpoints off the loop; nil: none
-	daemon     *inventory.Snapshot // the snapshot's header: version and source
-	networks   []inventory.Network
-	containers map[string]inventory.Container // by id
+	docker *dockerapi.Client
+	log    *slog.Logger    // debug timings; nil logs nothing
+	reader *endpointReader // reads networks' endpoints off the loop; nil: none
+	// containerReader reads changed containers off the loop; nil: the
+	// reconcile reads them itself.
+	containerReader *containerReader
+	admitter        *kernelAdmitter     // admits starting containers from the kernel; nil: none
+	daemon          *inventory.Snapshot // the snapshot's header: version and source
+	networks        []inventory.Network
+	containers      map[string]inventory.Container // by id
 
 	// pending holds, per container id and network name, the endpoint
 	// the network's inspect showed (asked by a connect event or a new
@@ -33,11 +39,21 @@ type hostView struct {
 	// ports binds each endpoint ("container id/network") to its bridge
 	// port once found, and keeps it while the port lives: a forger that
 	// copies the MAC later does not take it over (bridgeport.Match).
-	ports    map[string]int
+	ports map[string]int
+	// table holds the host's bridge ports, kept by the link watcher; nil
+	// while it does not run (the ports are then dumped on every read).
+	table    atomic.Pointer[bridgeport.Table]
 	portSeen map[int]time.Time // when each bridge port was first seen
 	macs     bridgeport.Cache
 	unbound  []string // endpoints of running containers without a port, and why
-	portsErr string
+	// fullAt is when the last read of every container began.
+	fullAt time.Time
+	// unknown holds endpoints whose container the view did not know yet,
+	// while the container reader reads it (with containerReader).
+	unknown       []dockerapi.NetworkEndpoint
+	unknownKernel []kernelEndpoint
+	unknownSince  time.Time
+	portsErr      string
 }
 
 // timing logs, at debug level, how long one read of Docker took.
@@ -57,6 +73,10 @@ func newHostView(d *dockerapi.Client) *hostView {
 // from the container list, which does not wait for containers that are
 // starting (inspect does, for seconds on a busy daemon); many changed
 // containers are read with one list of all.
+//
+// With a container reader (the agent's), changed containers are read off
+// the loop and taken when read: a reconcile waits for Docker only to
+// read everything.
 func (h *hostView) refresh(ctx context.Context, d dirty) (*inventory.Snapshot, error) {
 	full := h.daemon == nil || d.full
 	if h.daemon == nil {
@@ -72,17 +92,18 @@ func (h *hostView) refresh(ctx context.Context, d dirty) (*inventory.Snapshot, e
 		}
 		h.networks = nets
 		if h.reader != nil {
-			m := make(map[string]string, len(nets))
+			m := make(map[string]inventory.Network, len(nets))
 			for _, n := range nets {
 				if n.Bridge != "" && n.ID != "" {
-					m[n.Bridge] = n.ID
+					m[n.Bridge] = n
 				}
 			}
 			h.reader.bridges.Store(&m)
 		}
 	}
 	switch {
-	case full || len(d.containers) > listAllAbove:
+	case full || h.containerReader == nil && len(d.containers) > listAllAbove:
+		h.fullAt = time.Now()
 		all, err := h.docker.ListContainers(ctx, nil)
 		if err != nil {
 			return nil, err
@@ -91,6 +112,8 @@ func (h *hostView) refresh(ctx context.Context, d dirty) (*inventory.Snapshot, e
 		for _, c := range all {
 			h.containers[c.ID] = c
 		}
+	case h.containerReader != nil && len(d.containers) > 0:
+		h.containerReader.request(slices.Collect(maps.Keys(d.containers)))
 	case len(d.containers) > 0:
 		ids := slices.Collect(maps.Keys(d.containers))
 		start := time.Now()
@@ -106,12 +129,43 @@ func (h *hostView) refresh(ctx context.Context, d dirty) (*inventory.Snapshot, e
 			h.containers[c.ID] = c
 		}
 	}
+	if h.containerReader != nil {
+		for _, r := range h.containerReader.take() {
+			h.apply(r)
+		}
+	}
 	if err := h.readEndpoints(ctx, d); err != nil {
 		return nil, err
 	}
 	snap := h.snapshot()
 	h.bindPorts(snap)
+	if h.admitter != nil {
+		settled := make(map[string]bool, len(h.containers))
+		for id, c := range h.containers {
+			if c.State == "running" || c.State == "paused" {
+				settled[id] = true
+			}
+		}
+		h.admitter.settled.Store(&settled)
+	}
 	return snap, nil
+}
+
+// apply takes one read of the container reader. A read that began before
+// the last read of everything is older than what the view has.
+func (h *hostView) apply(r containerRead) {
+	if r.at.Before(h.fullAt) {
+		return
+	}
+	if r.ids == nil {
+		clear(h.containers)
+	}
+	for _, id := range r.ids {
+		delete(h.containers, id) // removed unless found again
+	}
+	for _, c := range r.found {
+		h.containers[c.ID] = c
+	}
 }
 
 // readEndpoints takes the endpoints the reader read (of the networks that
@@ -129,8 +183,10 @@ func (h *hostView) readEndpoints(ctx context.Context, d dirty) error {
 	for b := range d.bridges {
 		h.reader.requestBridge(b)
 	}
-	found := h.reader.take()
-	if len(found) == 0 {
+	found, kernel := h.reader.take()
+	found, kernel = append(h.unknown, found...), append(h.unknownKernel, kernel...)
+	h.unknown, h.unknownKernel = nil, nil
+	if len(found) == 0 && len(kernel) == 0 {
 		return nil
 	}
 	byName := make(map[string]string, len(h.containers))
@@ -146,22 +202,63 @@ func (h *hostView) readEndpoints(ctx context.Context, d dirty) error {
 		}
 		return byName[e.Name]
 	}
-	for _, e := range found {
-		if resolve(e) == "" {
-			start := time.Now()
-			all, err := h.docker.ListContainers(ctx, nil)
-			h.timing("container list (an endpoint of an unknown container)", start, "containers", len(all))
-			if err != nil {
-				return err
-			}
-			clear(h.containers)
-			clear(byName)
-			for _, c := range all {
-				h.containers[c.ID] = c
-				byName[c.Name] = c.ID
-			}
-			break
+	knownKernel := func(e kernelEndpoint) bool { _, ok := h.containers[e.ContainerID]; return ok }
+	unknown := slices.ContainsFunc(found, func(e dockerapi.NetworkEndpoint) bool { return resolve(e) == "" }) ||
+		!all(kernel, knownKernel)
+	switch {
+	case unknown && h.containerReader != nil:
+		// Read those containers off the loop; their endpoints wait here
+		// (for unknownLife at most: a container removed meanwhile).
+		if h.unknownSince.IsZero() {
+			h.unknownSince = time.Now()
 		}
+		keep := time.Since(h.unknownSince) < unknownLife
+		var ids []string
+		byNameOnly := false
+		found = slices.DeleteFunc(found, func(e dockerapi.NetworkEndpoint) bool {
+			if resolve(e) != "" {
+				return false
+			}
+			if e.ContainerID == "" {
+				byNameOnly = true
+			} else {
+				ids = append(ids, e.ContainerID)
+			}
+			if keep {
+				h.unknown = append(h.unknown, e)
+			}
+			return true
+		})
+		kernel = slices.DeleteFunc(kernel, func(e kernelEndpoint) bool {
+			if knownKernel(e) {
+				return false
+			}
+			ids = append(ids, e.ContainerID)
+			if keep {
+				h.unknownKernel = append(h.unknownKernel, e)
+			}
+			return true
+		})
+		if byNameOnly {
+			ids = nil // all
+		}
+		h.containerReader.request(ids)
+	case unknown:
+		start := time.Now()
+		all, err := h.docker.ListContainers(ctx, nil)
+		h.timing("container list (an endpoint of an unknown container)", start, "containers", len(all))
+		if err != nil {
+			return err
+		}
+		clear(h.containers)
+		clear(byName)
+		for _, c := range all {
+			h.containers[c.ID] = c
+			byName[c.Name] = c.ID
+		}
+	}
+	if len(h.unknown) == 0 && len(h.unknownKernel) == 0 {
+		h.unknownSince = time.Time{}
 	}
 	for _, e := range found {
 		cid := resolve(e)
@@ -171,12 +268,89 @@ func (h *hostView) readEndpoints(ctx context.Context, d dirty) error {
 		if c := h.containers[cid]; c.State == "running" && hasAddress(c, e.Endpoint.Network) {
 			continue // the list has it
 		}
-		if h.pending[cid] == nil {
-			h.pending[cid] = map[string]inventory.Endpoint{}
+		h.setPending(cid, e.Endpoint)
+	}
+	if len(kernel) > 0 {
+		held := h.addressesHeld()
+		for _, e := range kernel {
+			if why := h.refuseKernel(e, held); why != "" {
+				if h.log != nil {
+					h.log.Debug("not admitted from the kernel; Docker's view will tell", "container", e.ContainerID, "network", e.Endpoint.Network, "why", why)
+				}
+				continue
+			}
+			h.setPending(e.ContainerID, e.Endpoint)
+			if h.log != nil {
+				h.log.Debug("admitted from the kernel", "container", h.containers[e.ContainerID].Name, "network", e.Endpoint.Network,
+					"ipv4", e.Endpoint.IPv4, "ipv6", e.Endpoint.IPv6, "mac", e.Endpoint.MAC, "port", e.Port)
+			}
 		}
-		h.pending[cid][e.Endpoint.Network] = e.Endpoint
 	}
 	return nil
+}
+
+func (h *hostView) setPending(cid string, e inventory.Endpoint) {
+	if h.pending[cid] == nil {
+		h.pending[cid] = map[string]inventory.Endpoint{}
+	}
+	h.pending[cid][e.Network] = e
+}
+
+// refuseKernel says why an endpoint the kernel showed is not taken, ""
+// when it is: only a starting container (neither running nor paused in
+// its list) configured for that network, with a namespace of its own,
+// takes one, and only while Docker has shown none for it there and no
+// other container holds its addresses.
+func (h *hostView) refuseKernel(e kernelEndpoint, held map[string]map[netip.Addr]string) string {
+	c, ok := h.containers[e.ContainerID]
+	switch {
+	case !ok:
+		return "not in Docker's list"
+	case c.State == "running" || c.State == "paused":
+		return "already " + c.State
+	case c.SharedNamespaceWith() != "" || c.UsesHostNetwork():
+		return "shares another's network namespace"
+	case !slices.ContainsFunc(c.Endpoints, func(x inventory.Endpoint) bool { return x.Network == e.Endpoint.Network }):
+		return "not configured for that network"
+	}
+	if _, ok := h.pending[e.ContainerID][e.Endpoint.Network]; ok {
+		return "Docker's view has it"
+	}
+	for _, a := range []netip.Addr{e.Endpoint.IPv4, e.Endpoint.IPv6} {
+		if owner, ok := held[e.Endpoint.Network][a]; ok && a.IsValid() && owner != e.ContainerID {
+			return "its address " + a.String() + " is " + h.containers[owner].Name + "'s"
+		}
+	}
+	return ""
+}
+
+// addressesHeld maps each network to the addresses the view gives
+// containers there, and whose they are.
+func (h *hostView) addressesHeld() map[string]map[netip.Addr]string {
+	held := map[string]map[netip.Addr]string{}
+	add := func(cid string, e inventory.Endpoint) {
+		if held[e.Network] == nil {
+			held[e.Network] = map[netip.Addr]string{}
+		}
+		for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
+			if a.IsValid() {
+				held[e.Network][a] = cid
+			}
+		}
+	}
+	for id, c := range h.containers {
+		if c.Running() {
+			for _, e := range c.Endpoints {
+				add(id, e)
+			}
+		}
+	}
+	for id, eps := range h.pending {
+		for _, e := range eps {
+			add(id, e)
+		}
+	}
+	return held
 }
 
 // hasAddress reports whether the container's endpoint on network has an
@@ -230,7 +404,7 @@ func (h *hostView) withPending(c inventory.Container) inventory.Container {
 // bindPorts sets the bridge port of each endpoint of snap: the one it had,
 // while that port lives, else the one whose peer has its MAC.
 func (h *hostView) bindPorts(snap *inventory.Snapshot) {
-	ports, err := bridgeport.ListCached(h.macs)
+	ports, err := h.listPorts()
 	if err != nil {
 		h.portsErr = err.Error()
 		return
@@ -283,6 +457,41 @@ func (h *hostView) bindPorts(snap *inventory.Snapshot) {
 			delete(h.portSeen, index)
 		}
 	}
+}
+
+// unknownLife is how long an endpoint of a container the view does not
+// know waits for the container to be read.
+const unknownLife = 10 * time.Second
+
+// all reports whether f holds for every element of s.
+func all[T any](s []T, f func(T) bool) bool {
+	return !slices.ContainsFunc(s, func(x T) bool { return !f(x) })
+}
+
+// listPorts returns the bridge ports, from the link watcher's table when
+// it runs, with the MACs of ports already matched taken from h.macs.
+func (h *hostView) listPorts() ([]bridgeport.Port, error) {
+	t := h.table.Load()
+	if t == nil {
+		return bridgeport.ListCached(h.macs)
+	}
+	ports, ok := t.Ports()
+	if !ok {
+		return bridgeport.ListCached(h.macs)
+	}
+	live := make(map[int]bool, len(ports))
+	for i := range ports {
+		live[ports[i].Index] = true
+		if mac, ok := h.macs[ports[i].Index]; ok {
+			ports[i].PeerMAC = mac
+		}
+	}
+	for index := range h.macs {
+		if !live[index] {
+			delete(h.macs, index)
+		}
+	}
+	return ports, nil
 }
 
 // newPortWindow is how long after a bridge port appears the agent keeps

@@ -9,6 +9,8 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/zonewarden/zonewarden/internal/bridgeport"
 )
 
 // watchTable follows nf_tables' change notifications and marks the table
@@ -179,6 +181,18 @@ func (a *Agent) monitorLinks(ctx context.Context) error {
 	_ = c.SetReadBuffer(4 << 20)
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
+	// The ports' table, kept from these events (loaded once subscribed:
+	// none falls between).
+	table, err := bridgeport.NewTable()
+	if err != nil {
+		return err
+	}
+	defer table.Close()
+	if err := table.Load(); err != nil {
+		return err
+	}
+	a.host.table.Store(table)
+	defer a.host.table.Store(nil)
 	for {
 		msgs, err := c.Receive()
 		if err != nil {
@@ -186,19 +200,28 @@ func (a *Agent) monitorLinks(ctx context.Context) error {
 				return ctx.Err()
 			}
 			if errors.Is(err, unix.ENOBUFS) {
+				if err := table.Load(); err != nil {
+					return err
+				}
 				a.mark(func(d *dirty) { d.networks = true }) // some were lost: look at every bridge
 				continue
 			}
 			return err
+		}
+		for _, m := range msgs {
+			table.Apply(m)
 		}
 		bridges := map[string]bool{}
 		for _, m := range msgs {
 			if m.Header.Type != unix.RTM_NEWLINK {
 				continue
 			}
-			if master := bridgeOf(m.Data); master > 0 {
+			if master, nsid := portOf(m.Data); master > 0 {
 				if i, err := net.InterfaceByIndex(master); err == nil {
 					bridges[i.Name] = true
+				}
+				if nsid >= 0 {
+					a.host.admitter.newPort(nsid)
 				}
 			}
 		}
@@ -232,20 +255,25 @@ func (a *Agent) monitorLinks(ctx context.Context) error {
 	}
 }
 
-// bridgeOf returns the master (IFLA_MASTER) of the link an RTM_NEWLINK
-// message is about, 0 when it has none.
-func bridgeOf(data []byte) int {
+// portOf returns the master (IFLA_MASTER) of the link an RTM_NEWLINK
+// message is about, 0 when it has none, and the namespace id of its peer
+// (IFLA_LINK_NETNSID), -1 when it names none.
+func portOf(data []byte) (master, nsid int) {
+	nsid = -1
 	if len(data) < unix.SizeofIfInfomsg {
-		return 0
+		return 0, nsid
 	}
 	ad, err := netlink.NewAttributeDecoder(data[unix.SizeofIfInfomsg:])
 	if err != nil {
-		return 0
+		return 0, nsid
 	}
 	for ad.Next() {
-		if ad.Type() == unix.IFLA_MASTER {
-			return int(ad.Uint32())
+		switch ad.Type() {
+		case unix.IFLA_MASTER:
+			master = int(ad.Uint32())
+		case unix.IFLA_LINK_NETNSID:
+			nsid = int(ad.Int32())
 		}
 	}
-	return 0
+	return master, nsid
 }

@@ -185,15 +185,22 @@ func (a *Agent) reconcile(ctx context.Context, d dirty, pol *policy.Policy, raw 
 // container can be admitted before its own event is taken — a list of all
 // containers, read for others, already shows it running — and its latency
 // is then taken when the event comes: the time from the event to that
-// earlier admission, at least 0.
+// earlier admission, at least 0. A start event taken before its
+// container is admitted (the container reader has not read it yet) waits
+// in startedAt for that admission.
 func (a *Agent) admitted(rs, installed *enforce.Ruleset, changed map[string]time.Time, snap *inventory.Snapshot) int {
 	now := time.Now()
+	for id, t := range changed {
+		if !t.IsZero() {
+			a.startedAt[id] = t
+		}
+	}
 	n := 0
 	for _, c := range snap.Containers {
 		if !c.Running() {
 			continue
 		}
-		t := changed[c.ID]
+		t := a.startedAt[c.ID]
 		newly := false
 		for _, e := range c.Endpoints {
 			for _, addr := range []netip.Addr{e.IPv4, e.IPv6} {
@@ -205,6 +212,7 @@ func (a *Agent) admitted(rs, installed *enforce.Ruleset, changed map[string]time
 		early, wasEarly := a.earlyAdmit[c.ID]
 		switch {
 		case newly && !t.IsZero():
+			delete(a.startedAt, c.ID)
 			a.observeAdmission(now.Sub(t))
 			if d := now.Sub(t); d > slowAdmission {
 				a.log.Info("slow admission: the container was dropped meanwhile", "container", c.Name, "after_ms", ms(d))
@@ -214,6 +222,7 @@ func (a *Agent) admitted(rs, installed *enforce.Ruleset, changed map[string]time
 		case wasEarly && !t.IsZero() && early.After(t.Add(-2*time.Second)):
 			a.observeAdmission(max(0, early.Sub(t)))
 			delete(a.earlyAdmit, c.ID)
+			delete(a.startedAt, c.ID)
 		}
 		if newly {
 			n++
@@ -224,6 +233,11 @@ func (a *Agent) admitted(rs, installed *enforce.Ruleset, changed map[string]time
 	for id, at := range a.earlyAdmit {
 		if now.Sub(at) > time.Minute {
 			delete(a.earlyAdmit, id) // its event never came
+		}
+	}
+	for id, t := range a.startedAt {
+		if now.Sub(t) > time.Minute {
+			delete(a.startedAt, id) // admitted before (a restart), or never
 		}
 	}
 	return n

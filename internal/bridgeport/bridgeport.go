@@ -149,7 +149,12 @@ func getLink(c *netlink.Conn, index, nsid int) (link, error) {
 	return parseLink(msgs[0].Data)
 }
 
+// targetNetnsid is the attribute that points a request at the namespace
+// with id nsid; none for -1, our own.
 func targetNetnsid(nsid int) []byte {
+	if nsid < 0 {
+		return nil
+	}
 	ae := netlink.NewAttributeEncoder()
 	ae.Int32(iflaTargetNetnsd, int32(nsid))
 	b, _ := ae.Encode()
