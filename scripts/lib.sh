@@ -244,8 +244,42 @@ zw_test_nft_leftovers() {
 # zonewarden.test (left by a test binary that was killed, or by a Docker
 # 20.10 stale endpoint) and, with --remove, removes them. Only remove them on
 # a daemon this script owns: on a shared one they may be another run's.
+# zw_swarmbed_leftovers [--remove]: Swarm test beds (internal/testenv/
+# swarmbed) a killed test run left: their daemons, namespaces, cgroups and
+# folders, all named zwsb<N>.
+zw_swarmbed_leftovers() {
+	local beds b
+	beds="$( { ip netns list 2>/dev/null | awk '{print $1}'; ls /run /tmp 2>/dev/null; } | grep -oE '^zwsb[0-9]+' | sort -u)"
+	[ -z "$beds" ] && return 0
+	if [ "${1:-}" != --remove ]; then
+		zw_log "note: Swarm test beds left behind: $(echo $beds); scripts/test.sh removes them"
+		return 0
+	fi
+	for b in $beds; do
+		zw_log "removing Swarm test bed $b"
+		for p in /run/$b/*/dockerd.pid /run/$b/*/containerd.pid; do
+			[ -f "$p" ] && kill -KILL "$(cat "$p")" 2>/dev/null
+		done
+		for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$b-"); do
+			for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+		done
+		for cg in /sys/fs/cgroup/*/"$b"-*; do
+			[ -d "$cg" ] || continue
+			cat "$cg"/cgroup.procs "$cg"/*/cgroup.procs 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+		done
+		sleep 0.5
+		awk '{print $5}' /proc/self/mountinfo | grep -E "^/(run|tmp)/$b/" | sort -r | xargs -r -n1 umount -l 2>/dev/null
+		for cg in /sys/fs/cgroup/*/"$b"-*; do
+			[ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
+		done
+		for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$b-"); do ip netns del "$ns"; done
+		rm -rf "/run/$b" "/tmp/$b"
+	done
+}
+
 zw_test_leftovers() {
 	zw_test_nft_leftovers "$@"
+	zw_swarmbed_leftovers "$@"
 	local cs ns
 	cs="$(docker ps -aq --filter label=zonewarden.test 2>/dev/null)" || return 0
 	ns="$(docker network ls -q --filter label=zonewarden.test 2>/dev/null)" || return 0

@@ -145,6 +145,8 @@ engine_up() {
 	fi
 	ENGINE="$e"
 	ENGINE_NAME="Docker $(zw_docker_server_version)"
+	# The Swarm test bed (internal/testenv/swarmbed) runs the same engine.
+	export ZW_SWARMBED_ENGINE="$e" ZW_DOCKER28_DIR
 	# A daemon this script started is its own: clear what a killed run left.
 	if [ "$ENGINE_OWNED" = 1 ]; then
 		zw_test_leftovers --remove

@@ -103,7 +103,7 @@ const module = "github.com/zonewarden/zonewarden/"
 
 // testSupport are the packages that exist for tests only: they may talk
 // to Docker through its SDK to build test hosts.
-var testSupport = []string{"internal/testenv", "internal/truth"}
+var testSupport = []string{"internal/testenv", "internal/testenv/swarmbed", "internal/truth"}
 
 // goPackage is what the layering tests read of each package of the module.
 type goPackage struct {
@@ -180,7 +180,7 @@ var layers = map[string]int{
 	"internal/kube": 3, "internal/kube/oracle": 3, "internal/draft": 3,
 	// 4: effects: the kernel, the host, the agent
 	"internal/nft": 4, "internal/nft/nflink": 4, "internal/conntrack": 4, "internal/firewall": 4,
-	"internal/probe": 4, "internal/plan/execute": 4, "internal/verifier": 4, "internal/bridgeport": 4, "internal/procwatch": 4, "internal/state": 4, "internal/agent": 4,
+	"internal/probe": 4, "internal/plan/execute": 4, "internal/verifier": 4, "internal/bridgeport": 4, "internal/procwatch": 4, "internal/ipsec": 4, "internal/state": 4, "internal/agent": 4,
 	// 5: wiring
 	"internal/demo": 5, "internal/cli": 5, "cmd/zonewarden": 5,
 }

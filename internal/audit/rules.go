@@ -42,7 +42,7 @@ var dangerousCaps = []string{
 	"MAC_OVERRIDE", "NET_RAW",
 }
 
-var catalog = []*Rule{
+var catalog = append([]*Rule{
 	{
 		ID: "privileged", Severity: Critical,
 		Title:      "Container runs privileged",
@@ -270,7 +270,7 @@ var catalog = []*Rule{
 		Fix:   "Select the container with a workload (by name, label, image or compose service) and declare its flows, or disconnect it from the zone.",
 		check: checkFenced,
 	},
-}
+}, swarmRules...)
 
 func checkFenced(h *host, r *Rule) []Finding {
 	return eachContainer(h, func(c *inventory.Container) (out []Finding) {

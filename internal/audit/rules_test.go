@@ -101,6 +101,45 @@ var internal = func(name string) inventory.Network {
 	return inventory.Network{Name: name, Internal: true, ICC: true}
 }
 
+// swarmOf is hostOf in a Swarm of three nodes: n1, the manager, whose
+// kernel was probed and cannot encrypt; n2 and n3, workers not probed.
+func swarmOf(nets []inventory.Network, cs ...inventory.Container) *inventory.Snapshot {
+	s := hostOf(nets, cs...)
+	s.Swarm = &inventory.Swarm{Nodes: []inventory.SwarmNode{
+		{Hostname: "n1", Role: "manager", Availability: "active", IPsec: &inventory.IPsec{Missing: []string{"CONFIG_INET_ESP"}, Evidence: "function not implemented"}},
+		{Hostname: "n2", Role: "worker", Availability: "active"},
+		{Hostname: "n3", Role: "worker", Availability: "active"},
+	}}
+	return s
+}
+
+func withService(s *inventory.Snapshot, svc inventory.Service) *inventory.Snapshot {
+	s.Swarm.Services = append(s.Swarm.Services, svc)
+	return s
+}
+
+// overlay is a Swarm overlay with options: "encrypted", "attachable".
+func overlay(name string, opts ...string) inventory.Network {
+	n := inventory.Network{Name: name, Driver: "overlay", Scope: "swarm", ICC: true, Options: map[string]string{}}
+	for _, o := range opts {
+		switch o {
+		case "encrypted":
+			n.Options["encrypted"] = ""
+		case "attachable":
+			n.Attachable = true
+		}
+	}
+	return n
+}
+
+// task makes c a task of service on node.
+func task(c inventory.Container, service, node string) inventory.Container {
+	return with(c, func(c *inventory.Container) {
+		c.Node = node
+		c.Labels = map[string]string{inventory.LabelSwarmService: service}
+	})
+}
+
 // TestRules gives every rule a host where it must fire (want lists the
 // expected subjects and severities) and hosts where it must not.
 func TestRules(t *testing.T) {
@@ -296,6 +335,27 @@ func TestRules(t *testing.T) {
 		})), nil},
 		{"fenced-container", "fires", hostOf(nil, box("intruder", "db")), []string{"medium container intruder"}},
 		{"fenced-container", "no policy", hostOf(nil, box("intruder", "db")), nil},
+
+		{"swarm-data-unencrypted", "fires", swarmOf([]inventory.Network{overlay("back")}, task(postgres("db.1", "back"), "db", "n2")),
+			[]string{"high network back"}},
+		{"swarm-data-unencrypted", "encrypted", swarmOf([]inventory.Network{overlay("back", "encrypted")}, task(postgres("db.1", "back"), "db", "n2")), nil},
+		{"swarm-data-unencrypted", "no data service", swarmOf([]inventory.Network{overlay("front")}, task(box("web.1", "front"), "web", "n2")), nil},
+		{"swarm-encryption-unavailable", "fires", swarmOf([]inventory.Network{overlay("back", "encrypted")},
+			task(postgres("db.1", "back"), "db", "n1"), task(box("api.1", "back"), "api", "n2")), []string{"high network back"}},
+		{"swarm-encryption-unavailable", "not probed", swarmOf([]inventory.Network{overlay("back", "encrypted")},
+			task(postgres("db.1", "back"), "db", "n2"), task(box("api.1", "back"), "api", "n3")), nil},
+		{"swarm-encryption-unavailable", "not encrypted", swarmOf([]inventory.Network{overlay("back")},
+			task(postgres("db.1", "back"), "db", "n1"), task(box("api.1", "back"), "api", "n2")), nil},
+		{"swarm-data-routing-mesh", "fires", withService(swarmOf([]inventory.Network{overlay("back", "encrypted")}, task(postgres("db.1", "back"), "db", "n2")),
+			inventory.Service{Name: "db", Ports: []inventory.ServicePort{{Target: l4.Port{Proto: "tcp", Number: 5432}, Published: 5432, Mode: inventory.PublishIngress}}}),
+			[]string{"high service db"}},
+		{"swarm-data-routing-mesh", "host mode", withService(swarmOf([]inventory.Network{overlay("back", "encrypted")}, task(postgres("db.1", "back"), "db", "n2")),
+			inventory.Service{Name: "db", Ports: []inventory.ServicePort{{Target: l4.Port{Proto: "tcp", Number: 5432}, Published: 5432, Mode: inventory.PublishHost}}}), nil},
+		{"swarm-attachable-data", "fires", swarmOf([]inventory.Network{overlay("back", "encrypted", "attachable")}, task(postgres("db.1", "back"), "db", "n2")),
+			[]string{"medium network back"}},
+		{"swarm-attachable-data", "services only", swarmOf([]inventory.Network{overlay("back", "encrypted")}, task(postgres("db.1", "back"), "db", "n2")), nil},
+		{"swarm-workload-on-manager", "fires", swarmOf(nil, task(box("web.1", "front"), "web", "n1")), []string{"medium node n1"}},
+		{"swarm-workload-on-manager", "workers only", swarmOf(nil, task(box("web.1", "front"), "web", "n2")), nil},
 	}
 	// Rules that read more than the host.
 	options := map[string]Options{

@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/compose"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/ipsec"
 )
 
 // sourceFlags select where a command reads the host from.
@@ -42,7 +44,30 @@ func (s *sourceFlags) load(ctx context.Context) (*inventory.Snapshot, error) {
 		return nil, err
 	}
 	defer dc.Close()
-	return dc.Snapshot(ctx)
+	snap, err := dc.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(dc.Host(), "unix://") {
+		probeLocalNode(snap)
+	}
+	return snap, nil
+}
+
+// probeLocalNode records what this machine's kernel can do for encrypted
+// overlays on the Swarm node whose daemon answers on a local socket (the
+// one zonewarden runs on): the API shows no node's kernel.
+func probeLocalNode(snap *inventory.Snapshot) {
+	if snap.Swarm == nil {
+		return
+	}
+	for i := range snap.Swarm.Nodes {
+		if n := &snap.Swarm.Nodes[i]; n.ID == snap.Daemon.SwarmNodeID {
+			if p, err := ipsec.Probe(); err == nil {
+				n.IPsec = p
+			}
+		}
+	}
 }
 
 // describe names the source for people ("docker unix:///var/run/docker.sock").

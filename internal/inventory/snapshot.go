@@ -30,6 +30,10 @@ type Snapshot struct {
 	Daemon     Daemon      `json:"daemon"`
 	Networks   []Network   `json:"networks"`
 	Containers []Container `json:"containers"`
+	// Swarm is the Swarm the daemon is a manager of, nil when none: its
+	// nodes and services. Its tasks are among Containers, each with the
+	// Node it runs on, and its overlay networks among Networks.
+	Swarm *Swarm `json:"swarm,omitempty"`
 }
 
 // Source says where a snapshot came from.
@@ -84,6 +88,10 @@ type Daemon struct {
 	// (Docker 28+): remote hosts with a route to a container network
 	// reach published ports on container addresses directly.
 	AllowDirectRouting bool `json:"allow_direct_routing,omitempty"`
+	// SwarmRole is "manager" or "worker" when the daemon is a node of a
+	// Swarm, "" otherwise; SwarmNodeID is its node's id.
+	SwarmRole   string `json:"swarm_role,omitempty"`
+	SwarmNodeID string `json:"swarm_node_id,omitempty"`
 	// SecurityOptions as reported by /info ("name=seccomp,profile=builtin").
 	SecurityOptions []string `json:"security_options,omitempty"`
 }
@@ -125,6 +133,11 @@ type Network struct {
 	Scope  string `json:"scope,omitempty"`
 	// Internal networks have no route out of the host and publish no ports.
 	Internal bool `json:"internal,omitempty"`
+	// Attachable overlays (Swarm) let any container of any node join them
+	// with docker run --network, not only services' tasks.
+	Attachable bool `json:"attachable,omitempty"`
+	// Ingress is the Swarm's routing-mesh overlay.
+	Ingress bool `json:"ingress,omitempty"`
 	// ICC is false when com.docker.network.bridge.enable_icc=false: members
 	// of the network cannot reach each other.
 	ICC        bool              `json:"icc"`
@@ -248,6 +261,9 @@ type Container struct {
 	// Docker applies whenever the container runs. Docker ignores them for a
 	// container whose only networks are internal; see PublishedPorts.
 	Ports []PortBinding `json:"ports,omitempty"`
+	// Node is the Swarm node (its hostname) the container runs on; empty
+	// outside a Swarm.
+	Node string `json:"node,omitempty"`
 	// ExposedPorts are the image's and the container's EXPOSE ports.
 	ExposedPorts []l4.Port `json:"exposed_ports,omitempty"`
 

@@ -292,3 +292,14 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 		f.Close()
 	}, nil
 }
+
+// BuildImage makes sure the test image exists on the daemon cli talks to
+// (building it there unless it does) and returns its tag: for daemons
+// other than the host's, such as a Swarm test bed's nodes (see
+// [Image] for the host's).
+func BuildImage(ctx context.Context, cli *client.Client) (string, error) {
+	if err := checkBusybox(); err != nil {
+		return "", err
+	}
+	return ensureImage(ctx, cli)
+}

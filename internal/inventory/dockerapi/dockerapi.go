@@ -166,6 +166,9 @@ func (c *Client) Snapshot(ctx context.Context) (*inventory.Snapshot, error) {
 	if snap.Containers, err = c.Containers(ctx, ids); err != nil {
 		return nil, err
 	}
+	if err := c.readSwarm(ctx, snap); err != nil {
+		return nil, err
+	}
 	Assemble(snap)
 	return snap, nil
 }
@@ -196,6 +199,13 @@ func (c *Client) Daemon(ctx context.Context) (*inventory.Snapshot, error) {
 		},
 	}
 	snap.Daemon.BridgeNfIptables, snap.Daemon.BridgeNfIP6tables = bridgeNf(info.OSType, info.Warnings)
+	snap.Daemon.SwarmNodeID = info.Swarm.NodeID
+	switch {
+	case info.Swarm.ControlAvailable:
+		snap.Daemon.SwarmRole = "manager"
+	case info.Swarm.NodeID != "":
+		snap.Daemon.SwarmRole = "worker"
+	}
 	snap.Daemon.IP6Tables = ip6tablesDefault(ver.Version)
 	switch {
 	case info.FirewallBackend != nil && info.FirewallBackend.Driver != "":
@@ -372,6 +382,8 @@ func convertNetwork(n network.Summary) inventory.Network {
 		Driver:     n.Driver,
 		Scope:      n.Scope,
 		Internal:   n.Internal,
+		Attachable: n.Attachable,
+		Ingress:    n.Ingress,
 		EnableIPv6: n.EnableIPv6,
 		ICC:        true,
 		Options:    n.Options,

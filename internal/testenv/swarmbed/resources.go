@@ -1,0 +1,122 @@
+package swarmbed
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// OverlayOpts are the options of an overlay network.
+type OverlayOpts struct {
+	Encrypted  bool // --opt encrypted
+	Attachable bool
+	Internal   bool
+	Subnet     string // empty: from the Swarm's pool
+}
+
+// Overlay creates an overlay network through node 1 (a manager) and
+// returns its id. Down removes it with the bed.
+func (b *Bed) Overlay(t testing.TB, name string, o OverlayOpts) string {
+	t.Helper()
+	opts := network.CreateOptions{Driver: "overlay", Attachable: o.Attachable, Internal: o.Internal, Options: map[string]string{}}
+	if o.Encrypted {
+		opts.Options["encrypted"] = ""
+	}
+	if o.Subnet != "" {
+		opts.IPAM = &network.IPAM{Config: []network.IPAMConfig{{Subnet: o.Subnet}}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := b.Nodes[0].Client.NetworkCreate(ctx, name, opts)
+	if err != nil {
+		t.Fatalf("creating overlay %s: %v", name, err)
+	}
+	return resp.ID
+}
+
+// ServiceSpec is a service to create.
+type ServiceSpec struct {
+	Name string
+	// Replicas tasks (1 when 0), or one per node when Global.
+	Replicas uint64
+	Global   bool
+	Networks []string
+	Ports    []swarm.PortConfig
+	// DNSRR resolves the service name to its tasks' addresses (the
+	// default, a virtual IP, needs IPVS, which this kernel lacks).
+	DNSRR       bool
+	Cmd         []string // default: the image's (sleep 3600)
+	Constraints []string
+	Labels      map[string]string
+}
+
+// Service creates a service through node 1 and waits until all its tasks
+// run; it returns the service's id.
+func (b *Bed) Service(t testing.TB, s ServiceSpec) string {
+	t.Helper()
+	spec := swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: s.Name, Labels: s.Labels},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{Image: b.Image, Command: s.Cmd, StopGracePeriod: ptr(time.Second)},
+			Placement:     &swarm.Placement{Constraints: s.Constraints},
+		},
+		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeVIP, Ports: s.Ports},
+	}
+	if s.DNSRR {
+		spec.EndpointSpec.Mode = swarm.ResolutionModeDNSRR
+	}
+	for _, n := range s.Networks {
+		spec.TaskTemplate.Networks = append(spec.TaskTemplate.Networks, swarm.NetworkAttachmentConfig{Target: n})
+	}
+	want := int(max(1, s.Replicas))
+	if s.Global {
+		spec.Mode = swarm.ServiceMode{Global: &swarm.GlobalService{}}
+		want = len(b.Nodes)
+	} else {
+		spec.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: ptr(uint64(want))}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := b.Nodes[0].Client.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{})
+	if err != nil {
+		t.Fatalf("creating service %s: %v", s.Name, err)
+	}
+	b.WaitTasks(t, s.Name, want, time.Minute)
+	return resp.ID
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// WaitTasks waits until the service has n running tasks (and no other
+// task it wants running) and returns them.
+func (b *Bed) WaitTasks(t testing.TB, service string, n int, within time.Duration) []swarm.Task {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		tasks, err := b.Nodes[0].Client.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(
+			filters.Arg("service", service), filters.Arg("desired-state", "running"))})
+		cancel()
+		running := 0
+		var states []string
+		for _, task := range tasks {
+			states = append(states, fmt.Sprintf("%.12s on %.12s: %s %s", task.ID, task.NodeID, task.Status.State, task.Status.Err))
+			if task.Status.State == swarm.TaskStateRunning {
+				running++
+			}
+		}
+		if err == nil && running == n && len(tasks) == n {
+			return tasks
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("service %s: %d of %d tasks running after %s (%v): %s", service, running, n, within, err, strings.Join(states, "; "))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
