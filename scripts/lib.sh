@@ -249,7 +249,7 @@ zw_test_nft_leftovers() {
 # folders, all named zwsb<N>.
 zw_swarmbed_leftovers() {
 	local beds b
-	beds="$( { ip netns list 2>/dev/null | awk '{print $1}'; ls /run /tmp 2>/dev/null; } | grep -oE '^zwsb[0-9]+' | sort -u)"
+	beds="$( { ip netns list 2>/dev/null | awk '{print $1}'; ls /run /tmp 2>/dev/null; } | grep -oE '^zwsb[0-9]+' | sort -u || true)"
 	[ -z "$beds" ] && return 0
 	if [ "${1:-}" != --remove ]; then
 		zw_log "note: Swarm test beds left behind: $(echo $beds); scripts/test.sh removes them"
