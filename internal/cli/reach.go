@@ -137,7 +137,7 @@ func (a *app) writeReach(snap *inventory.Snapshot, an *reach.Analysis, format, o
 	case "dot", "mermaid", "svg":
 		err = graph.WriteEdges(w, graph.Format(format), snap, an.Filtered(filter), graph.Options{Title: reachTitle(filter)})
 	default:
-		err = streamEdges(w, an, format, filter)
+		err = streamEdges(w, an, format, filter, swarmNodes(snap))
 	}
 	if cerr := closeOut(); err == nil {
 		err = cerr
@@ -148,8 +148,48 @@ func (a *app) writeReach(snap *inventory.Snapshot, an *reach.Analysis, format, o
 	return nil
 }
 
-func streamEdges(w io.Writer, an *reach.Analysis, format string, filter reach.Filter) error {
-	ew, err := report.NewEdgeWriter(w, format)
+// swarmNodes maps each container of a Swarm to the node it runs on; nil
+// outside a Swarm.
+func swarmNodes(snap *inventory.Snapshot) map[string]string {
+	if snap.Swarm == nil {
+		return nil
+	}
+	out := make(map[string]string, len(snap.Containers))
+	for _, c := range snap.Containers {
+		if c.Node != "" {
+			out[c.Name] = c.Node
+		}
+	}
+	return out
+}
+
+// onNodes names, in a Swarm, the node of each hop of a blast radius's
+// paths ("web.1.x@node1 -> db.1.y@node3"); r as it is outside one.
+func onNodes(r *reach.Radius, nodes map[string]string) *reach.Radius {
+	if nodes == nil {
+		return r
+	}
+	at := func(name string) string {
+		if n := nodes[name]; n != "" {
+			return name + "@" + n
+		}
+		return name
+	}
+	out := *r
+	out.Source = at(r.Source)
+	out.Reachable = slices.Clone(r.Reachable)
+	for i := range out.Reachable {
+		x := &out.Reachable[i]
+		x.Path = slices.Clone(x.Path)
+		for j := range x.Path {
+			x.Path[j] = at(x.Path[j])
+		}
+	}
+	return &out
+}
+
+func streamEdges(w io.Writer, an *reach.Analysis, format string, filter reach.Filter, nodes map[string]string) error {
+	ew, err := report.NewNodeEdgeWriter(w, format, nodes)
 	if err != nil {
 		return err
 	}
@@ -243,6 +283,7 @@ follows the applied policy; --ignore-firewall shows it as Docker alone would.`,
 					closeOut()
 					return &exitErr{Code: exitError, Err: err}
 				}
+				r = onNodes(r, swarmNodes(snap))
 				if format == "json" {
 					err = report.BlastRadiusJSON(w, r)
 				} else {

@@ -19,6 +19,7 @@ type sourceFlags struct {
 	composeFiles []string
 	projectName  string
 	snapshotFile string
+	swarmNodes   []string
 }
 
 func (s *sourceFlags) register(root *cobra.Command) {
@@ -27,6 +28,7 @@ func (s *sourceFlags) register(root *cobra.Command) {
 	f.StringArrayVarP(&s.composeFiles, "file", "f", nil, "read the host from compose `FILE`s instead of Docker (repeat to merge, as docker compose -f does)")
 	f.StringVarP(&s.projectName, "project-name", "p", "", "compose project name (default: as docker compose derives it)")
 	f.StringVar(&s.snapshotFile, "snapshot", "", "read the host from a snapshot `FILE` written by 'zonewarden snapshot'")
+	f.StringArrayVar(&s.swarmNodes, "swarm-node", nil, "with --docker-host a Swarm manager: also read this node's own Docker `ENDPOINT` (repeat per node) for what only it shows: its tasks' processes, which verify enters, and, when local, its kernel's IPsec")
 }
 
 // load reads the selected source into a snapshot.
@@ -49,20 +51,59 @@ func (s *sourceFlags) load(ctx context.Context) (*inventory.Snapshot, error) {
 		return nil, err
 	}
 	if strings.HasPrefix(dc.Host(), "unix://") {
-		probeLocalNode(snap)
+		probeLocalNode(snap, snap.Daemon.SwarmNodeID)
+	}
+	if len(s.swarmNodes) > 0 && snap.Swarm == nil {
+		return nil, fmt.Errorf("--swarm-node: %s is not a Swarm manager (role %q): give a manager's endpoint with --docker-host", dc.Host(), snap.Daemon.SwarmRole)
+	}
+	for _, host := range s.swarmNodes {
+		if err := mergeNode(ctx, snap, host); err != nil {
+			return nil, err
+		}
 	}
 	return snap, nil
 }
 
+// mergeNode completes a Swarm's snapshot with what the daemon of one of
+// its nodes shows of that node alone.
+func mergeNode(ctx context.Context, snap *inventory.Snapshot, host string) error {
+	nc, err := dockerapi.New(host)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	node, err := nc.Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("--swarm-node %s: %w", host, err)
+	}
+	if node.Daemon.SwarmNodeID == "" || snap.Swarm.Node(nodeHostname(snap, node.Daemon.SwarmNodeID)) == nil {
+		return fmt.Errorf("--swarm-node %s: that daemon is not a node of the Swarm %s manages", host, snap.Source.Detail)
+	}
+	dockerapi.MergeNode(snap, node)
+	if strings.HasPrefix(nc.Host(), "unix://") {
+		probeLocalNode(snap, node.Daemon.SwarmNodeID)
+	}
+	return nil
+}
+
+func nodeHostname(snap *inventory.Snapshot, id string) string {
+	for _, n := range snap.Swarm.Nodes {
+		if n.ID == id {
+			return n.Hostname
+		}
+	}
+	return ""
+}
+
 // probeLocalNode records what this machine's kernel can do for encrypted
-// overlays on the Swarm node whose daemon answers on a local socket (the
-// one zonewarden runs on): the API shows no node's kernel.
-func probeLocalNode(snap *inventory.Snapshot) {
+// overlays on the Swarm node id, whose daemon answers on a local socket:
+// the API shows no node's kernel.
+func probeLocalNode(snap *inventory.Snapshot, id string) {
 	if snap.Swarm == nil {
 		return
 	}
 	for i := range snap.Swarm.Nodes {
-		if n := &snap.Swarm.Nodes[i]; n.ID == snap.Daemon.SwarmNodeID {
+		if n := &snap.Swarm.Nodes[i]; n.ID == id {
 			if p, err := ipsec.Probe(); err == nil {
 				n.IPsec = p
 			}

@@ -157,9 +157,12 @@ type verdict struct {
 }
 
 // judge follows a packet to dst from namespace src, with host as the
-// namespace that routes what a source sends to its gateway. The error is
-// one of reading the kernel: nothing could be judged.
-func judge(k kernelView, src, host nsRef, dst netip.Addr) (verdict, error) {
+// namespace that routes what a source sends to its gateway. With overlay,
+// a bridge with a vxlan port (a Docker overlay's namespace) counts as
+// staying: the caller vouches that dst is a task of its own Swarm, which
+// the overlay carries to the node that runs it. The error is one of
+// reading the kernel: nothing could be judged.
+func judge(k kernelView, src, host nsRef, dst netip.Addr, overlay bool) (verdict, error) {
 	q := routeQuery{dst: dst.WithZone("")}
 	if z := dst.Zone(); z != "" {
 		ls, err := k.links(src)
@@ -212,7 +215,7 @@ func judge(k kernelView, src, host nsRef, dst netip.Addr) (verdict, error) {
 		if out.loopback {
 			return verdict{send: true}, nil
 		}
-		stays, what, err := linkStays(k, ns, out, 0)
+		stays, what, err := linkStays(k, ns, out, 0, overlay)
 		if err != nil {
 			return verdict{}, err
 		}
@@ -281,7 +284,7 @@ func judge(k kernelView, src, host nsRef, dst netip.Addr) (verdict, error) {
 // this host, and says what l is: "a veth", "a physical device", "a
 // macvlan in vepa mode", "a bridge with eth1 (a physical device) as a
 // port".
-func linkStays(k kernelView, ns nsRef, l link, depth int) (bool, string, error) {
+func linkStays(k kernelView, ns nsRef, l link, depth int, overlay bool) (bool, string, error) {
 	if depth >= maxLinkDepth {
 		return false, "links nested too deep to follow", nil
 	}
@@ -289,7 +292,7 @@ func linkStays(k kernelView, ns nsRef, l link, depth int) (bool, string, error) 
 	case l.loopback:
 		return true, "loopback", nil
 	case l.kind == "bridge":
-		return bridgeStays(k, ns, l)
+		return bridgeStays(k, ns, l, overlay)
 	case l.kind == "veth":
 		p, pns, pl, problem, err := peerOf(k, ns, l, "a veth whose peer")
 		switch {
@@ -302,7 +305,7 @@ func linkStays(k kernelView, ns nsRef, l link, depth int) (bool, string, error) 
 		if !ok || m.kind != "bridge" {
 			return false, "a veth whose peer " + p.name + " is enslaved to " + describe(m), nil
 		}
-		if ok, what, err := bridgeStays(k, pns, m); !ok || err != nil {
+		if ok, what, err := bridgeStays(k, pns, m, overlay); !ok || err != nil {
 			return false, "a veth whose peer is a port of " + m.name + ", " + what, err
 		}
 		return true, "a veth", nil
@@ -314,7 +317,7 @@ func linkStays(k kernelView, ns nsRef, l link, depth int) (bool, string, error) 
 		if problem != "" || err != nil {
 			return false, problem, err
 		}
-		stays, what, err := linkStays(k, pns, p, depth+1)
+		stays, what, err := linkStays(k, pns, p, depth+1, overlay)
 		if !stays || err != nil {
 			return false, "a macvlan over " + p.name + ", " + what, err
 		}
@@ -344,10 +347,10 @@ func peerOf(k kernelView, ns nsRef, l link, what string) (p link, pns nsRef, pl 
 	return p, pns, pl, "", nil
 }
 
-// bridgeStays reports whether every port of bridge br (of ns) is a veth.
-// The veths' own peers are not followed: each is in a namespace of this
-// host.
-func bridgeStays(k kernelView, ns nsRef, br link) (bool, string, error) {
+// bridgeStays reports whether every port of bridge br (of ns) is a veth
+// (or, with overlay, a vxlan). The veths' own peers are not followed: each
+// is in a namespace of this host.
+func bridgeStays(k kernelView, ns nsRef, br link, overlay bool) (bool, string, error) {
 	ls, err := k.links(ns)
 	if err != nil {
 		return false, "", err
@@ -360,7 +363,7 @@ func bridgeStays(k kernelView, ns nsRef, br link) (bool, string, error) {
 	}
 	slices.SortFunc(ports, func(a, b link) int { return cmp.Compare(a.index, b.index) })
 	for _, p := range ports {
-		if p.kind != "veth" {
+		if p.kind != "veth" && (p.kind != "vxlan" || !overlay) {
 			return false, "a bridge with " + describe(p) + " as a port", nil
 		}
 	}

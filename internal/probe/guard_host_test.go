@@ -337,14 +337,14 @@ func TestGuardCost(t *testing.T) {
 	defer g.close()
 	start = time.Now()
 	for _, j := range jobs[:len(dsts)] {
-		if v, err := g.check(j.From, j.To.Addr.Addr()); err != nil || !v.send {
+		if v, err := g.check(j.From, j.To.Addr.Addr(), false); err != nil || !v.send {
 			t.Fatalf("%s: %+v %v, want sent", j.To, v, err)
 		}
 	}
 	cold := time.Since(start)
 	start = time.Now()
 	for _, j := range jobs {
-		if v, err := g.check(j.From, j.To.Addr.Addr()); err != nil || !v.send {
+		if v, err := g.check(j.From, j.To.Addr.Addr(), false); err != nil || !v.send {
 			t.Fatalf("%s: %+v %v, want sent", j.To, v, err)
 		}
 	}

@@ -301,7 +301,7 @@ func TestJudge(t *testing.T) {
 			if tt.edit != nil {
 				tt.edit(f)
 			}
-			v, err := judge(f, tt.from, nsH, a4(tt.dst))
+			v, err := judge(f, tt.from, nsH, a4(tt.dst), false)
 			if err != nil {
 				t.Fatalf("judge(%s): %v", tt.dst, err)
 			}
@@ -323,22 +323,41 @@ func TestJudge(t *testing.T) {
 	}
 }
 
+// TestJudgeOverlay: a veth whose peer is a port of a bridge with a vxlan
+// port (a Docker overlay's namespace) leaves the machine, unless the
+// caller vouches for the destination (a task of its own Swarm).
+func TestJudgeOverlay(t *testing.T) {
+	f := newFake()
+	f.linkm[nsH][8] = link{index: 8, name: "vxlan1", kind: "vxlan", master: 3, peerNS: sameNS}
+	v, err := judge(f, nsS, nsH, a4("172.18.0.3"), false)
+	if err != nil || v.send || !strings.Contains(v.why, "a bridge with vxlan1 (a vxlan link) as a port") {
+		t.Errorf("without overlay: %+v %v, want not sent", v, err)
+	}
+	if v, err := judge(f, nsS, nsH, a4("172.18.0.3"), true); err != nil || !v.send {
+		t.Errorf("with overlay: %+v %v, want sent", v, err)
+	}
+	f.linkm[nsH][9] = link{index: 9, name: "eth1", master: 3, peerNS: sameNS}
+	if v, err := judge(f, nsS, nsH, a4("172.18.0.3"), true); err != nil || v.send {
+		t.Errorf("with overlay, and a physical port on the bridge too: %+v %v, want not sent", v, err)
+	}
+}
+
 // TestJudgeReadErrors: a kernel that cannot be read is an error, never a
 // send.
 func TestJudgeReadErrors(t *testing.T) {
 	f := newFake()
 	delete(f.linkm, nsH)
-	if v, err := judge(f, nsS, nsH, a4("172.18.0.3")); err == nil {
+	if v, err := judge(f, nsS, nsH, a4("172.18.0.3"), false); err == nil {
 		t.Errorf("judge without the host's links = %+v, want an error", v)
 	}
 	f = newFake()
 	delete(f.routes, nsH)
-	if v, err := judge(f, nsS, nsH, a4("172.20.9.9")); err == nil {
+	if v, err := judge(f, nsS, nsH, a4("172.20.9.9"), false); err == nil {
 		t.Errorf("judge without the host's routes = %+v, want an error", v)
 	}
 	f = newFake()
 	f.routes[nsS] = func(routeQuery) route { return route{typ: unix.RTN_UNICAST, oif: 42} }
-	if v, err := judge(f, nsS, nsH, a4("172.18.9.9")); err == nil {
+	if v, err := judge(f, nsS, nsH, a4("172.18.9.9"), false); err == nil {
 		t.Errorf("judge with a route out of an unknown link = %+v, want an error", v)
 	}
 }
@@ -349,10 +368,10 @@ func TestJudgeZone(t *testing.T) {
 	f := newFake()
 	var got routeQuery
 	f.routes[nsS] = func(q routeQuery) route { got = q; return route{typ: unix.RTN_UNICAST, oif: 2} }
-	if v, err := judge(f, nsS, nsH, a4("fe80::2%eth0")); err != nil || !v.send || got.oif != 2 || got.dst.Zone() != "" {
+	if v, err := judge(f, nsS, nsH, a4("fe80::2%eth0"), false); err != nil || !v.send || got.oif != 2 || got.dst.Zone() != "" {
 		t.Errorf("fe80::2%%eth0: %+v %v, query %+v; want sent, looked up out of link 2", v, err, got)
 	}
-	if v, err := judge(f, nsS, nsH, a4("fe80::2%nope")); err != nil || v.send || !strings.Contains(v.why, `no link "nope"`) {
+	if v, err := judge(f, nsS, nsH, a4("fe80::2%nope"), false); err != nil || v.send || !strings.Contains(v.why, `no link "nope"`) {
 		t.Errorf("fe80::2%%nope: %+v %v, want not sent for want of the link", v, err)
 	}
 }

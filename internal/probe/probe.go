@@ -166,6 +166,12 @@ type Prober struct {
 	// and the source route to links that stay on this machine; the rest
 	// are [Skipped].
 	Host *Namespace
+	// Overlay, when set and true for a destination, lets a probe to it
+	// cross a VXLAN overlay (a bridge with a vxlan port, as in Docker's
+	// overlay namespaces), which carries it to another node: the caller
+	// vouches that the destination is a task of its own Swarm. Other
+	// destinations never cross one.
+	Overlay func(dst netip.Addr) bool
 }
 
 func (p *Prober) timeout() time.Duration {
@@ -233,7 +239,7 @@ func (p *Prober) probe(ctx context.Context, g *guard, from *Namespace, to Target
 		r.Err = fmt.Errorf("probe target %s: want an address", to)
 	case r.To.Proto != ICMP && r.To.Addr.Port() == 0:
 		r.Err = fmt.Errorf("probe target %s: want a port", to)
-	case !admit(ctx, g, &r):
+	case !admit(ctx, g, &r, p.Overlay != nil && p.Overlay(r.To.Addr.Addr())):
 	case r.To.Proto == ICMP:
 		p.probeICMP(ctx, &r)
 	case r.To.Proto == TCP:
@@ -246,10 +252,10 @@ func (p *Prober) probe(ctx context.Context, g *guard, from *Namespace, to Target
 
 // admit asks g whether r's packet stays on this machine. When it does
 // not, or the source has no route at all, it sets r's status and error
-// and returns false: nothing is sent.
-func admit(ctx context.Context, g *guard, r *Result) bool {
+// and returns false: nothing is sent. overlay: see judge.
+func admit(ctx context.Context, g *guard, r *Result, overlay bool) bool {
 	dst := r.To.Addr.Addr()
-	v, err := g.check(r.From, dst)
+	v, err := g.check(r.From, dst, overlay)
 	switch {
 	case err != nil:
 		r.Err = fmt.Errorf("finding where a probe to %s would go: %w", dst, err)

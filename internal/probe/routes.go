@@ -59,8 +59,8 @@ func newGuard(hostNS *Namespace) *guard {
 	return g
 }
 
-// check judges a probe from namespace from to dst.
-func (g *guard) check(from *Namespace, dst netip.Addr) (verdict, error) {
+// check judges a probe from namespace from to dst; overlay: see judge.
+func (g *guard) check(from *Namespace, dst netip.Addr, overlay bool) (verdict, error) {
 	if g.hostErr != nil {
 		return verdict{}, g.hostErr
 	}
@@ -78,7 +78,7 @@ func (g *guard) check(from *Namespace, dst netip.Addr) (verdict, error) {
 	}
 	g.view.register(ino, from)
 	return cached(&g.mu, g.verdicts, verdictKey{ino, dst}, func() (verdict, error) {
-		return judge(g.view, nsRef{ino, sameNS}, g.view.host, dst)
+		return judge(g.view, nsRef{ino, sameNS}, g.view.host, dst, overlay)
 	})
 }
 

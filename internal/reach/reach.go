@@ -136,8 +136,11 @@ var (
 )
 
 // Analyze prepares the reachability of every peer of the snapshot. Its
-// cost grows with containers plus endpoints, not with pairs.
+// cost grows with containers plus endpoints, not with pairs. In a Swarm,
+// the tasks of every node are peers and an overlay joins them across
+// nodes, except where an encrypted overlay cannot: see splitOverlays.
 func Analyze(snap *inventory.Snapshot, opts Options) *Analysis {
+	snap = splitOverlays(snap)
 	ix := inventory.NewIndex(snap)
 	n := len(snap.Containers)
 	a := &Analysis{snap: snap, ix: ix, cs: make([]*inventory.Container, n), byName: make(map[string]int, n), narrow: opts.Narrow}

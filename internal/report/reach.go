@@ -22,12 +22,19 @@ type EdgeWriter interface {
 
 // NewEdgeWriter returns the writer of one format: text, json or csv.
 func NewEdgeWriter(w io.Writer, format string) (EdgeWriter, error) {
+	return NewNodeEdgeWriter(w, format, nil)
+}
+
+// NewNodeEdgeWriter is NewEdgeWriter for a Swarm: nodes maps each task to
+// the node it runs on, which the text and JSON forms name for both ends
+// ("web.1 [node1] => db.1 [node2]").
+func NewNodeEdgeWriter(w io.Writer, format string, nodes map[string]string) (EdgeWriter, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	switch format {
 	case "text":
-		return &edgeText{w: bw}, nil
+		return &edgeText{w: bw, nodes: nodes}, nil
 	case "json":
-		return &edgeJSON{w: bw}, nil
+		return &edgeJSON{w: bw, nodes: nodes}, nil
 	case "csv":
 		cw := csv.NewWriter(bw)
 		return &edgeCSV{bw: bw, w: cw}, cw.Write([]string{"from", "to", "ports", "via"})
@@ -47,14 +54,23 @@ func DescribeVia(via []reach.Reason) string {
 
 // edgeText writes "frontend => api : all ports (network application-tier)".
 type edgeText struct {
-	w *bufio.Writer
-	n int
+	w     *bufio.Writer
+	n     int
+	nodes map[string]string
 }
 
 func (e *edgeText) Write(x reach.Edge) error {
 	e.n++
-	_, err := fmt.Fprintf(e.w, "%s => %s : %s (%s)\n", clean(x.From), clean(x.To), x.Ports.Describe(), DescribeVia(x.Via))
+	_, err := fmt.Fprintf(e.w, "%s%s => %s%s : %s (%s)\n", clean(x.From), onNode(e.nodes, x.From), clean(x.To), onNode(e.nodes, x.To), x.Ports.Describe(), DescribeVia(x.Via))
 	return err
+}
+
+// onNode is " [node]" for a peer that runs on a Swarm node, "" otherwise.
+func onNode(nodes map[string]string, peer string) string {
+	if n := nodes[peer]; n != "" {
+		return " [" + n + "]"
+	}
+	return ""
 }
 
 func (e *edgeText) Close() error {
@@ -66,16 +82,19 @@ func (e *edgeText) Close() error {
 
 // edgeJSON writes {"edges": [{"from", "to", "ports", "via"}, ...]}.
 type edgeJSON struct {
-	w   *bufio.Writer
-	n   int
-	buf bytes.Buffer
+	w     *bufio.Writer
+	n     int
+	buf   bytes.Buffer
+	nodes map[string]string
 }
 
 type jsonEdge struct {
-	From  string         `json:"from"`
-	To    string         `json:"to"`
-	Ports []string       `json:"ports"`
-	Via   []reach.Reason `json:"via"`
+	From     string         `json:"from"`
+	FromNode string         `json:"from_node,omitempty"`
+	To       string         `json:"to"`
+	ToNode   string         `json:"to_node,omitempty"`
+	Ports    []string       `json:"ports"`
+	Via      []reach.Reason `json:"via"`
 }
 
 func (e *edgeJSON) Write(x reach.Edge) error {
@@ -87,7 +106,7 @@ func (e *edgeJSON) Write(x reach.Edge) error {
 	e.buf.Reset()
 	enc := json.NewEncoder(&e.buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(jsonEdge{From: x.From, To: x.To, Ports: x.Ports.Strings(), Via: x.Via}); err != nil {
+	if err := enc.Encode(jsonEdge{From: x.From, FromNode: e.nodes[x.From], To: x.To, ToNode: e.nodes[x.To], Ports: x.Ports.Strings(), Via: x.Via}); err != nil {
 		return err
 	}
 	e.w.WriteString(sep)

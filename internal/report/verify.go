@@ -121,6 +121,9 @@ func Verify(w io.Writer, format string, results []verify.Result, strays []string
 		if !r.OK() {
 			fmt.Fprintf(&sb, "     %s\n     probes: %s\n", r.Cause, strings.Join(r.Probes, ", "))
 		}
+		if r.Note != "" {
+			fmt.Fprintf(&sb, "     note: %s\n", r.Note)
+		}
 	}
 	for _, m := range strays {
 		fmt.Fprintf(&sb, "FAIL membership: %s\n", m)

@@ -126,6 +126,7 @@ func Run(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis, b *m
 		viaName          // the destination's name, resolved in the source
 	)
 	type jobKey struct{ result, kind int }
+	notes := map[int]string{} // result -> its IPsec note
 	var jobs []probe.Job
 	var keys []jobKey
 	first := len(results)
@@ -135,6 +136,9 @@ func Run(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis, b *m
 			res := verify.Result{From: pr.from.Name, To: pr.to.Name, Port: pt.String(), Expected: ok, Via: edge.Via,
 				Listener: owner[[2]string{pr.to.Name, pt.String()}], Probes: []string{}}
 			results = append(results, res)
+			if note := verify.IPsecNote(snap, pr.from, pr.to); note != "" && !ok {
+				notes[len(results)-1] = note
+			}
 			add := func(t probe.Target, kind int) {
 				jobs = append(jobs, probe.Job{From: ns[pr.from.Name], To: t})
 				keys = append(keys, jobKey{len(results) - 1, kind})
@@ -166,7 +170,7 @@ func Run(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis, b *m
 			}
 		}
 	}
-	prober := &probe.Prober{Timeout: opts.Timeout}
+	prober := &probe.Prober{Timeout: opts.Timeout, Overlay: overlayTasks(snap, ix)}
 	seen := make([][]string, len(results))  // per result: the statuses of its address and published probes
 	named := make([][]string, len(results)) // per result: of its probes by name
 	for i, r := range prober.Run(ctx, jobs) {
@@ -209,11 +213,34 @@ func Run(ctx context.Context, snap *inventory.Snapshot, an *reach.Analysis, b *m
 			}
 		}
 		res.Cause = verify.Cause(*res, b)
+		res.Note = notes[i]
 	}
 	slices.SortFunc(results, func(x, y verify.Result) int {
 		return strings.Compare(x.From+" "+x.To+" "+x.Port, y.From+" "+y.To+" "+y.Port)
 	})
 	return results, nil
+}
+
+// overlayTasks returns, for a Swarm, the test that lets a probe cross an
+// overlay to another node: its destination is the overlay address of a
+// task of the Swarm. Nil outside a Swarm: no probe crosses a VXLAN.
+func overlayTasks(snap *inventory.Snapshot, ix *inventory.Index) func(netip.Addr) bool {
+	if snap.Swarm == nil {
+		return nil
+	}
+	tasks := map[netip.Addr]bool{}
+	for _, c := range snap.Containers {
+		for _, e := range c.Endpoints {
+			if n := ix.Network(e.Network); n != nil && n.Driver == "overlay" {
+				for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
+					if a.IsValid() {
+						tasks[a] = true
+					}
+				}
+			}
+		}
+	}
+	return func(a netip.Addr) bool { return tasks[a.Unmap()] }
 }
 
 // gateways returns the gateway addresses of a container's networks.

@@ -48,6 +48,9 @@ type Result struct {
 	ByName   string   `json:"by_name,omitempty"`
 	Resolved []string `json:"resolved,omitempty"`
 	Cause    string   `json:"cause,omitempty"`
+	// Note explains an expectation that is not the policy's, such as an
+	// encrypted overlay that carries nothing between two nodes (IPsecNote).
+	Note string `json:"note,omitempty"`
 }
 
 // Outcomes of a key.
@@ -155,12 +158,12 @@ func Ports(c *inventory.Container, ix *inventory.Index, b *model.Binding, icmp b
 func Cause(r Result, b *model.Binding) string {
 	key := r.From + " " + r.To + " " + r.Port
 	switch {
+	case r.Outcome == OutcomeOffHost:
+		return "not probed: this host does not route " + r.To + "'s addresses to its own bridges or namespaces (an isolated gateway mode, a macvlan over a physical device, or a router zonewarden cannot follow, such as a Swarm node's own namespace), so a test packet could leave the machine"
 	case r.OK():
 		return ""
 	case r.Outcome == OutcomeError:
 		return "no probe could be made (see the probes): did a container stop while verify ran?"
-	case r.Outcome == OutcomeOffHost:
-		return "not probed: this host does not route " + r.To + "'s addresses to its own bridges or namespaces (an isolated gateway mode, or a macvlan over a physical device), so a test packet would leave the machine"
 	case r.Expected && !r.Observed && r.Outcome == OutcomeUnreachable:
 		return "expected to pass but there is no route to " + r.To + ": are both containers on the network the flow needs ('zonewarden reach --eval " + key + "')?"
 	case r.Expected && !r.Observed:
@@ -255,3 +258,34 @@ func Best(outcomes []string) string {
 
 // Key renders the result's key as "web -> db:5432/tcp" or "web -> db:icmp".
 func (r Result) Key() string { return r.From + " -> " + r.To + ":" + r.Port }
+
+// IPsecNote explains, for two tasks of a Swarm that share an encrypted
+// overlay on different nodes, that the overlay carries nothing between
+// them because a node's kernel cannot encrypt (what the model expects,
+// reach's splitOverlays): "" when that is not the case.
+func IPsecNote(snap *inventory.Snapshot, from, to *inventory.Container) string {
+	if snap.Swarm == nil || from.Node == to.Node || from.Node == "" || to.Node == "" {
+		return ""
+	}
+	ix := inventory.NewIndex(snap)
+	var shared []string
+	for _, e := range from.Endpoints {
+		if n := ix.Network(e.Network); n != nil && n.Encrypted() && slices.ContainsFunc(to.Endpoints, func(o inventory.Endpoint) bool { return o.Network == e.Network }) {
+			shared = append(shared, n.Name)
+		}
+	}
+	if len(shared) == 0 {
+		return ""
+	}
+	var why []string
+	for _, node := range []string{from.Node, to.Node} {
+		if n := snap.Swarm.Node(node); n != nil && n.IPsec != nil && !n.IPsec.CanEncrypt() {
+			why = append(why, node+"'s kernel lacks "+strings.Join(n.IPsec.Missing, ", "))
+		}
+	}
+	if len(why) == 0 {
+		return ""
+	}
+	return "the encrypted overlay " + strings.Join(shared, ", ") + " carries nothing between " + from.Node + " and " + to.Node + ": " +
+		strings.Join(why, "; ") + " (Docker's IPsec security associations fail there, silently): not a policy's drop, and no plaintext either"
+}

@@ -231,3 +231,33 @@ func taskState(s swarm.TaskState) string {
 	}
 	return "created"
 }
+
+// MergeNode adds to a Swarm's snapshot (read from a manager) what only a
+// node's own daemon shows of its containers, read into node: their
+// processes (Pid, for verify to enter their namespaces) and MACs. It
+// returns how many of the Swarm's containers it completed.
+func MergeNode(snap, node *inventory.Snapshot) int {
+	byID := make(map[string]*inventory.Container, len(node.Containers))
+	for i := range node.Containers {
+		byID[node.Containers[i].ID] = &node.Containers[i]
+	}
+	n := 0
+	for i := range snap.Containers {
+		c := &snap.Containers[i]
+		local, ok := byID[c.ID]
+		if !ok || c.ID == "" {
+			continue
+		}
+		c.Pid = local.Pid
+		c.ExposedPorts = local.ExposedPorts
+		for j := range c.Endpoints {
+			for _, e := range local.Endpoints {
+				if e.Network == c.Endpoints[j].Network && c.Endpoints[j].MAC == "" {
+					c.Endpoints[j].MAC = e.MAC
+				}
+			}
+		}
+		n++
+	}
+	return n
+}
