@@ -73,6 +73,16 @@ func (h *host) tasksByNode(members []*inventory.Container) map[string][]string {
 	return out
 }
 
+// dataOnNodes is the evidence of the data services an overlay holds: each
+// with its node and why it counts as one.
+func (h *host) dataOnNodes(data []*inventory.Container) []string {
+	out := make([]string, len(data))
+	for i, c := range data {
+		out[i] = fmt.Sprintf("holds %s on node %s: %s (%s)", c.Name, c.Node, h.data[c].kind, h.data[c].reason)
+	}
+	return out
+}
+
 func (h *host) overlays() []*inventory.Network {
 	var out []*inventory.Network
 	for _, n := range h.userNetworks() {
@@ -90,10 +100,7 @@ func checkSwarmUnencrypted(h *host, r *Rule) []Finding {
 		if n.Encrypted() || len(data) == 0 {
 			continue
 		}
-		ev := []string{fmt.Sprintf("overlay %s: no encrypted option", n.Name)}
-		for _, c := range data {
-			ev = append(ev, fmt.Sprintf("holds %s on node %s: %s (%s)", c.Name, c.Node, h.data[c].kind, h.data[c].reason))
-		}
+		ev := append([]string{fmt.Sprintf("overlay %s: no encrypted option", n.Name)}, h.dataOnNodes(data)...)
 		out = append(out, r.finding(KindNetwork, n.Name, ev,
 			fmt.Sprintf("docker network create --driver overlay --opt encrypted %s-enc, then for each service on %s: docker service update --network-add %s-enc --network-rm %s SERVICE (zonewarden apply does this for a zone).", n.Name, n.Name, n.Name, n.Name)))
 	}
@@ -185,10 +192,7 @@ func checkSwarmAttachable(h *host, r *Rule) []Finding {
 		if !n.Attachable || len(data) == 0 {
 			continue
 		}
-		ev := []string{fmt.Sprintf("overlay %s is attachable", n.Name)}
-		for _, c := range data {
-			ev = append(ev, fmt.Sprintf("holds %s on node %s: %s (%s)", c.Name, c.Node, h.data[c].kind, h.data[c].reason))
-		}
+		ev := append([]string{fmt.Sprintf("overlay %s is attachable", n.Name)}, h.dataOnNodes(data)...)
 		out = append(out, r.finding(KindNetwork, n.Name, ev,
 			fmt.Sprintf("Create an overlay without --attachable for %s and its clients and move them to it (docker service update --network-add/--network-rm).", strings.Join(containerNames(data), ", "))))
 	}

@@ -108,21 +108,29 @@ func TestList(t *testing.T) {
 	t.Errorf("port %s not listed among %d", host, len(ports))
 }
 
+// openNetns opens the namespace ns of /var/run/netns and a Reader, both
+// closed when t ends.
+func openNetns(t *testing.T, ns string) (*os.File, *Reader) {
+	t.Helper()
+	f, err := os.Open("/var/run/netns/" + ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	r, err := NewReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return f, r
+}
+
 // TestInNetns finds the port of a namespace of the test's own, with its
 // peer's addresses (not the link-local one), and none for the host's own
 // namespace.
 func TestInNetns(t *testing.T) {
 	ns, host, br := testPort(t, "10.99.0.5/24", "fd99::5/64")
-	f, err := os.Open("/var/run/netns/" + ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := NewReader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	f, r := openNetns(t, ns)
 	peers, err := r.InNetns(int(f.Fd()))
 	if err != nil {
 		t.Fatal(err)
@@ -150,16 +158,7 @@ func TestInNetns(t *testing.T) {
 // the test fails when its own is never heard).
 func TestWatchAddrs(t *testing.T) {
 	ns, _, _ := testPort(t)
-	f, err := os.Open("/var/run/netns/" + ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := NewReader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	f, r := openNetns(t, ns)
 	want, err := r.NsidOf(int(f.Fd()))
 	if err != nil || want < 0 {
 		t.Fatalf("NsidOf = %d, %v; want the id the veth gave it", want, err)
