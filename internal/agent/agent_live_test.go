@@ -269,6 +269,7 @@ func TestAgentAdmitsConcurrentStarts(t *testing.T) {
 	cmd := fmt.Sprintf("read up rest </proc/uptime; echo UPTIME $up; nc -w 1 %s 80 </dev/null | grep -q reached-svc && echo FIRSTOK || { echo FIRSTMISS; nc -w 1 %s 80 </dev/null; }; nc -w 1 %s 5432 </dev/null; nc -w 1 %s 5432 </dev/null; echo DONE; sleep 3600", h.svc, h.svc, h.svc, h.db)
 	bootWall := bootTime(t)
 	drops0 := listenDrops(t, h.svcPid)
+	acct := accountSYNs(t, h.runID, h.svc)
 	ids := make([]string, n)
 	names := make([]string, n)
 	var (
@@ -349,10 +350,12 @@ func TestAgentAdmitsConcurrentStarts(t *testing.T) {
 	// No miss at all (issue 12). Misses came from admissions that waited
 	// behind slow reads of Docker in the reconcile loop (the container
 	// list, a dump of every link): those reads now run beside it. On
-	// Docker 20.10 one run in several still loses 1 to 3 first dials of
-	// 200 with no zonewarden drop counted or logged in either direction
-	// (and none in 3 runs without the agent): not understood yet, so
-	// tolerated there only when zonewarden dropped none of them.
+	// Docker 20.10 two runs of about fourteen since lost 1 and 3 first
+	// dials of 200 with no zonewarden drop logged (and none in 3 runs
+	// without the agent): not understood yet, so tolerated there only
+	// when zonewarden dropped none of them. The SYN accounting around
+	// zonewarden's tables (accountSYNs) fails the test when any table drops
+	// one, and tells where the next such loss happens.
 	maxMisses := 0
 	if v, err := h.cli.ServerVersion(context.Background()); err == nil && strings.HasPrefix(v.Version, "20.") {
 		maxMisses = 3
@@ -362,6 +365,11 @@ func TestAgentAdmitsConcurrentStarts(t *testing.T) {
 	}
 	if d := listenDrops(t, h.svcPid) - drops0; d > 0 || len(misses) > 0 {
 		t.Logf("svc's kernel dropped %d connection requests on its listening sockets (TcpExt ListenDrops: accept queue full)", d)
+	}
+	accounted, dropped := acct()
+	t.Log(accounted)
+	if dropped != "" {
+		problems = append(problems, dropped)
 	}
 	if ours > 0 {
 		problems = append(problems, fmt.Sprintf("zonewarden dropped the first dial of %d containers (their flows above)", ours))
@@ -391,6 +399,58 @@ func TestAgentAdmitsConcurrentStarts(t *testing.T) {
 		n-len(misses), n, q(0.5).Round(time.Millisecond), q(0.99).Round(time.Millisecond), latencies[len(latencies)-1].Round(time.Millisecond), len(latencies))
 	s := a.Status()
 	t.Logf("admission latency over %d (agent's view, from the start event): p50 %.1f ms, p99 %.1f ms", s.AdmissionSamples, s.AdmissionP50Ms, s.AdmissionP99Ms)
+}
+
+// accountSYNs counts, in tables of the test's own around zonewarden's,
+// the SYNs to svc:80 and svc's SYN-ACKs: entering the bridge and after
+// zonewarden's bridge table (bridge prerouting -400 and -200, zonewarden's
+// at -300), and in the inet forward hook before zonewarden's table (-200)
+// and after every filter (200). The returned func reads them: where a
+// first dial's packet was lost, if it was; and, as a problem, any of
+// them that zonewarden's bridge table or a forward filter dropped.
+func accountSYNs(t *testing.T, runID string, svc netip.Addr) func() (string, string) {
+	t.Helper()
+	table := "zwacct_" + runID
+	syn := fmt.Sprintf("ip daddr %s tcp dport 80 tcp flags & (syn | ack) == syn counter", svc)
+	synack := fmt.Sprintf("ip saddr %s tcp sport 80 tcp flags & (syn | ack) == syn | ack counter", svc)
+	chain := func(name, hook string, prio int) string {
+		return fmt.Sprintf("chain %s { type filter hook %s priority %d; %s; %s; }\n", name, hook, prio, syn, synack)
+	}
+	rules := fmt.Sprintf("table bridge %s {\n%s%s}\ntable inet %s {\n%s%s}\n", table,
+		chain("in", "prerouting", -400), chain("bound", "prerouting", -200), table, chain("before", "forward", -200), chain("after", "forward", 200))
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("accounting tables: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		_ = nft.Delete(context.Background(), "bridge", table)
+		_ = nft.Delete(context.Background(), "inet", table)
+	})
+	return func() (string, string) {
+		var counts []string
+		for _, family := range []string{"bridge", "inet"} {
+			listing, err := nft.List(context.Background(), family, table)
+			if err != nil {
+				return "", "cannot read the accounting tables: " + err.Error()
+			}
+			for _, line := range strings.Split(listing, "\n") {
+				if _, after, ok := strings.Cut(line, "counter packets "); ok {
+					n, _, _ := strings.Cut(after, " ")
+					counts = append(counts, n)
+				}
+			}
+		}
+		if len(counts) != 8 {
+			return "", fmt.Sprintf("accounting: %d counters, want 8", len(counts))
+		}
+		report := fmt.Sprintf("SYNs to svc:80 / svc's SYN-ACKs: entering the bridge %s/%s, after zonewarden's bridge table %s/%s; inet forward before zonewarden's table %s/%s, after every filter %s/%s",
+			counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6], counts[7])
+		if counts[0] != counts[2] || counts[1] != counts[3] || counts[4] != counts[6] || counts[5] != counts[7] {
+			return report, "some SYNs or SYN-ACKs of allowed dials were dropped on their way: " + report
+		}
+		return report, ""
+	}
 }
 
 // listenDrops reads TcpExt ListenDrops of the namespace of process pid:

@@ -118,18 +118,20 @@ func inOrder(t *testing.T, what, got string, want []string) {
 	}
 }
 
+// composeFile is a compose file of testdata/compose.
+func composeFile(p string) string { return filepath.Join("..", "..", "testdata", "compose", p) }
+
 // TestInitPassesCheck: init on the demo host and on the compose projects
 // of testdata writes a policy that check accepts, with its tests passing.
 func TestInitPassesCheck(t *testing.T) {
-	compose := func(p string) string { return filepath.Join("..", "..", "testdata", "compose", p) }
 	sources := map[string][]string{
 		"demo":      {"--snapshot", demoSnapshot(t)},
-		"threetier": {"-f", compose("threetier/compose.yaml")},
-		"hostnet":   {"-f", compose("hostnet/compose.yaml")},
-		"merged":    {"-f", compose("merged/compose.yaml"), "-f", compose("merged/compose.prod.yaml")},
-		"edge":      {"-f", compose("shared/edge/compose.yaml")},
-		"billing":   {"-f", compose("shared/billing/compose.yaml")},
-		"evidence":  {"-f", compose("evidence/compose.yaml")},
+		"threetier": {"-f", composeFile("threetier/compose.yaml")},
+		"hostnet":   {"-f", composeFile("hostnet/compose.yaml")},
+		"merged":    {"-f", composeFile("merged/compose.yaml"), "-f", composeFile("merged/compose.prod.yaml")},
+		"edge":      {"-f", composeFile("shared/edge/compose.yaml")},
+		"billing":   {"-f", composeFile("shared/billing/compose.yaml")},
+		"evidence":  {"-f", composeFile("evidence/compose.yaml")},
 	}
 	for name, src := range sources {
 		t.Run(name, func(t *testing.T) {
@@ -252,5 +254,24 @@ func BenchmarkCheckCommand(b *testing.B) {
 		if code := Main(context.Background(), []string{"check", path}, &stdout, &stderr); code != 0 {
 			b.Fatalf("exit %d: %s%s", code, stdout.String(), stderr.String())
 		}
+	}
+}
+
+// TestAuditStack audits a docker stack file without a Swarm: the data
+// service it publishes through the routing mesh is found, and the
+// encrypted overlay it sits on is not taken for a plain one.
+func TestAuditStack(t *testing.T) {
+	code, out, stderr := run(t, "audit", "-f", composeFile("stack/stack.yaml"), "--stack", "-p", "shop", "--format", "json")
+	if code > 1 {
+		t.Fatalf("audit --stack: exit %d\n%s%s", code, out, stderr)
+	}
+	if !strings.Contains(out, `"rule": "swarm-data-routing-mesh"`) || !strings.Contains(out, `"name": "shop_db"`) {
+		t.Errorf("audit --stack does not find shop_db published through the routing mesh:\n%s", out)
+	}
+	if strings.Contains(out, `"rule": "swarm-data-unencrypted"`) {
+		t.Errorf("audit --stack takes the encrypted overlay for a plain one:\n%s", out)
+	}
+	if code, _, stderr := run(t, "audit", "--stack"); code == 0 || !strings.Contains(stderr, "give them with -f") {
+		t.Errorf("--stack without -f: exit %d: %s", code, stderr)
 	}
 }

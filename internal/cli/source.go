@@ -20,6 +20,7 @@ type sourceFlags struct {
 	projectName  string
 	snapshotFile string
 	swarmNodes   []string
+	stack        bool
 }
 
 func (s *sourceFlags) register(root *cobra.Command) {
@@ -27,6 +28,7 @@ func (s *sourceFlags) register(root *cobra.Command) {
 	f.StringVar(&s.dockerHost, "docker-host", "", "Docker Engine API endpoint (default: $DOCKER_HOST, else unix:///var/run/docker.sock)")
 	f.StringArrayVarP(&s.composeFiles, "file", "f", nil, "read the host from compose `FILE`s instead of Docker (repeat to merge, as docker compose -f does)")
 	f.StringVarP(&s.projectName, "project-name", "p", "", "compose project name (default: as docker compose derives it)")
+	f.BoolVar(&s.stack, "stack", false, "with -f: read the compose files as 'docker stack deploy' does: a Swarm stack named by -p, with overlays, services and deploy:")
 	f.StringVar(&s.snapshotFile, "snapshot", "", "read the host from a snapshot `FILE` written by 'zonewarden snapshot'")
 	f.StringArrayVar(&s.swarmNodes, "swarm-node", nil, "with --docker-host a Swarm manager: also read this node's own Docker `ENDPOINT` (repeat per node) for what only it shows: its tasks' processes, which verify enters, and, when local, its kernel's IPsec")
 }
@@ -38,8 +40,10 @@ func (s *sourceFlags) load(ctx context.Context) (*inventory.Snapshot, error) {
 		return nil, fmt.Errorf("--snapshot and -f both given: choose one source")
 	case s.snapshotFile != "":
 		return inventory.ReadFile(s.snapshotFile)
+	case s.stack && len(s.composeFiles) == 0:
+		return nil, fmt.Errorf("--stack reads compose files: give them with -f")
 	case len(s.composeFiles) > 0:
-		return compose.Load(ctx, s.composeFiles, compose.Options{ProjectName: s.projectName})
+		return compose.Load(ctx, s.composeFiles, compose.Options{ProjectName: s.projectName, Stack: s.stack})
 	}
 	dc, err := dockerapi.New(s.dockerHost)
 	if err != nil {

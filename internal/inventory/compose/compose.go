@@ -46,6 +46,10 @@ type Options struct {
 	// non-nil slice replaces it. The .env file next to the first compose
 	// file is read in both cases, and loses to Env as it does in compose.
 	Env []string
+	// Stack reads the files as docker stack deploy does: a Swarm stack
+	// named as the project, with overlays, services and deploy: (see
+	// stack).
+	Stack bool
 }
 
 // Load reads the compose files (merged in order, as docker compose -f a -f b
@@ -101,6 +105,10 @@ func Load(ctx context.Context, files []string, opts Options) (snap *inventory.Sn
 	snap, err = convert(project)
 	if err != nil {
 		return nil, l.explainModel(err)
+	}
+	if opts.Stack {
+		stack(project, snap)
+		inventory.Sort(snap)
 	}
 	snap.Source = inventory.Source{Kind: "compose", Detail: strings.Join(files, ",")}
 	if err := snap.Validate(); err != nil {
