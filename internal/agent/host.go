@@ -204,7 +204,7 @@ func (h *hostView) readEndpoints(ctx context.Context, d dirty) error {
 	}
 	knownKernel := func(e kernelEndpoint) bool { _, ok := h.containers[e.ContainerID]; return ok }
 	unknown := slices.ContainsFunc(found, func(e dockerapi.NetworkEndpoint) bool { return resolve(e) == "" }) ||
-		!all(kernel, knownKernel)
+		!every(kernel, knownKernel)
 	switch {
 	case unknown && h.containerReader != nil:
 		// Read those containers off the loop; their endpoints wait here
@@ -463,8 +463,8 @@ func (h *hostView) bindPorts(snap *inventory.Snapshot) {
 // know waits for the container to be read.
 const unknownLife = 10 * time.Second
 
-// all reports whether f holds for every element of s.
-func all[T any](s []T, f func(T) bool) bool {
+// every reports whether f holds for every element of s.
+func every[T any](s []T, f func(T) bool) bool {
 	return !slices.ContainsFunc(s, func(x T) bool { return !f(x) })
 }
 
