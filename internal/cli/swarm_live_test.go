@@ -129,4 +129,31 @@ func TestSwarmAuditReachVerify(t *testing.T) {
 		break
 	}
 	t.Logf("%d keys probed over %d tasks on 3 nodes: %d open across nodes, %d blocked by the kernel's missing IPsec", doc.Summary.Probed, len(nodeOf), crossOpen, ipsecNotes)
+
+	// db rescheduled beside an api task: the model follows it (the
+	// encrypted overlay joins them on one node) and packets agree.
+	apiNode := ""
+	for name, node := range nodeOf {
+		if strings.HasPrefix(name, "api.") {
+			apiNode = node
+		}
+	}
+	bed.Constrain(t, "db", 1, "node.hostname=="+apiNode)
+	code, out, stderr = run(t, append([]string{"verify", "--format", "json"}, args...)...)
+	doc.Results = nil
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("verify after the move: exit %d: %v\n%s%s", code, err, out, stderr)
+	}
+	sameNode := 0
+	for _, r := range doc.Results {
+		if !r.OK() {
+			t.Errorf("after the move, mismatch: %s -> %s:%s expected %v, observed %s: %s", r.From, r.To, r.Port, r.Expected, r.Outcome, r.Cause)
+		}
+		if strings.HasPrefix(r.From, "api.") && strings.HasPrefix(r.To, "db.") && r.Outcome == verify.OutcomeOpen {
+			sameNode++
+		}
+	}
+	if code != 0 || sameNode == 0 {
+		t.Errorf("after db moved beside an api task on %s: exit %d, %d api -> db keys open (want the one on its node)", apiNode, code, sameNode)
+	}
 }

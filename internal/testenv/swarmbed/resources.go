@@ -3,6 +3,7 @@ package swarmbed
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +117,47 @@ func (b *Bed) WaitTasks(t testing.TB, service string, n int, within time.Duratio
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("service %s: %d of %d tasks running after %s (%v): %s", service, running, n, within, err, strings.Join(states, "; "))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Constrain replaces a service's placement constraints (docker service
+// update --constraint-rm/--constraint-add), which reschedules its tasks,
+// and waits until its n tasks run again, on nodes that meet them.
+func (b *Bed) Constrain(t testing.TB, service string, n int, constraints ...string) []swarm.Task {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := b.Nodes[0].Client
+	s, _, err := c.ServiceInspectWithRaw(ctx, service, swarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatalf("inspecting service %s: %v", service, err)
+	}
+	spec := s.Spec
+	if spec.TaskTemplate.Placement == nil {
+		spec.TaskTemplate.Placement = &swarm.Placement{}
+	}
+	spec.TaskTemplate.Placement.Constraints = constraints
+	if _, err := c.ServiceUpdate(ctx, s.ID, s.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
+		t.Fatalf("updating service %s: %v", service, err)
+	}
+	// The old tasks stop as the new ones start: wait for n tasks running
+	// that were made for the new spec.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		tasks := b.WaitTasks(t, service, n, time.Until(deadline))
+		fresh := 0
+		for _, task := range tasks {
+			if p := task.Spec.Placement; p != nil && slices.Equal(p.Constraints, constraints) {
+				fresh++
+			}
+		}
+		if fresh == n {
+			return tasks
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("service %s: its tasks did not move within a minute", service)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
