@@ -64,7 +64,7 @@ var swarmRules = []*Rule{
 	},
 }
 
-// tasks returns the containers on network n, by node.
+// tasksByNode groups the names of containers by the node they run on.
 func (h *host) tasksByNode(members []*inventory.Container) map[string][]string {
 	out := map[string][]string{}
 	for _, c := range members {
@@ -152,9 +152,12 @@ func checkSwarmRoutingMesh(h *host, r *Rule) []Finding {
 	}
 	var out []Finding
 	for _, s := range h.snap.Swarm.Services {
+		// The first of its tasks in the snapshot's order that is a data
+		// service: the same evidence on every run.
 		var data *inventory.Container
-		for c := range h.data {
-			if c.SwarmService() == s.Name {
+		for i := range h.snap.Containers {
+			c := &h.snap.Containers[i]
+			if _, ok := h.data[c]; ok && c.SwarmService() == s.Name {
 				data = c
 				break
 			}
