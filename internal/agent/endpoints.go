@@ -63,6 +63,14 @@ func (r *endpointReader) requestBridge(bridge string) bool {
 	return ok
 }
 
+// requestAll asks for the endpoints of every bridge network known to be
+// read.
+func (r *endpointReader) requestAll() {
+	for _, n := range *r.bridges.Load() {
+		r.request(n.ID)
+	}
+}
+
 // addKernel hands over endpoints the kernel showed.
 func (r *endpointReader) addKernel(eps []kernelEndpoint) {
 	r.mu.Lock()

@@ -5,12 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/zonewarden/zonewarden/internal/bridgeport"
+	"github.com/zonewarden/zonewarden/internal/inventory"
 )
 
 // watchTable follows nf_tables' change notifications and marks the table
@@ -193,6 +195,7 @@ func (a *Agent) monitorLinks(ctx context.Context) error {
 	}
 	a.host.table.Store(table)
 	defer a.host.table.Store(nil)
+	foreign := &foreignBridges{asked: map[string]*map[string]inventory.Network{}}
 	for {
 		msgs, err := c.Receive()
 		if err != nil {
@@ -203,7 +206,10 @@ func (a *Agent) monitorLinks(ctx context.Context) error {
 				if err := table.Load(); err != nil {
 					return err
 				}
-				a.mark(func(d *dirty) { d.networks = true }) // some were lost: look at every bridge
+				// Some were lost: read every bridge's network again, off
+				// the loop (its list of networks has not changed: a new
+				// network comes with its own event).
+				a.host.reader.requestAll()
 				continue
 			}
 			return err
@@ -231,7 +237,7 @@ func (a *Agent) monitorLinks(ctx context.Context) error {
 		mark := func() {
 			var unknown []string
 			for b := range bridges {
-				if !a.host.reader.requestBridge(b) {
+				if !a.host.reader.requestBridge(b) && !foreign.seen(b, a.host.reader.bridges.Load()) {
 					unknown = append(unknown, b)
 				}
 			}
@@ -276,4 +282,31 @@ func portOf(data []byte) (master, nsid int) {
 		}
 	}
 	return master, nsid
+}
+
+// foreignBridges remembers the bridges whose ports made the reconcile
+// read Docker's networks: one that no network owns after that read is
+// not Docker's (a bridge of the operator's, or of a test), and its ports
+// must not make every later reconcile read the networks again, which on
+// a daemon busy with a storm of starts takes tens of milliseconds that a
+// starting container's admission waits behind.
+type foreignBridges struct {
+	mu    sync.Mutex
+	asked map[string]*map[string]inventory.Network // bridge: the networks as known when it was asked about
+}
+
+// seen reports whether bridge b was asked about before and the networks
+// were read since (now is the networks as known now); it records the ask
+// otherwise.
+func (f *foreignBridges) seen(b string, now *map[string]inventory.Network) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	at, ok := f.asked[b]
+	if ok && at != now {
+		return true
+	}
+	if !ok {
+		f.asked[b] = now
+	}
+	return false
 }
