@@ -25,6 +25,8 @@ func (a *app) agentCommand() *cobra.Command {
 		cfg       agent.Config
 		logLevel  string
 		flowsPath string
+		swarm     bool
+		execRoot  string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --policy FILE",
@@ -74,10 +76,23 @@ proxy that allows containers, networks and events will do), plus network
 disconnect with --enforce-membership. The Docker side of the policy (zone
 networks, memberships) is apply's: run 'zonewarden apply FILE' once.
 
+Swarm (--swarm): traffic between the tasks of an overlay network, on one
+node or two, never crosses a node's own forward hook: it is bridged inside
+the overlay's namespace (Docker's exec-root, netns/1-<network id>), with
+vxlan0 as the port to the other nodes. Run one agent with --swarm on every
+node: it reads each overlay this node has a task on (the tasks of every
+node, from the network's verbose inspect), compiles the policy as for a
+host and loads it into that namespace, on the node's events and every
+second (a task that starts on another node sends no event here: until it
+is read it is dropped, fail closed). Workloads must select tasks by what
+every node knows of them: their name ("api.*") or the label
+com.docker.swarm.service.name. See docs/zones-across-hosts.md.
+
 Exit status: 0 after SIGINT/SIGTERM, 2 when it cannot start (invalid policy,
 no netlink, the socket taken).`,
 		Example: `  zonewarden apply zones.yaml && zonewarden agent --policy zones.yaml
-  zonewarden agent --policy /etc/zonewarden/zones.yaml --enforce-membership --metrics-addr 127.0.0.1:9847`,
+  zonewarden agent --policy /etc/zonewarden/zones.yaml --enforce-membership --metrics-addr 127.0.0.1:9847
+  zonewarden agent --policy zones.yaml --swarm          # on every node of a Swarm`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.PolicyPath == "" {
@@ -108,6 +123,15 @@ no netlink, the socket taken).`,
 				return &exitErr{Code: exitError, Err: err}
 			}
 			defer dc.Close()
+			if swarm {
+				ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+				defer stop()
+				err := agent.RunOverlays(ctx, dc, agent.OverlayConfig{PolicyPath: cfg.PolicyPath, ExecRoot: execRoot, Table: cfg.Table, Log: cfg.Log})
+				if err != nil {
+					return &exitErr{Code: exitError, Err: err}
+				}
+				return nil
+			}
 			cfg.Docker = dc
 			cfg.SaveState = firewall.Record
 			ag, err := agent.New(cfg)
@@ -147,6 +171,8 @@ no netlink, the socket taken).`,
 	f.IntVar(&cfg.FlowRate, "flow-rate", 100, "at most this many denied-flow lines per second (packets beyond are counted, not written)")
 	f.StringVar(&logLevel, "log-level", "info", "the agent's own log: debug, info, warn or error")
 	f.StringVar(&cfg.Table, "table", enforce.Table, "the nftables table (inet) to keep; tests use their own")
+	f.BoolVar(&swarm, "swarm", false, "on a Swarm node: keep the policy inside this node's overlay namespaces, where traffic between tasks is bridged (run one per node)")
+	f.StringVar(&execRoot, "docker-exec-root", "/var/run/docker", "with --swarm: dockerd's --exec-root `DIR`; the overlays' namespaces are DIR/netns/1-*")
 	_ = f.MarkHidden("table")
 	return cmd
 }

@@ -1,12 +1,21 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/zonewarden/zonewarden/internal/agent"
 	"github.com/zonewarden/zonewarden/internal/audit"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
 	"github.com/zonewarden/zonewarden/internal/testenv/swarmbed"
 	"github.com/zonewarden/zonewarden/internal/verify"
 )
@@ -156,4 +165,187 @@ func TestSwarmAuditReachVerify(t *testing.T) {
 	if code != 0 || sameNode == 0 {
 		t.Errorf("after db moved beside an api task on %s: exit %d, %d api -> db keys open (want the one on its node)", apiNode, code, sameNode)
 	}
+}
+
+// swarmPolicy narrows the two overlays of TestSwarmEnforce to ports:
+// web -> api on 8080, api -> db on 5432, nothing else between members.
+// Tasks are selected by what every node knows of them: their name and
+// their service's name.
+const swarmPolicy = `version: 1
+zones:
+  swfront: {default: deny}
+  swback:  {default: deny, internal: true}
+workloads:
+  web: {match: {name: "web.*"}, zones: [swfront]}
+  api: {match: {label: {com.docker.swarm.service.name: api}}, zones: [swfront, swback]}
+  db:  {match: {name: "db.*"}, zones: [swback]}
+flows:
+  - {from: web, to: api, ports: [8080/tcp]}
+  - {from: api, to: db,  ports: [5432/tcp]}
+`
+
+// TestSwarmEnforce runs the overlay enforcer (agent --swarm) on each of
+// three nodes and proves with real packets, from every node, that the
+// policy's ports hold across nodes where Docker alone lets every member
+// of an overlay reach every other on any port; that a task rescheduled to
+// another node keeps exactly its flows; and that the rules stay when the
+// enforcers stop (fail static).
+//
+// Address plan: the bed's; the overlays get 10.250.213-214.0/24.
+func TestSwarmEnforce(t *testing.T) {
+	t.Setenv("ZONEWARDEN_STATE_DIR", t.TempDir())
+	bed := swarmbed.Up(t, 3, 1)
+	n1, n2, n3 := bed.Nodes[0], bed.Nodes[1], bed.Nodes[2]
+	bed.Overlay(t, "swfront", swarmbed.OverlayOpts{Subnet: "10.250.213.0/24"})
+	bed.Overlay(t, "swback", swarmbed.OverlayOpts{Internal: true, Subnet: "10.250.214.0/24"})
+	bed.Service(t, swarmbed.ServiceSpec{Name: "web", Replicas: 3, Networks: []string{"swfront"}, DNSRR: true})
+	bed.Service(t, swarmbed.ServiceSpec{Name: "api", Replicas: 2, Networks: []string{"swfront", "swback"}, DNSRR: true,
+		Constraints: []string{"node.hostname!=" + n3.Hostname}})
+	bed.Service(t, swarmbed.ServiceSpec{Name: "db", Networks: []string{"swback"}, DNSRR: true,
+		Constraints: []string{"node.hostname==" + n3.Hostname}})
+	pol := filepath.Join(t.TempDir(), "zones.yaml")
+	if err := os.WriteFile(pol, []byte(swarmPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"verify", pol, "--format", "json", "--docker-host", "unix://" + n1.Socket, "--swarm-node", "unix://" + n2.Socket, "--swarm-node", "unix://" + n3.Socket}
+	verifyAll := func() (results []verify.Result, mismatches int, out string) {
+		_, out, stderr := run(t, args...)
+		var doc struct {
+			Results []verify.Result `json:"results"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("verify: %v\n%s%s", err, out, stderr)
+		}
+		for _, r := range doc.Results {
+			if !r.OK() {
+				mismatches++
+				out += fmt.Sprintf("\nmismatch: %s -> %s:%s expected %v, observed %s: %s", r.From, r.To, r.Port, r.Expected, r.Outcome, r.Cause)
+			}
+		}
+		return doc.Results, mismatches, out
+	}
+
+	// Docker alone: every member reaches every other, on any port.
+	if _, m, _ := verifyAll(); m == 0 {
+		t.Fatal("before enforcement verify finds no mismatch: the policy narrows nothing this test can see")
+	}
+
+	// One enforcer per node, as a unit per node would run it: its own
+	// daemon, the overlays' namespaces under its exec-root (reached here
+	// through dockerd's mount namespace).
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	var mu sync.Mutex
+	loaded := map[string]int{} // node/network: tasks
+	for _, n := range bed.Nodes {
+		d, err := dockerapi.New("unix://" + n.Socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		cfg := agent.OverlayConfig{PolicyPath: pol, ExecRoot: fmt.Sprintf("/proc/%d/root%s", n.DockerdPID, n.ExecRoot), Poll: 500 * time.Millisecond,
+			Loaded: func(network string, tasks int) { mu.Lock(); loaded[n.Hostname+"/"+network] = tasks; mu.Unlock() }}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := agent.RunOverlays(ctx, d, cfg); err != nil {
+				t.Errorf("node %s: %v", n.Hostname, err)
+			}
+		}()
+	}
+	// Nodes 1 and 2 hold web and api (both overlays), node 3 web and db.
+	want := []string{n1.Hostname + "/swfront", n1.Hostname + "/swback", n2.Hostname + "/swfront", n2.Hostname + "/swback", n3.Hostname + "/swfront", n3.Hostname + "/swback"}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		missing := slices.DeleteFunc(slices.Clone(want), func(k string) bool { return loaded[k] > 0 })
+		mu.Unlock()
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no rules loaded after 20 s in %v", missing)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Every pair and port, from every node, as the policy says.
+	eventuallyMatches := func(what string) []verify.Result {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			results, m, out := verifyAll()
+			if m == 0 {
+				return results
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d mismatches%s", what, m, out)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	results := eventuallyMatches("enforced")
+	open, blocked, crossOpen := 0, 0, 0
+	for _, r := range results {
+		switch r.Outcome {
+		case verify.OutcomeOpen:
+			open++
+			if r.From[:3] != "web" && r.From[:3] != "api" {
+				t.Errorf("open from %s: no flow starts there", r.From)
+			}
+		case verify.OutcomeBlocked:
+			blocked++
+		}
+	}
+	nodeOf := taskNodes(t, args[4:])
+	for _, r := range results {
+		if r.Outcome == verify.OutcomeOpen && nodeOf[r.From] != nodeOf[r.To] {
+			crossOpen++
+		}
+	}
+	if open == 0 || blocked == 0 || crossOpen == 0 {
+		t.Errorf("enforced: %d keys open (%d across nodes), %d blocked: want some of each", open, crossOpen, blocked)
+	}
+	t.Logf("enforced on 3 nodes: %d keys probed, %d open (%d across nodes), %d blocked, 0 mismatches", len(results), open, crossOpen, blocked)
+
+	// db moves to node 1: its flows follow it, and nothing more.
+	bed.Constrain(t, "db", 1, "node.hostname=="+n1.Hostname)
+	moved := time.Now()
+	results = eventuallyMatches("after db moved to " + n1.Hostname)
+	dbOpen := 0
+	for _, r := range results {
+		if strings.HasPrefix(r.To, "db.") && r.Outcome == verify.OutcomeOpen {
+			dbOpen++
+			if !strings.HasPrefix(r.From, "api.") || r.Port != "5432/tcp" {
+				t.Errorf("after the move %s reaches %s:%s", r.From, r.To, r.Port)
+			}
+		}
+	}
+	if dbOpen != 2 {
+		t.Errorf("after the move, %d api -> db:5432 keys open, want 2 (one per api task)", dbOpen)
+	}
+	t.Logf("db rescheduled to %s: its flows held %s after the move was done", n1.Hostname, time.Since(moved).Round(time.Millisecond))
+
+	// The enforcers stop: the rules stay (fail static).
+	cancel()
+	wg.Wait()
+	if _, m, out := verifyAll(); m != 0 {
+		t.Errorf("with the enforcers stopped the rules did not stay: %d mismatches%s", m, out)
+	}
+}
+
+// taskNodes reads a Swarm's snapshot and returns each task's node.
+func taskNodes(t *testing.T, sourceArgs []string) map[string]string {
+	t.Helper()
+	code, out, stderr := run(t, append([]string{"snapshot"}, sourceArgs...)...)
+	var snap inventory.Snapshot
+	if err := json.Unmarshal([]byte(out), &snap); code != 0 || err != nil {
+		t.Fatalf("snapshot: exit %d: %v\n%s", code, err, stderr)
+	}
+	out2 := map[string]string{}
+	for _, c := range snap.Containers {
+		out2[c.Name] = c.Node
+	}
+	return out2
 }

@@ -100,9 +100,12 @@ func Compile(b *model.Binding, opts Options) *Ruleset {
 		zoneNames[p.Zones[i].Name] = &p.Zones[i]
 	}
 	// Subnets: every bridge network's (local), the zones' (zones), and
-	// the default: allow zones' pairs.
+	// the default: allow zones' pairs. An overlay's are there too: in its
+	// own namespace on each node, where the agent loads this ruleset
+	// (agent.RunOverlays), it is a bridge (br0) with a port to the other
+	// nodes (vxlan0); no host's forward hook sees its traffic.
 	for _, n := range b.Snapshot.Networks {
-		if n.Driver != "bridge" {
+		if n.Driver != "bridge" && n.Driver != "overlay" {
 			continue
 		}
 		z := zoneNames[n.Name]

@@ -38,6 +38,7 @@ const maxElemBytes = 60_000
 type Loader struct {
 	mu     sync.Mutex
 	closed bool
+	netns  int // the network namespace's file descriptor; -1: the caller's
 	conn   *nftables.Conn
 	sock   *netlink.Conn // conn's socket, to size its buffers
 	// The socket's buffer sizes so far (0: the system's default).
@@ -46,7 +47,14 @@ type Loader struct {
 
 // New opens a netlink socket for loading.
 func New() (*Loader, error) {
-	l := &Loader{}
+	return NewIn(-1)
+}
+
+// NewIn opens a netlink socket for loading into the network namespace
+// whose file descriptor is netns (-1: the caller's). The descriptor must
+// stay open while the loader is used.
+func NewIn(netns int) (*Loader, error) {
+	l := &Loader{netns: netns}
 	if err := l.open(); err != nil {
 		return nil, err
 	}
@@ -54,10 +62,14 @@ func New() (*Loader, error) {
 }
 
 func (l *Loader) open() error {
-	conn, err := nftables.New(nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
 		l.sock = c
 		return nil
-	}))
+	})}
+	if l.netns >= 0 {
+		opts = append(opts, nftables.WithNetNSFd(l.netns))
+	}
+	conn, err := nftables.New(opts...)
 	if err != nil {
 		return fmt.Errorf("nflink: cannot open a netlink socket: %w", err)
 	}

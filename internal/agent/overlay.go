@@ -1,0 +1,276 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/zonewarden/zonewarden/internal/enforce"
+	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/model"
+	"github.com/zonewarden/zonewarden/internal/nft/nflink"
+	"github.com/zonewarden/zonewarden/internal/policy"
+)
+
+// OverlayConfig configures RunOverlays.
+type OverlayConfig struct {
+	// PolicyPath is the policy file (reread when it changes).
+	PolicyPath string
+	// ExecRoot is dockerd's exec-root (--exec-root, /var/run/docker by
+	// default): the overlays' namespaces are the files ExecRoot/netns/1-*.
+	ExecRoot string
+	// Table names the inet table loaded in each overlay's namespace.
+	Table string
+	// Poll is how often every overlay is read again (default 1 s): a task
+	// that starts on another node sends no event to this one, and is
+	// dropped here (fail closed) until it is read.
+	Poll time.Duration
+	Log  *slog.Logger
+	// Loaded, when set, is called after a ruleset is loaded into an
+	// overlay's namespace, with the network's name and its tasks.
+	Loaded func(network string, tasks int)
+}
+
+// OverlayNamespace is where dockerd keeps the namespace of an overlay
+// network on a node: the network's bridge (br0), the node's end of each
+// local task's veth, and vxlan0 to the other nodes. Traffic between two
+// tasks, on one node or two, crosses that bridge and, through
+// br_netfilter there, the namespace's forward hook; it never crosses the
+// node's own (see docs/zones-across-hosts.md).
+func OverlayNamespace(execRoot, networkID string) string {
+	id := networkID
+	if len(id) > 10 {
+		id = id[:10]
+	}
+	return filepath.Join(execRoot, "netns", "1-"+id)
+}
+
+// SwarmSelectable returns the problems of a policy whose workloads would
+// select a task on one node and not on another: every node knows every
+// task's name and service, but a task's image and container labels only
+// on its own node. Enforcing such a policy would let two nodes decide
+// one connection differently.
+func SwarmSelectable(p *policy.Policy) []string {
+	var out []string
+	for _, w := range p.Workloads {
+		m := w.Match
+		var only []string
+		if m.Image != "" {
+			only = append(only, "image")
+		}
+		if !m.Compose.IsZero() {
+			only = append(only, "compose")
+		}
+		for k := range m.Labels {
+			if k != inventory.LabelSwarmService {
+				only = append(only, "label "+k)
+			}
+		}
+		if len(only) > 0 {
+			out = append(out, fmt.Sprintf("workload %s selects by %s, which only a task's own node knows; on a Swarm select tasks by name (name: \"api.*\") or by the label %s",
+				w.Name, strings.Join(only, ", "), inventory.LabelSwarmService))
+		}
+	}
+	return out
+}
+
+// overlayNS is one overlay namespace the enforcer loads into.
+type overlayNS struct {
+	file   *os.File
+	ino    uint64
+	loader *nflink.Loader
+	last   *enforce.Ruleset // what the namespace holds; nil: load it whole
+}
+
+func (o *overlayNS) close() {
+	o.loader.Close()
+	o.file.Close()
+}
+
+// RunOverlays keeps the policy true inside every Swarm overlay namespace
+// of this node until ctx ends: it reads each overlay this node has a
+// task on (OverlayView: the tasks of every node), binds the policy to
+// them, compiles it as for a host (enforce.Compile: admitted addresses,
+// the flows' address pairs and ports, fail closed for the rest of a
+// zone) and loads the difference into the overlay's namespace in one
+// netlink transaction. It reads again on the node's events (its own
+// tasks) and every Poll (the others'); a table deleted there is loaded
+// again. The rules stay when it stops (fail static).
+func RunOverlays(ctx context.Context, d *dockerapi.Client, cfg OverlayConfig) error {
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.Table == "" {
+		cfg.Table = enforce.Table
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	pol, raw, err := readSwarmPolicy(cfg.PolicyPath)
+	if err != nil {
+		return err
+	}
+	spaces := map[string]*overlayNS{} // by network id
+	defer func() {
+		for _, o := range spaces {
+			o.close()
+		}
+	}()
+	kick := make(chan struct{}, 1)
+	go followEvents(ctx, d, cfg.Log, kick)
+	tick := time.NewTicker(cfg.Poll)
+	defer tick.Stop()
+	for {
+		if p, r, err := readSwarmPolicy(cfg.PolicyPath); err != nil {
+			cfg.Log.Error("policy change rejected; the previous policy stays in force", "policy", cfg.PolicyPath, "error", err.Error())
+		} else if !bytes.Equal(r, raw) {
+			pol, raw = p, r
+			cfg.Log.Info("policy reloaded", "policy", cfg.PolicyPath)
+			for _, o := range spaces {
+				o.last = nil
+			}
+		}
+		if err := enforceOverlays(ctx, d, cfg, pol, spaces); err != nil && ctx.Err() == nil {
+			cfg.Log.Error("cannot enforce the overlays; retrying", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-kick:
+		}
+	}
+}
+
+// readSwarmPolicy reads the policy and refuses one that nodes could
+// decide differently (SwarmSelectable).
+func readSwarmPolicy(path string) (*policy.Policy, []byte, error) {
+	p, raw, err := readPolicy(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if problems := SwarmSelectable(p); len(problems) > 0 {
+		return nil, nil, fmt.Errorf("the policy %s cannot be enforced the same on every node:\n  %s", path, strings.Join(problems, "\n  "))
+	}
+	return p, raw, nil
+}
+
+// followEvents kicks on every event of the node (a local task started,
+// stopped, connected), resubscribing while ctx lives.
+func followEvents(ctx context.Context, d *dockerapi.Client, log *slog.Logger, kick chan<- struct{}) {
+	for ctx.Err() == nil {
+		events, wait, err := d.Events(ctx)
+		if err == nil {
+			for range events {
+				select {
+				case kick <- struct{}{}:
+				default:
+				}
+			}
+			err = wait()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("lost Docker's events; overlays are read every poll meanwhile", "error", fmt.Sprint(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// enforceOverlays does one round over the node's overlays.
+func enforceOverlays(ctx context.Context, d *dockerapi.Client, cfg OverlayConfig, pol *policy.Policy, spaces map[string]*overlayNS) error {
+	nets, err := d.Networks(ctx)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	var errs []error
+	for _, n := range nets {
+		if n.Driver != "overlay" || n.Ingress {
+			continue
+		}
+		path := OverlayNamespace(cfg.ExecRoot, n.ID)
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			continue // no task of this node on it: no namespace
+		}
+		view, err := d.OverlayView(ctx, n.ID)
+		if err != nil || view == nil {
+			errs = append(errs, err)
+			continue
+		}
+		seen[n.ID] = true
+		o := spaces[n.ID]
+		if o != nil && o.ino != st.Ino {
+			o.close() // the network was made again
+			o = nil
+		}
+		if o == nil {
+			if o, err = openOverlayNS(path, st.Ino); err != nil {
+				errs = append(errs, fmt.Errorf("overlay %s: %w", n.Name, err))
+				continue
+			}
+			spaces[n.ID] = o
+		}
+		if o.last != nil {
+			if ok, err := o.loader.HasTable(cfg.Table); err == nil && !ok {
+				cfg.Log.Warn("zonewarden's table was removed from an overlay's namespace; loading it again", "network", n.Name)
+				o.last = nil
+			}
+		}
+		snap := &inventory.Snapshot{Version: inventory.SchemaVersion, Source: inventory.Source{Kind: "docker", Detail: d.Host()},
+			Networks: []inventory.Network{view.Network}, Containers: view.Tasks}
+		b, _ := model.Bind(pol, snap) // conflicts: those tasks are not admitted
+		rs := enforce.Compile(b, enforce.Options{Table: cfg.Table})
+		changes, err := nflink.Diff(o.last, rs)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if changes.Empty() {
+			continue
+		}
+		if err := o.loader.Apply(changes); err != nil {
+			o.last = nil
+			errs = append(errs, fmt.Errorf("loading the rules of overlay %s: %w", n.Name, err))
+			continue
+		}
+		added, removed := changes.Count()
+		cfg.Log.Info("overlay enforced", "network", n.Name, "tasks", len(view.Tasks), "local", len(view.Local), "full", changes.Full(), "added", added, "removed", removed)
+		o.last = rs
+		if cfg.Loaded != nil {
+			cfg.Loaded(n.Name, len(view.Tasks))
+		}
+	}
+	for id, o := range spaces {
+		if !seen[id] {
+			o.close() // its last local task left: the namespace is gone
+			delete(spaces, id)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func openOverlayNS(path string, ino uint64) (*overlayNS, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	l, err := nflink.NewIn(int(f.Fd()))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &overlayNS{file: f, ino: ino, loader: l}, nil
+}
