@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/zonewarden/zonewarden/internal/bridgeport"
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
@@ -88,6 +90,9 @@ type overlayNS struct {
 	ino    uint64
 	loader *nflink.Loader
 	last   *enforce.Ruleset // what the namespace holds; nil: load it whole
+	ports  *enforce.Ruleset // the endpoint binding it holds; nil: load it whole
+	macs   bridgeport.Cache
+	bound  map[string]int // local task name: its port
 }
 
 func (o *overlayNS) close() {
@@ -224,31 +229,44 @@ func enforceOverlays(ctx context.Context, d *dockerapi.Client, cfg OverlayConfig
 			spaces[n.ID] = o
 		}
 		if o.last != nil {
-			if ok, err := o.loader.HasTable(cfg.Table); err == nil && !ok {
-				cfg.Log.Warn("zonewarden's table was removed from an overlay's namespace; loading it again", "network", n.Name)
-				o.last = nil
+			if ok, err := o.loader.HasTables(cfg.Table); err == nil && !ok {
+				cfg.Log.Warn("zonewarden's tables were removed from an overlay's namespace; loading them again", "network", n.Name)
+				o.last, o.ports = nil, nil
 			}
+		}
+		unbound, err := o.bind(view)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("overlay %s: %w", n.Name, err))
+			continue
 		}
 		snap := &inventory.Snapshot{Version: inventory.SchemaVersion, Source: inventory.Source{Kind: "docker", Detail: d.Host()},
 			Networks: []inventory.Network{view.Network}, Containers: view.Tasks}
 		b, _ := model.Bind(pol, snap) // conflicts: those tasks are not admitted
-		rs := enforce.Compile(b, enforce.Options{Table: cfg.Table})
-		changes, err := nflink.Diff(o.last, rs)
-		if err != nil {
-			errs = append(errs, err)
+		opts := enforce.Options{Table: cfg.Table}
+		rs, ports := enforce.Compile(b, opts), enforce.CompilePorts(b, opts)
+		// The binding first, as on a host: an address admitted is bound
+		// to its port from the start.
+		loaded := false
+		for _, step := range []struct {
+			held **enforce.Ruleset
+			rs   *enforce.Ruleset
+		}{{&o.ports, ports}, {&o.last, rs}} {
+			changes, err := nflink.Diff(*step.held, step.rs)
+			if err == nil && !changes.Empty() {
+				err = o.loader.Apply(changes)
+				loaded = true
+			}
+			if err != nil {
+				*step.held = nil
+				errs = append(errs, fmt.Errorf("loading the rules of overlay %s: %w", n.Name, err))
+				break
+			}
+			*step.held = step.rs
+		}
+		if !loaded || o.last == nil {
 			continue
 		}
-		if changes.Empty() {
-			continue
-		}
-		if err := o.loader.Apply(changes); err != nil {
-			o.last = nil
-			errs = append(errs, fmt.Errorf("loading the rules of overlay %s: %w", n.Name, err))
-			continue
-		}
-		added, removed := changes.Count()
-		cfg.Log.Info("overlay enforced", "network", n.Name, "tasks", len(view.Tasks), "local", len(view.Local), "full", changes.Full(), "added", added, "removed", removed)
-		o.last = rs
+		cfg.Log.Info("overlay enforced", "network", n.Name, "tasks", len(view.Tasks), "local", len(view.Local), "unbound", unbound)
 		if cfg.Loaded != nil {
 			cfg.Loaded(n.Name, len(view.Tasks))
 		}
@@ -262,6 +280,69 @@ func enforceOverlays(ctx context.Context, d *dockerapi.Client, cfg OverlayConfig
 	return errors.Join(errs...)
 }
 
+// bind sets the port of every task's endpoint in the overlay's
+// namespace: a local task's is the veth whose peer carries its MAC, every
+// other node's task's is vxlan0, the port to the other nodes. The
+// endpoint binding (enforce.CompilePorts) then drops a packet, ARP or
+// neighbour advertisement that claims a task's address from any other
+// port: a local task cannot pass for a task of another node, nor one of
+// this node for another, whatever its capabilities (each node checks its
+// own tasks' ports). It returns what it could not bind: those addresses
+// are left to the inet table alone.
+func (o *overlayNS) bind(view *dockerapi.Overlay) ([]string, error) {
+	ports, err := bridgeport.ListIn(int(o.file.Fd()), o.macs)
+	if err != nil {
+		return nil, err
+	}
+	vxlan := 0
+	for _, p := range ports {
+		if p.PeerMAC == nil && strings.HasPrefix(p.Name, "vxlan") {
+			vxlan, view.Network.Bridge = p.Index, p.Bridge
+		}
+	}
+	if vxlan == 0 {
+		return nil, errors.New("no vxlan port on a bridge in its namespace")
+	}
+	// A local task keeps the port it was bound to while that port serves
+	// its MAC: a forger that copies the MAC later does not take it over.
+	for i := range view.Tasks {
+		if t := &view.Tasks[i]; len(t.Endpoints) == 1 {
+			t.Endpoints[0].BridgePort = o.bound[t.Name]
+		}
+	}
+	snap := &inventory.Snapshot{Networks: []inventory.Network{view.Network}, Containers: view.Tasks}
+	unbound := bridgeport.Match(snap, ports)
+	clear(o.bound)
+	for i := range view.Tasks {
+		t := &view.Tasks[i]
+		if _, local := view.Local[t.Name]; !local {
+			for j := range t.Endpoints {
+				t.Endpoints[j].BridgePort = vxlan
+			}
+			continue
+		}
+		for _, e := range t.Endpoints {
+			if e.BridgePort > 0 {
+				o.bound[t.Name] = e.BridgePort
+				if mac, ok := macOf(ports, e.BridgePort); ok {
+					o.macs[e.BridgePort] = mac
+				}
+			}
+		}
+	}
+	return unbound, nil
+}
+
+// macOf returns the peer MAC of the port with this index.
+func macOf(ports []bridgeport.Port, index int) (net.HardwareAddr, bool) {
+	for _, p := range ports {
+		if p.Index == index && p.PeerMAC != nil {
+			return p.PeerMAC, true
+		}
+	}
+	return nil, false
+}
+
 func openOverlayNS(path string, ino uint64) (*overlayNS, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -272,5 +353,5 @@ func openOverlayNS(path string, ino uint64) (*overlayNS, error) {
 		f.Close()
 		return nil, err
 	}
-	return &overlayNS{file: f, ino: ino, loader: l}, nil
+	return &overlayNS{file: f, ino: ino, loader: l, macs: bridgeport.Cache{}, bound: map[string]int{}}, nil
 }

@@ -71,8 +71,18 @@ type Cache map[int]net.HardwareAddr
 
 // ListCached is List, reading the peer MAC of the ports cache lacks only.
 // It removes from cache the ports that are gone.
-func ListCached(cache Cache) ([]Port, error) {
-	c, err := netlink.Dial(unix.NETLINK_ROUTE, nil)
+func ListCached(cache Cache) ([]Port, error) { return listIn(nil, cache) }
+
+// ListIn is ListCached in the network namespace whose file descriptor is
+// netns (a Swarm overlay's, where a task's veth is a port of br0). It
+// also returns, with no peer MAC, the bridge ports that are VXLAN links:
+// an overlay's port to the other nodes (vxlan0).
+func ListIn(netns int, cache Cache) ([]Port, error) {
+	return listIn(&netlink.Config{NetNS: netns}, cache)
+}
+
+func listIn(cfg *netlink.Config, cache Cache) ([]Port, error) {
+	c, err := netlink.Dial(unix.NETLINK_ROUTE, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("bridge ports: cannot open rtnetlink: %w", err)
 	}
@@ -88,6 +98,10 @@ func ListCached(cache Cache) ([]Port, error) {
 	var out []Port
 	for _, l := range links {
 		br := byIndex[l.master]
+		if cfg != nil && l.kind == "vxlan" && br != nil && br.kind == "bridge" {
+			out = append(out, Port{Index: l.index, Name: l.name, Bridge: br.name})
+			continue
+		}
 		if l.kind != "veth" || br == nil || br.kind != "bridge" || l.nsid < 0 {
 			continue
 		}
@@ -214,7 +228,9 @@ func Match(snap *inventory.Snapshot, ports []Port) []string {
 	}
 	bridges := make(map[string]string, len(snap.Networks))
 	for _, n := range snap.Networks {
-		if n.Driver == "bridge" && n.Bridge != "" {
+		// An overlay has a bridge in its own namespace only (br0), which
+		// the caller names when it matches that namespace's ports.
+		if (n.Driver == "bridge" || n.Driver == "overlay") && n.Bridge != "" {
 			bridges[n.Name] = n.Bridge
 		}
 	}

@@ -4,13 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/zonewarden/zonewarden/internal/agent"
 	"github.com/zonewarden/zonewarden/internal/audit"
@@ -180,7 +186,7 @@ workloads:
   api: {match: {label: {com.docker.swarm.service.name: api}}, zones: [swfront, swback]}
   db:  {match: {name: "db.*"}, zones: [swback]}
 flows:
-  - {from: web, to: api, ports: [8080/tcp]}
+  - {from: web, to: api, ports: [8080/tcp, 9999/udp]}
   - {from: api, to: db,  ports: [5432/tcp]}
 `
 
@@ -203,6 +209,8 @@ func TestSwarmEnforce(t *testing.T) {
 		Constraints: []string{"node.hostname!=" + n3.Hostname}})
 	bed.Service(t, swarmbed.ServiceSpec{Name: "db", Networks: []string{"swback"}, DNSRR: true,
 		Constraints: []string{"node.hostname==" + n3.Hostname}})
+	bed.Service(t, swarmbed.ServiceSpec{Name: "spy", Networks: []string{"swfront"}, DNSRR: true,
+		Constraints: []string{"node.hostname==" + n2.Hostname}})
 	pol := filepath.Join(t.TempDir(), "zones.yaml")
 	if err := os.WriteFile(pol, []byte(swarmPolicy), 0o600); err != nil {
 		t.Fatal(err)
@@ -309,6 +317,29 @@ func TestSwarmEnforce(t *testing.T) {
 	}
 	t.Logf("enforced on 3 nodes: %d keys probed, %d open (%d across nodes), %d blocked, 0 mismatches", len(results), open, crossOpen, blocked)
 
+	// The spy (no workload: fenced in a default: deny zone) sends web's
+	// datagram to api:9999/udp with each web task's address as its
+	// source: the binding of addresses to ports drops it on the spy's
+	// node, whichever node the forged task runs on. A web task's own
+	// datagram gets through (the path works).
+	tasks := bed.Tasks(t, "swfront")
+	api, spy := tasks["api"][0], tasks["spy"][0]
+	got, stop := listenUDP(t, api.Pid, 9999)
+	for _, web := range tasks["web"] {
+		sendUDP(t, web.Pid, netip.Addr{}, api.Addr, 9999, "from "+web.Name)
+		sendUDP(t, spy.Pid, web.Addr, api.Addr, 9999, "forged "+web.Name)
+	}
+	received := got(2 * time.Second)
+	stop() // verify listens there itself
+	for _, web := range tasks["web"] {
+		if !slices.Contains(received, "from "+web.Name) {
+			t.Errorf("%s's own datagram to %s:9999 did not arrive (received %q)", web.Name, api.Name, received)
+		}
+		if slices.Contains(received, "forged "+web.Name) {
+			t.Errorf("the spy on %s passed for %s (on %s): its forged datagram reached %s", n2.Hostname, web.Name, web.Node, api.Name)
+		}
+	}
+
 	// db moves to node 1: its flows follow it, and nothing more.
 	bed.Constrain(t, "db", 1, "node.hostname=="+n1.Hostname)
 	moved := time.Now()
@@ -348,4 +379,93 @@ func taskNodes(t *testing.T, sourceArgs []string) map[string]string {
 		out2[c.Name] = c.Node
 	}
 	return out2
+}
+
+// listenUDP listens on port in the network namespace of pid and returns
+// a func that collects the datagrams' texts until within passes, and one
+// that stops listening.
+func listenUDP(t *testing.T, pid int, port int) (func(within time.Duration) []string, func()) {
+	t.Helper()
+	var conn net.PacketConn
+	if err := inNetns(pid, func() (err error) {
+		conn, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", port))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	collect := func(within time.Duration) []string {
+		var out []string
+		buf := make([]byte, 512)
+		_ = conn.SetReadDeadline(time.Now().Add(within))
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				return out
+			}
+			out = append(out, string(buf[:n]))
+		}
+	}
+	return collect, func() { conn.Close() }
+}
+
+// sendUDP sends text to dst:port from the network namespace of pid, from
+// the address from, which it adds to the interface that reaches dst, as a
+// forger with NET_ADMIN would, or, when from is zero, the namespace's own.
+func sendUDP(t *testing.T, pid int, from, dst netip.Addr, port int, text string) {
+	t.Helper()
+	if from.IsValid() {
+		ns := fmt.Sprintf("--net=/proc/%d/ns/net", pid)
+		out, err := exec.Command("nsenter", ns, "ip", "-o", "route", "get", dst.String()).CombinedOutput()
+		f := strings.Fields(string(out))
+		i := slices.Index(f, "dev")
+		if err != nil || i < 0 || i+1 >= len(f) {
+			t.Fatalf("no route to %s in the forger's namespace: %v: %s", dst, err, out)
+		}
+		if out, err := exec.Command("nsenter", ns, "ip", "addr", "add", from.String()+"/32", "dev", f[i+1]).CombinedOutput(); err != nil {
+			t.Fatalf("adding %s in the forger's namespace: %v: %s", from, err, out)
+		}
+		defer func() {
+			if out, err := exec.Command("nsenter", ns, "ip", "addr", "del", from.String()+"/32", "dev", f[i+1]).CombinedOutput(); err != nil {
+				t.Errorf("removing %s from the forger's namespace: %v: %s", from, err, out)
+			}
+		}()
+	}
+	err := inNetns(pid, func() error {
+		local := ":0"
+		if from.IsValid() {
+			local = netip.AddrPortFrom(from, 0).String()
+		}
+		conn, err := net.ListenPacket("udp4", local)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		_, err = conn.WriteTo([]byte(text), net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, uint16(port))))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("sending %q: %v", text, err)
+	}
+}
+
+// inNetns runs fn on a thread of its own in the network namespace of pid;
+// the thread ends with it (a socket made there stays in the namespace).
+func inNetns(pid int, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("entering the network namespace of %d: %w", pid, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
 }

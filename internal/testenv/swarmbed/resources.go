@@ -3,11 +3,13 @@ package swarmbed
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
@@ -161,4 +163,41 @@ func (b *Bed) Constrain(t testing.TB, service string, n int, constraints ...stri
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// Task is one running task as its node shows it.
+type Task struct {
+	Name string // its container's name: service.slot.id
+	Node string // its node's hostname
+	Pid  int    // its container's process: /proc/PID/ns/net
+	Addr netip.Addr
+}
+
+// Tasks returns the running tasks attached to an overlay, on every node,
+// by service, with their address there.
+func (b *Bed) Tasks(t testing.TB, network string) map[string][]Task {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out := map[string][]Task{}
+	for _, n := range b.Nodes {
+		list, err := n.Client.ContainerList(ctx, container.ListOptions{})
+		if err != nil {
+			t.Fatalf("listing the containers of %s: %v", n.Hostname, err)
+		}
+		for _, c := range list {
+			ep := c.NetworkSettings.Networks[network]
+			service := c.Labels["com.docker.swarm.service.name"]
+			if ep == nil || service == "" {
+				continue
+			}
+			info, err := n.Client.ContainerInspect(ctx, c.ID)
+			if err != nil || info.State == nil || info.State.Pid <= 0 {
+				t.Fatalf("inspecting %s on %s: %v", c.ID, n.Hostname, err)
+			}
+			addr, _ := netip.ParseAddr(ep.IPAddress)
+			out[service] = append(out[service], Task{Name: strings.TrimPrefix(c.Names[0], "/"), Node: n.Hostname, Pid: info.State.Pid, Addr: addr})
+		}
+	}
+	return out
 }
