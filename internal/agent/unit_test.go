@@ -228,3 +228,30 @@ func TestPendingEndpoints(t *testing.T) {
 		t.Fatalf("died: %+v, pending %v", c, h.pending)
 	}
 }
+
+// TestSwarmSelectable: a workload that selects by what only a task's own
+// node knows is refused, by name; name globs and the service label pass.
+func TestSwarmSelectable(t *testing.T) {
+	p, err := policy.Parse("zones.yaml", []byte(`version: 1
+zones: {front: {default: deny}}
+workloads:
+  web: {match: {name: "web.*"}, zones: [front]}
+  api: {match: {label: {com.docker.swarm.service.name: api}}, zones: [front]}
+  db:  {match: {image: "postgres:*"}, zones: [front]}
+  cache: {match: {label: {tier: cache}}, zones: [front]}
+`), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(SwarmSelectable(p), "\n")
+	for _, want := range []string{"workload db selects by image", "workload cache selects by label tier"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	for _, ok := range []string{"workload web", "workload api"} {
+		if strings.Contains(got, ok) {
+			t.Errorf("%s is refused, though every node knows what it selects by:\n%s", ok, got)
+		}
+	}
+}
