@@ -193,9 +193,11 @@ flows:
 // TestSwarmEnforce runs the overlay enforcer (agent --swarm) on each of
 // three nodes and proves with real packets, from every node, that the
 // policy's ports hold across nodes where Docker alone lets every member
-// of an overlay reach every other on any port; that a task rescheduled to
-// another node keeps exactly its flows; and that the rules stay when the
-// enforcers stop (fail static).
+// of an overlay reach every other on any port; that a task no workload
+// selects, forging a web task's address (of its own node or another),
+// gets none of web's rights; that a task rescheduled to another node
+// keeps exactly its flows; and that the rules stay when the enforcers
+// stop (fail static).
 //
 // Address plan: the bed's; the overlays get 10.250.213-214.0/24.
 func TestSwarmEnforce(t *testing.T) {
