@@ -129,6 +129,16 @@ func RunOverlays(ctx context.Context, d *dockerapi.Client, cfg OverlayConfig) er
 			o.close()
 		}
 	}()
+	// The first request negotiates the API version: it must be done
+	// before the events' goroutine reads it.
+	for err := d.Ping(ctx); err != nil; err = d.Ping(ctx) {
+		cfg.Log.Error("cannot reach Docker; retrying", "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
 	kick := make(chan struct{}, 1)
 	go followEvents(ctx, d, cfg.Log, kick)
 	tick := time.NewTicker(cfg.Poll)
