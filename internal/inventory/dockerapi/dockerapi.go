@@ -139,9 +139,14 @@ func (c *Client) Close() error { return c.api.Close() }
 
 // Ping checks that the daemon answers, and negotiates the API version.
 func (c *Client) Ping(ctx context.Context) error {
-	if _, err := c.api.Ping(ctx); err != nil {
+	ping, err := c.api.Ping(ctx)
+	if err != nil {
 		return c.explain(err)
 	}
+	// The SDK negotiates on the first other request otherwise, racing
+	// with any request already running (the events' goroutine reads the
+	// version unlocked).
+	c.api.NegotiateAPIVersionPing(ping)
 	return nil
 }
 
