@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/zonewarden/zonewarden/internal/bridgeport"
 	"github.com/zonewarden/zonewarden/internal/enforce"
@@ -83,6 +87,10 @@ func SwarmSelectable(p *policy.Policy) []string {
 	}
 	return out
 }
+
+// errNoNamespace: an overlay's namespace file is there, but no namespace
+// is mounted on it (Docker took it down).
+var errNoNamespace = errors.New("not a network namespace")
 
 // overlayNS is one overlay namespace the enforcer loads into.
 type overlayNS struct {
@@ -221,11 +229,16 @@ func enforceOverlays(ctx context.Context, d *dockerapi.Client, cfg OverlayConfig
 			continue // no task of this node on it: no namespace
 		}
 		view, err := d.OverlayView(ctx, n.ID)
-		if err != nil || view == nil {
+		if err != nil || view == nil || len(view.Local) == 0 {
+			// No task of this node on it (any more): nothing here to
+			// enforce, and Docker is taking its namespace down.
 			errs = append(errs, err)
 			continue
 		}
 		seen[n.ID] = true
+		for _, d := range dropDuplicates(view) {
+			cfg.Log.Warn("an address claimed by two tasks in the overlay's gossip; not admitted until one of them leaves it", "network", n.Name, "detail", d)
+		}
 		o := spaces[n.ID]
 		if o != nil && o.ino != st.Ino {
 			o.close() // the network was made again
@@ -233,7 +246,9 @@ func enforceOverlays(ctx context.Context, d *dockerapi.Client, cfg OverlayConfig
 		}
 		if o == nil {
 			if o, err = openOverlayNS(path, st.Ino); err != nil {
-				errs = append(errs, fmt.Errorf("overlay %s: %w", n.Name, err))
+				if !errors.Is(err, errNoNamespace) {
+					errs = append(errs, fmt.Errorf("overlay %s: %w", n.Name, err))
+				}
 				continue
 			}
 			spaces[n.ID] = o
@@ -288,6 +303,70 @@ func enforceOverlays(ctx context.Context, d *dockerapi.Client, cfg OverlayConfig
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// dropDuplicates keeps one task per address in view. The gossip a node
+// reads lags the Swarm: a task that left may still be listed while its
+// address is already another's (Swarm hands freed addresses out again,
+// as after a service update that replaces every task). A task of this
+// node is the truth for its address; between tasks of other nodes there
+// is no telling, so none keeps it (fail closed: its traffic is dropped
+// until the gossip settles). It returns what it dropped.
+func dropDuplicates(view *dockerapi.Overlay) []string {
+	type claim struct {
+		tasks []int
+		local bool
+	}
+	claims := map[netip.Addr]*claim{}
+	for i, t := range view.Tasks {
+		for _, e := range t.Endpoints {
+			for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
+				if !a.IsValid() {
+					continue
+				}
+				c := claims[a]
+				if c == nil {
+					c = &claim{}
+					claims[a] = c
+				}
+				c.tasks = append(c.tasks, i)
+				if _, ok := view.Local[t.Name]; ok {
+					c.local = true
+				}
+			}
+		}
+	}
+	drop := map[int]bool{}
+	var out []string
+	for a, c := range claims {
+		if len(c.tasks) < 2 {
+			continue
+		}
+		var names []string
+		for _, i := range c.tasks {
+			name := view.Tasks[i].Name
+			if _, local := view.Local[name]; !local {
+				drop[i] = true
+			}
+			names = append(names, name)
+		}
+		kept := "none"
+		if c.local {
+			kept = "this node's"
+		}
+		out = append(out, fmt.Sprintf("%s: %s (kept: %s)", a, strings.Join(names, ", "), kept))
+	}
+	if len(drop) > 0 {
+		tasks := view.Tasks[:0]
+		for i, t := range view.Tasks {
+			if !drop[i] {
+				tasks = append(tasks, t)
+			}
+		}
+		view.Tasks = tasks
+	}
+	slices.Sort(out)
+	return out
 }
 
 // bind sets the port of every task's endpoint in the overlay's
@@ -357,6 +436,11 @@ func openOverlayNS(path string, ino uint64) (*overlayNS, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil || st.Type != unix.NSFS_MAGIC {
+		f.Close()
+		return nil, errNoNamespace // the file outlived its namespace
 	}
 	l, err := nflink.NewIn(int(f.Fd()))
 	if err != nil {

@@ -56,9 +56,14 @@ func computePlan(p *policy.Policy, snap *inventory.Snapshot) (*plan.Plan, *model
 		want.Fenced = append(want.Fenced, f.String())
 	}
 	for _, z := range p.Zones {
-		want.Zones = append(want.Zones, plan.Zone{Name: z.Name, Internal: z.Internal})
+		want.Zones = append(want.Zones, plan.Zone{Name: z.Name, Internal: z.Internal, Encrypted: z.WantsEncryption()})
 	}
-	pl := plan.Compute(snap, want)
+	var pl *plan.Plan
+	if snap.Swarm != nil {
+		pl = plan.ComputeSwarm(snap, want)
+	} else {
+		pl = plan.Compute(snap, want)
+	}
 	var perr *policy.Error
 	if errors.As(bindErr, &perr) {
 		for _, pr := range perr.Problems {
@@ -149,7 +154,7 @@ change, 1 when something would (or a recorded flow would break), 2 on error.`,
 				return &exitErr{Code: exitError, Err: err}
 			}
 			pl, b := computePlan(p, snap)
-			if snap.Source.Kind == "docker" {
+			if snap.Source.Kind == "docker" && snap.Swarm == nil { // a Swarm's flows are the agents'
 				pl.Firewall = firewallPlan(cmd.Context(), b)
 			}
 			if flowsFile != "" {
@@ -229,6 +234,15 @@ outside by the workload's ingress; egress beyond the host per workload;
 IPv4 and IPv6 alike. A container that starts in a zone after apply is
 dropped until it is admitted (run apply again, or the agent): fail closed.
 
+On a Swarm (--docker-host a manager; --swarm-node for each node's own
+daemon): each zone is an overlay network, created encrypted (IPsec between
+nodes) unless the zone says encrypted: false, and apply refuses while a
+node's kernel cannot encrypt (the overlay would carry nothing between
+nodes). Services, not containers, join zones: 'docker service update'
+adds every new zone, waits until the tasks run on it, then removes the old
+networks. The flows are kept inside each overlay by 'zonewarden agent
+--swarm' on every node; apply loads nothing into this host's firewall.
+
 apply is idempotent: a second run changes nothing. It never removes a
 container, and never removes a network it did not create unless
 --recreate-networks is given. When the policy is invalid or the host cannot
@@ -271,6 +285,9 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 	snap, err := dc.Snapshot(ctx)
 	if err != nil {
 		return &exitErr{Code: exitError, Err: err}
+	}
+	if snap.Swarm != nil {
+		return a.runSwarmApply(ctx, p, o, dc)
 	}
 	pl, b := computePlan(p, snap)
 	x := &execute.Executor{Docker: dc, Out: a.stdout, Labels: o.labels, RecreateForeign: o.recreate}
@@ -360,6 +377,41 @@ func (a *app) runApply(ctx context.Context, p *policy.Policy, o applyOptions) er
 	case res.Killed > 0:
 		fmt.Fprintf(a.stdout, "Firewall: ended %s the policy no longer allows.\n", count(res.Killed, "tracked connection"))
 	}
+	return nil
+}
+
+// runSwarmApply applies the Docker side of a policy to a Swarm, through
+// a manager: the zones' overlays and the services' memberships. The
+// flows are the agents' (agent --swarm on every node): nothing is loaded
+// into this host's firewall.
+func (a *app) runSwarmApply(ctx context.Context, p *policy.Policy, o applyOptions, dc *dockerapi.Client) error {
+	snap, err := a.src.load(ctx) // with each --swarm-node, and the IPsec of local nodes' kernel
+	if err != nil {
+		return &exitErr{Code: exitError, Err: err}
+	}
+	pl, _ := computePlan(p, snap)
+	x := &execute.Executor{Docker: dc, Out: a.stdout, Labels: o.labels}
+	if err := x.Check(pl); err != nil {
+		return &exitErr{Code: exitError, Err: err}
+	}
+	if o.dryRun {
+		if err := report.PlanText(a.stdout, pl); err != nil {
+			return &exitErr{Code: exitError, Err: err}
+		}
+		return nil
+	}
+	for _, w := range pl.Warnings {
+		fmt.Fprintf(a.stderr, "zonewarden: warning: %s\n", w)
+	}
+	if pl.Changes() {
+		if err := x.Apply(ctx, pl); err != nil {
+			return &exitErr{Code: exitError, Err: err}
+		}
+		fmt.Fprintf(a.stdout, "Swarm: %s created, %s moved.\n", count(len(pl.Create), "overlay"), count(len(pl.Services), "service"))
+	} else {
+		fmt.Fprintln(a.stdout, "Swarm: nothing to change, the overlays and the services' memberships match the policy.")
+	}
+	fmt.Fprintf(a.stdout, "Firewall: on a Swarm the flows are kept inside each overlay, on every node, by 'zonewarden agent --policy %s --swarm' (docs/zones-across-hosts.md); apply loads nothing into this host's firewall.\n", p.File)
 	return nil
 }
 

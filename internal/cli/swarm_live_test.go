@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/audit"
 	"github.com/zonewarden/zonewarden/internal/inventory"
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/testenv"
 	"github.com/zonewarden/zonewarden/internal/testenv/swarmbed"
 	"github.com/zonewarden/zonewarden/internal/verify"
 )
@@ -179,8 +181,8 @@ func TestSwarmAuditReachVerify(t *testing.T) {
 // their service's name.
 const swarmPolicy = `version: 1
 zones:
-  swfront: {default: deny}
-  swback:  {default: deny, internal: true}
+  swfront: {default: deny, encrypted: false}
+  swback:  {default: deny, internal: true, encrypted: false}
 workloads:
   web: {match: {name: "web.*"}, zones: [swfront]}
   api: {match: {label: {com.docker.swarm.service.name: api}}, zones: [swfront, swback]}
@@ -190,8 +192,12 @@ flows:
   - {from: api, to: db,  ports: [5432/tcp]}
 `
 
-// TestSwarmEnforce runs the overlay enforcer (agent --swarm) on each of
-// three nodes and proves with real packets, from every node, that the
+// TestSwarmEnforce applies a policy to a Swarm whose services share one
+// flat overlay: apply refuses encrypted zones on nodes that cannot encrypt
+// (naming what their kernel lacks), then creates the zones' overlays and
+// moves the services, new zones before old networks. It then runs the
+// overlay enforcer (agent --swarm) on each of three nodes and proves with
+// real packets, from every node, that the
 // policy's ports hold across nodes where Docker alone lets every member
 // of an overlay reach every other on any port; that a task no workload
 // selects, forging a web task's address (of its own node or another),
@@ -199,25 +205,58 @@ flows:
 // keeps exactly its flows; and that the rules stay when the enforcers
 // stop (fail static).
 //
-// Address plan: the bed's; the overlays get 10.250.213-214.0/24.
+// Address plan: the bed's; flat gets 10.250.215.0/24, the zones' overlays
+// come from the bed's pool.
 func TestSwarmEnforce(t *testing.T) {
 	t.Setenv("ZONEWARDEN_STATE_DIR", t.TempDir())
 	bed := swarmbed.Up(t, 3, 1)
 	n1, n2, n3 := bed.Nodes[0], bed.Nodes[1], bed.Nodes[2]
-	bed.Overlay(t, "swfront", swarmbed.OverlayOpts{Subnet: "10.250.213.0/24"})
-	bed.Overlay(t, "swback", swarmbed.OverlayOpts{Internal: true, Subnet: "10.250.214.0/24"})
-	bed.Service(t, swarmbed.ServiceSpec{Name: "web", Replicas: 3, Networks: []string{"swfront"}, DNSRR: true})
-	bed.Service(t, swarmbed.ServiceSpec{Name: "api", Replicas: 2, Networks: []string{"swfront", "swback"}, DNSRR: true,
+	// Everything starts on one flat overlay; apply moves the services to
+	// their zones.
+	bed.Overlay(t, "flat", swarmbed.OverlayOpts{Subnet: "10.250.215.0/24"})
+	bed.Service(t, swarmbed.ServiceSpec{Name: "web", Replicas: 3, Networks: []string{"flat"}, DNSRR: true})
+	bed.Service(t, swarmbed.ServiceSpec{Name: "api", Replicas: 2, Networks: []string{"flat"}, DNSRR: true,
 		Constraints: []string{"node.hostname!=" + n3.Hostname}})
-	bed.Service(t, swarmbed.ServiceSpec{Name: "db", Networks: []string{"swback"}, DNSRR: true,
+	bed.Service(t, swarmbed.ServiceSpec{Name: "db", Networks: []string{"flat"}, DNSRR: true,
 		Constraints: []string{"node.hostname==" + n3.Hostname}})
-	bed.Service(t, swarmbed.ServiceSpec{Name: "spy", Networks: []string{"swfront"}, DNSRR: true,
-		Constraints: []string{"node.hostname==" + n2.Hostname}})
 	pol := filepath.Join(t.TempDir(), "zones.yaml")
 	if err := os.WriteFile(pol, []byte(swarmPolicy), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"verify", pol, "--format", "json", "--docker-host", "unix://" + n1.Socket, "--swarm-node", "unix://" + n2.Socket, "--swarm-node", "unix://" + n3.Socket}
+	source := []string{"--docker-host", "unix://" + n1.Socket, "--swarm-node", "unix://" + n2.Socket, "--swarm-node", "unix://" + n3.Socket}
+
+	// Encrypted zones (the default) on nodes whose kernel cannot encrypt:
+	// the preflight refuses, naming what is missing, and changes nothing.
+	encrypted := filepath.Join(t.TempDir(), "encrypted.yaml")
+	if err := os.WriteFile(encrypted, []byte(strings.ReplaceAll(swarmPolicy, ", encrypted: false", "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := run(t, append([]string{"apply", encrypted}, source...)...)
+	if code != 2 || !strings.Contains(stderr, "CONFIG_INET_ESP") || !strings.Contains(stderr, "encrypted: false") || !strings.Contains(stderr, "nothing was changed") {
+		t.Errorf("apply of encrypted zones on nodes that cannot encrypt: exit %d, want 2 naming the missing kernel pieces\n%s%s", code, out, stderr)
+	}
+
+	// Plain zones: apply creates the overlays and moves the services,
+	// new zones first; a second apply changes nothing.
+	code, out, stderr = run(t, append([]string{"apply", pol}, source...)...)
+	if code != 0 || !strings.Contains(out, "created network swfront (overlay, not encrypted)") || !strings.Contains(out, "created network swback (overlay, not encrypted, internal)") ||
+		!strings.Contains(out, "service api: added swback, swfront") || !strings.Contains(out, "service api: removed flat") {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, stderr)
+	}
+	t.Logf("apply:\n%s", out)
+	if code, out, stderr = run(t, append([]string{"apply", pol}, source...)...); code != 0 || !strings.Contains(out, "Swarm: nothing to change") {
+		t.Errorf("a second apply: exit %d\n%s%s", code, out, stderr)
+	}
+	bed.Service(t, swarmbed.ServiceSpec{Name: "spy", Networks: []string{"swfront"}, DNSRR: true,
+		Constraints: []string{"node.hostname==" + n2.Hostname}})
+	// Docker's own data plane between nodes follows the Swarm's gossip,
+	// and so does the agent: wait until it has settled.
+	settled := time.Now()
+	bed.WaitGossip(t, "swfront", 150*time.Second)
+	bed.WaitGossip(t, "swback", 150*time.Second)
+	t.Logf("the gossip settled %s after the last task started", time.Since(settled).Round(time.Millisecond))
+
+	args := append([]string{"verify", pol, "--format", "json"}, source...)
 	verifyAll := func() (results []verify.Result, mismatches int, out string) {
 		_, out, stderr := run(t, args...)
 		var doc struct {
@@ -248,6 +287,12 @@ func TestSwarmEnforce(t *testing.T) {
 	defer func() { cancel(); wg.Wait() }()
 	var mu sync.Mutex
 	loaded := map[string]int{} // node/network: tasks
+	logs := &testenv.Buffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the enforcers' logs:\n%s", logs)
+		}
+	})
 	for _, n := range bed.Nodes {
 		d, err := dockerapi.New("unix://" + n.Socket)
 		if err != nil {
@@ -255,6 +300,7 @@ func TestSwarmEnforce(t *testing.T) {
 		}
 		defer d.Close()
 		cfg := agent.OverlayConfig{PolicyPath: pol, ExecRoot: fmt.Sprintf("/proc/%d/root%s", n.DockerdPID, n.ExecRoot), Poll: 500 * time.Millisecond,
+			Log:    slog.New(slog.NewTextHandler(logs, nil)).With("node", n.Hostname),
 			Loaded: func(network string, tasks int) { mu.Lock(); loaded[n.Hostname+"/"+network] = tasks; mu.Unlock() }}
 		wg.Add(1)
 		go func() {
@@ -308,7 +354,7 @@ func TestSwarmEnforce(t *testing.T) {
 			blocked++
 		}
 	}
-	nodeOf := taskNodes(t, args[4:])
+	nodeOf := taskNodes(t, source)
 	for _, r := range results {
 		if r.Outcome == verify.OutcomeOpen && nodeOf[r.From] != nodeOf[r.To] {
 			crossOpen++
@@ -344,6 +390,7 @@ func TestSwarmEnforce(t *testing.T) {
 
 	// db moves to node 1: its flows follow it, and nothing more.
 	bed.Constrain(t, "db", 1, "node.hostname=="+n1.Hostname)
+	bed.WaitGossip(t, "swback", 150*time.Second)
 	moved := time.Now()
 	results = eventuallyMatches("after db moved to " + n1.Hostname)
 	dbOpen := 0
@@ -358,7 +405,7 @@ func TestSwarmEnforce(t *testing.T) {
 	if dbOpen != 2 {
 		t.Errorf("after the move, %d api -> db:5432 keys open, want 2 (one per api task)", dbOpen)
 	}
-	t.Logf("db rescheduled to %s: its flows held %s after the move was done", n1.Hostname, time.Since(moved).Round(time.Millisecond))
+	t.Logf("db rescheduled to %s: its flows held %s after the gossip settled", n1.Hostname, time.Since(moved).Round(time.Millisecond))
 
 	// The enforcers stop: the rules stay (fail static).
 	cancel()

@@ -24,6 +24,10 @@ const LabelManaged = "zonewarden.zone"
 type Zone struct {
 	Name     string
 	Internal bool
+	// Overlay: the zone is a Swarm overlay network (ComputeSwarm), with
+	// IPsec between nodes when Encrypted.
+	Overlay   bool `json:",omitempty"`
+	Encrypted bool `json:",omitempty"`
 }
 
 // Desired is the state a policy asks of the host, already bound to its
@@ -86,6 +90,11 @@ type Plan struct {
 	// there never crosses this host's netfilter. (A selected container is
 	// disconnected from such a network: it is not one of its zones.)
 	Unenforceable []string `json:"unenforceable"`
+	// Services are the Swarm services whose overlays change
+	// (ComputeSwarm).
+	Services []ServiceUpdate `json:"update_services,omitempty"`
+	// Warnings are what apply can do but the operator should know.
+	Warnings []string `json:"warnings,omitempty"`
 	// Blockers are reasons the host cannot satisfy the policy; apply
 	// changes nothing while there is one.
 	Blockers []string `json:"blockers"`
@@ -140,7 +149,7 @@ func (f *Firewall) Changes() bool {
 
 // Changes reports whether applying the plan would change the host.
 func (p *Plan) Changes() bool {
-	return len(p.Create)+len(p.Recreate)+len(p.Connect)+len(p.Disconnect) > 0 || p.Firewall.Changes()
+	return len(p.Create)+len(p.Recreate)+len(p.Connect)+len(p.Disconnect)+len(p.Services) > 0 || p.Firewall.Changes()
 }
 
 // Compute compares the host with the desired state.

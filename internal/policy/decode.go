@@ -55,7 +55,7 @@ func Validate(p *Policy, opts Options) error {
 // Keys of each mapping of the format.
 var (
 	policyKeys   = []string{"version", "zones", "workloads", "flows", "tests", "unmanaged", "mode"}
-	zoneKeys     = []string{"internal", "default", "mode"}
+	zoneKeys     = []string{"internal", "default", "mode", "encrypted"}
 	workloadKeys = []string{"match", "zones", "publish", "ingress", "egress"}
 	matchKeys    = []string{"name", "image", "label", "compose"}
 	composeKeys  = []string{"project", "service"}
@@ -447,6 +447,9 @@ func (d *decoder) zones(n *yaml.Node, p *Policy) {
 				}
 			case "mode":
 				z.Mode = d.mode(v)
+			case "encrypted":
+				e := d.boolean(v, "encrypted")
+				z.Encrypted = &e
 			}
 		})
 		p.Zones = append(p.Zones, z)

@@ -43,7 +43,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top-level field", "version: 1\nzone: {}\n", `2:1: unknown field "zone" in the policy (known: version, zones, workloads, flows, tests, unmanaged, mode); did you mean "zones"?`},
 		{"duplicate top-level key", "version: 1\nversion: 1\n", `2:1: duplicate key "version" in the policy (first at 1:1)`},
 		{"merge key", "version: 1\n<<: {zones: {}}\n", "2:1: merge keys (<<) are not supported"},
-		{"unknown zone field", "version: 1\nzones:\n  app: {internl: true}\n", `3:9: unknown field "internl" in zone app (known: internal, default, mode); did you mean "internal"?`},
+		{"unknown zone field", "version: 1\nzones:\n  app: {internl: true}\n", `3:9: unknown field "internl" in zone app (known: internal, default, mode, encrypted); did you mean "internal"?`},
 		{"duplicate zone", "version: 1\nzones:\n  app: {}\n  app: {}\n", `4:3: duplicate key "app" in zones (first at 3:3)`},
 		{"zone default", "version: 1\nzones:\n  app: {default: block}\n", `3:18: default must be allow or deny, not "block"`},
 		{"zone mode", "version: 1\nzones:\n  app: {mode: audit}\n", `3:15: mode must be enforce (drop what no flow allows) or monitor (log it as would deny, let it through), not "audit"`},

@@ -36,6 +36,9 @@ func Format(p *Policy) []byte {
 		if z.Mode != "" {
 			add(v, str("mode"), str(string(z.Mode)))
 		}
+		if z.Encrypted != nil {
+			add(v, str("encrypted"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(*z.Encrypted)})
+		}
 		add(zones, key(z.Name, z.Comment), v)
 	}
 	add(top, key("zones", p.Comments.Zones), zones)

@@ -101,10 +101,18 @@ type Zone struct {
 	// (Docker's own behaviour, the default) or Deny.
 	Default Action
 	// Mode is the zone's own mode; "" takes the policy's.
-	Mode    Mode
-	Pos     Pos
-	Comment string
+	Mode Mode
+	// Encrypted, on a Docker Swarm, asks for the zone's overlay to be
+	// encrypted (IPsec ESP between nodes); nil means yes. A single host
+	// has no traffic between nodes to encrypt and ignores it.
+	Encrypted *bool
+	Pos       Pos
+	Comment   string
 }
+
+// WantsEncryption reports whether the zone's overlay must be encrypted on
+// a Swarm: unless the policy says encrypted: false.
+func (z *Zone) WantsEncryption() bool { return z.Encrypted == nil || *z.Encrypted }
 
 // Workload is the set of containers that Match selects.
 type Workload struct {

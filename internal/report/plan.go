@@ -30,7 +30,18 @@ func PlanText(w io.Writer, p *plan.Plan) error {
 	}
 	var lines []string
 	for _, z := range p.Create {
-		lines = append(lines, "+ "+z.Name+internalTag(z.Internal))
+		tag := internalTag(z.Internal)
+		if z.Overlay {
+			tags := []string{"overlay", "not encrypted"}
+			if z.Encrypted {
+				tags[1] = "encrypted"
+			}
+			if z.Internal {
+				tags = append(tags, "internal")
+			}
+			tag = " (" + strings.Join(tags, ", ") + ")"
+		}
+		lines = append(lines, "+ "+z.Name+tag)
 	}
 	section("Networks to create", lines)
 	lines = nil
@@ -55,6 +66,23 @@ func PlanText(w io.Writer, p *plan.Plan) error {
 		lines = append(lines, "- "+m.Container+" from "+m.Network)
 	}
 	section("Memberships to remove", lines)
+	lines = nil
+	for _, u := range p.Services {
+		l := "~ " + u.Service + ":"
+		if len(u.Add) > 0 {
+			l += " + " + strings.Join(u.Add, ", ")
+		}
+		if len(u.Remove) > 0 {
+			l += " - " + strings.Join(u.Remove, ", ")
+		}
+		lines = append(lines, l+fmt.Sprintf(" (%s replaced)", plural(u.Tasks, "task")))
+	}
+	section("Swarm services to move (service update: every new zone first, the old networks once the tasks run on it)", lines)
+	lines = nil
+	for _, w := range p.Warnings {
+		lines = append(lines, "! "+w)
+	}
+	section("Warnings", lines)
 	lines = nil
 	if len(p.Unmatched) > 0 {
 		lines = append(lines, "! no workload matches: "+strings.Join(p.Unmatched, ", "))

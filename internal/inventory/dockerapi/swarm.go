@@ -6,8 +6,10 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/zonewarden/zonewarden/internal/inventory"
@@ -260,4 +262,87 @@ func MergeNode(snap, node *inventory.Snapshot) int {
 		n++
 	}
 	return n
+}
+
+// UpdateServiceNetworks changes the overlays of a service's tasks in one
+// service update (docker service update --network-add/--network-rm): it
+// adds add and removes remove, by name. Swarm then replaces the tasks;
+// WaitService waits for them.
+func (c *Client) UpdateServiceNetworks(ctx context.Context, service string, add, remove []string) error {
+	s, _, err := c.api.ServiceInspectWithRaw(ctx, service, swarm.ServiceInspectOptions{})
+	if err != nil {
+		return c.explain(err)
+	}
+	nets, err := c.api.NetworkList(ctx, network.ListOptions{})
+	if err != nil {
+		return c.explain(err)
+	}
+	name := map[string]string{}
+	for _, n := range nets {
+		name[n.ID] = n.Name
+	}
+	spec := s.Spec
+	// Services created by old clients keep their networks in the
+	// deprecated field: they move to the task template.
+	//lint:ignore SA1019 read to move them
+	attached := append(slices.Clone(spec.TaskTemplate.Networks), spec.Networks...)
+	//lint:ignore SA1019 emptied, see above
+	spec.Networks = nil
+	var keep []swarm.NetworkAttachmentConfig
+	for _, a := range attached {
+		n := a.Target
+		if v, ok := name[n]; ok {
+			n = v
+		}
+		if !slices.Contains(remove, n) && !slices.Contains(add, n) {
+			keep = append(keep, a)
+		}
+	}
+	for _, n := range add {
+		keep = append(keep, swarm.NetworkAttachmentConfig{Target: n})
+	}
+	spec.TaskTemplate.Networks = keep
+	if _, err := c.api.ServiceUpdate(ctx, s.ID, s.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
+		return fmt.Errorf("service update %s: %w", service, c.explain(err))
+	}
+	return nil
+}
+
+// WaitService waits until every task the service wants running runs, on
+// exactly these overlays (the routing mesh's ingress aside), or ctx ends.
+func (c *Client) WaitService(ctx context.Context, service string, networks []string) error {
+	want := slices.Sorted(slices.Values(networks))
+	var last string
+	for {
+		tasks, err := c.api.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(
+			filters.Arg("service", service), filters.Arg("desired-state", "running"))})
+		if err == nil {
+			ready := len(tasks) > 0
+			last = ""
+			for _, t := range tasks {
+				var on []string
+				for _, a := range t.NetworksAttachments {
+					if !a.Network.Spec.Ingress {
+						on = append(on, a.Network.Spec.Name)
+					}
+				}
+				slices.Sort(on)
+				if t.Status.State != swarm.TaskStateRunning || !slices.Equal(on, want) {
+					ready = false
+					last = fmt.Sprintf("task %s is %s on %s", t.ID, t.Status.State, strings.Join(on, ", "))
+				}
+			}
+			if ready {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if last == "" && err != nil {
+				last = err.Error()
+			}
+			return fmt.Errorf("service %s did not converge on %s: %s (%w)", service, strings.Join(want, ", "), last, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }

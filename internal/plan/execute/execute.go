@@ -13,6 +13,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
 	"github.com/zonewarden/zonewarden/internal/plan"
@@ -61,11 +62,18 @@ func (x *Executor) Apply(ctx context.Context, p *plan.Plan) error {
 		return fmt.Errorf("%w (after %d of the plan's changes; run 'zonewarden plan' to see what is left)", err, done)
 	}
 	for _, z := range p.Create {
-		if _, err := x.Docker.CreateNetwork(ctx, x.spec(z.Name, z.Internal)); err != nil {
+		spec := x.spec(z.Name, z.Internal)
+		spec.Overlay, spec.Encrypted = z.Overlay, z.Encrypted
+		if _, err := x.Docker.CreateNetwork(ctx, spec); err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(x.Out, "created network %s%s\n", z.Name, internalNote(z.Internal))
+		fmt.Fprintf(x.Out, "created network %s%s\n", z.Name, zoneNote(z))
 		done++
+	}
+	n, err := x.updateServices(ctx, p.Services)
+	done += n
+	if err != nil {
+		return fail(err)
 	}
 	leaving := map[plan.Membership]bool{}
 	for _, m := range p.Disconnect {
@@ -119,6 +127,51 @@ func (x *Executor) Apply(ctx context.Context, p *plan.Plan) error {
 	return nil
 }
 
+// ServiceWait bounds the wait for a service's tasks to run on their new
+// overlays, after each of the two updates.
+var ServiceWait = 3 * time.Minute
+
+// updateServices moves Swarm services between overlays in two rounds:
+// every service gains its new zones and its tasks run on them, then every
+// service leaves its old networks. It returns how many updates it made.
+func (x *Executor) updateServices(ctx context.Context, us []plan.ServiceUpdate) (int, error) {
+	done := 0
+	for _, round := range []struct {
+		verb     string
+		add, rem func(plan.ServiceUpdate) []string
+	}{
+		{"added", func(u plan.ServiceUpdate) []string { return u.Add }, func(plan.ServiceUpdate) []string { return nil }},
+		{"removed", func(plan.ServiceUpdate) []string { return nil }, func(u plan.ServiceUpdate) []string { return u.Remove }},
+	} {
+		var waits []plan.ServiceUpdate
+		for _, u := range us {
+			add, rem := round.add(u), round.rem(u)
+			if len(add)+len(rem) == 0 {
+				continue
+			}
+			if err := x.Docker.UpdateServiceNetworks(ctx, u.Service, add, rem); err != nil {
+				return done, err
+			}
+			fmt.Fprintf(x.Out, "service %s: %s %s\n", u.Service, round.verb, strings.Join(append(add, rem...), ", "))
+			done++
+			waits = append(waits, u)
+		}
+		for _, u := range waits {
+			on := append(slices.Clone(u.Keep), u.Add...)
+			if round.verb == "added" {
+				on = append(on, u.Remove...)
+			}
+			wctx, cancel := context.WithTimeout(ctx, ServiceWait)
+			err := x.Docker.WaitService(wctx, u.Service, on)
+			cancel()
+			if err != nil {
+				return done, err
+			}
+		}
+	}
+	return done, nil
+}
+
 func (x *Executor) spec(name string, internal bool) dockerapi.NetworkSpec {
 	labels := maps.Clone(x.Labels)
 	if labels == nil {
@@ -147,4 +200,23 @@ func membersText(ms []string) string {
 		return "no container"
 	}
 	return strings.Join(ms, ", ")
+}
+
+func zoneNote(z plan.Zone) string {
+	var tags []string
+	if z.Overlay {
+		tags = append(tags, "overlay")
+		if z.Encrypted {
+			tags = append(tags, "encrypted")
+		} else {
+			tags = append(tags, "not encrypted")
+		}
+	}
+	if z.Internal {
+		tags = append(tags, "internal")
+	}
+	if len(tags) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(tags, ", ") + ")"
 }

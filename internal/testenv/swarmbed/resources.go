@@ -201,3 +201,72 @@ func (b *Bed) Tasks(t testing.TB, network string) map[string][]Task {
 	}
 	return out
 }
+
+// WaitGossip waits until every node with a task on the overlay lists, in
+// the network's verbose inspect, exactly the running tasks the manager
+// has on it. That list comes from the Swarm's gossip, as do the VXLAN
+// entries Docker programs for the tasks of other nodes: until it settles,
+// Docker itself carries nothing to a new task from another node.
+func (b *Bed) WaitGossip(t testing.TB, overlay string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		problem := b.gossipProblem(overlay)
+		if problem == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gossip of overlay %s did not settle in %s: %s", overlay, within, problem)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func (b *Bed) gossipProblem(overlay string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tasks, err := b.Nodes[0].Client.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
+	if err != nil {
+		return err.Error()
+	}
+	var want []string
+	for _, task := range tasks {
+		if task.Status.State != swarm.TaskStateRunning {
+			return "task " + task.ID + " is " + string(task.Status.State)
+		}
+		for _, a := range task.NetworksAttachments {
+			if a.Network.Spec.Name == overlay {
+				for _, addr := range a.Addresses {
+					want = append(want, strings.Split(addr, "/")[0])
+				}
+			}
+		}
+	}
+	slices.Sort(want)
+	for _, n := range b.Nodes {
+		r, err := n.Client.NetworkInspect(ctx, overlay, network.InspectOptions{Verbose: true, Scope: "swarm"})
+		if err != nil {
+			continue // no task of this node on it
+		}
+		local := 0
+		for id := range r.Containers {
+			if !strings.HasPrefix(id, "lb-") {
+				local++
+			}
+		}
+		if local == 0 {
+			continue
+		}
+		var got []string
+		for _, s := range r.Services {
+			for _, task := range s.Tasks {
+				got = append(got, task.EndpointIP)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			return fmt.Sprintf("%s lists %v, the manager %v", n.Hostname, got, want)
+		}
+	}
+	return ""
+}
