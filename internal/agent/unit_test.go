@@ -12,6 +12,7 @@ import (
 	"github.com/zonewarden/zonewarden/internal/enforce"
 	"github.com/zonewarden/zonewarden/internal/enforce/enforcetest"
 	"github.com/zonewarden/zonewarden/internal/inventory"
+	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
 	"github.com/zonewarden/zonewarden/internal/model"
 	"github.com/zonewarden/zonewarden/internal/policy"
 )
@@ -253,5 +254,32 @@ workloads:
 		if strings.Contains(got, ok) {
 			t.Errorf("%s is refused, though every node knows what it selects by:\n%s", ok, got)
 		}
+	}
+}
+
+// TestDropDuplicates: an address two tasks claim in the gossip stays with
+// this node's task; between tasks of other nodes neither keeps it.
+func TestDropDuplicates(t *testing.T) {
+	task := func(name, addr string) inventory.Container {
+		return inventory.Container{Name: name, Endpoints: []inventory.Endpoint{{Network: "front", IPv4: netip.MustParseAddr(addr)}}}
+	}
+	view := &dockerapi.Overlay{
+		Tasks: []inventory.Container{
+			task("api.1.new", "10.0.0.2"), task("web.1.old", "10.0.0.2"), // api.1 is this node's
+			task("db.1.new", "10.0.0.3"), task("cache.1.old", "10.0.0.3"), // both elsewhere
+			task("web.2.x", "10.0.0.4"),
+		},
+		Local: map[string]string{"api.1.new": "c1"},
+	}
+	dropped := dropDuplicates(view)
+	var kept []string
+	for _, c := range view.Tasks {
+		kept = append(kept, c.Name)
+	}
+	if got := strings.Join(kept, " "); got != "api.1.new web.2.x" {
+		t.Errorf("kept %s", got)
+	}
+	if len(dropped) != 2 || !strings.Contains(dropped[0], "(kept: this node's)") || !strings.Contains(dropped[1], "(kept: none)") {
+		t.Errorf("dropped: %q", dropped)
 	}
 }
