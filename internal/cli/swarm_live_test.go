@@ -1,10 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -19,10 +20,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/zonewarden/zonewarden/internal/agent"
 	"github.com/zonewarden/zonewarden/internal/audit"
 	"github.com/zonewarden/zonewarden/internal/inventory"
-	"github.com/zonewarden/zonewarden/internal/inventory/dockerapi"
+	"github.com/zonewarden/zonewarden/internal/ipsec"
 	"github.com/zonewarden/zonewarden/internal/testenv"
 	"github.com/zonewarden/zonewarden/internal/testenv/swarmbed"
 	"github.com/zonewarden/zonewarden/internal/verify"
@@ -279,44 +279,44 @@ func TestSwarmEnforce(t *testing.T) {
 		t.Fatal("before enforcement verify finds no mismatch: the policy narrows nothing this test can see")
 	}
 
-	// One enforcer per node, as a unit per node would run it: its own
-	// daemon, the overlays' namespaces under its exec-root (reached here
-	// through dockerd's mount namespace).
+	// One agent per node, as a unit per node runs it (zonewarden agent
+	// --swarm): its own daemon, the overlays' namespaces under its
+	// exec-root (reached here through dockerd's mount namespace).
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	var mu sync.Mutex
-	loaded := map[string]int{} // node/network: tasks
-	logs := &testenv.Buffer{}
+	logs := map[string]*testenv.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("the enforcers' logs:\n%s", logs)
+			for node, l := range logs {
+				t.Logf("the agent's log on %s:\n%s", node, l)
+			}
 		}
 	})
 	for _, n := range bed.Nodes {
-		d, err := dockerapi.New("unix://" + n.Socket)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Close()
-		cfg := agent.OverlayConfig{PolicyPath: pol, ExecRoot: fmt.Sprintf("/proc/%d/root%s", n.DockerdPID, n.ExecRoot), Poll: 500 * time.Millisecond,
-			Log:    slog.New(slog.NewTextHandler(logs, nil)).With("node", n.Hostname),
-			Loaded: func(network string, tasks int) { mu.Lock(); loaded[n.Hostname+"/"+network] = tasks; mu.Unlock() }}
+		l := &testenv.Buffer{}
+		logs[n.Hostname] = l
+		args := []string{"agent", "--policy", pol, "--swarm", "--docker-host", "unix://" + n.Socket,
+			"--docker-exec-root", fmt.Sprintf("/proc/%d/root%s", n.DockerdPID, n.ExecRoot)}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := agent.RunOverlays(ctx, d, cfg); err != nil {
-				t.Errorf("node %s: %v", n.Hostname, err)
+			if code := Main(ctx, args, io.Discard, l); code != 0 {
+				t.Errorf("agent --swarm on %s: exit %d", n.Hostname, code)
 			}
 		}()
 	}
-	// Nodes 1 and 2 hold web and api (both overlays), node 3 web and db.
-	want := []string{n1.Hostname + "/swfront", n1.Hostname + "/swback", n2.Hostname + "/swfront", n2.Hostname + "/swback", n3.Hostname + "/swfront", n3.Hostname + "/swback"}
+	// Every node holds tasks of both overlays: web and api, or web and db.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		mu.Lock()
-		missing := slices.DeleteFunc(slices.Clone(want), func(k string) bool { return loaded[k] > 0 })
-		mu.Unlock()
+		var missing []string
+		for node, l := range logs {
+			for _, network := range []string{"swfront", "swback"} {
+				if !slices.ContainsFunc(l.LinesWith(`"overlay enforced"`), func(line string) bool { return strings.Contains(line, `"network":"`+network+`"`) }) {
+					missing = append(missing, node+"/"+network)
+				}
+			}
+		}
 		if len(missing) == 0 {
 			break
 		}
@@ -501,20 +501,145 @@ func sendUDP(t *testing.T, pid int, from, dst netip.Addr, port int, text string)
 // inNetns runs fn on a thread of its own in the network namespace of pid;
 // the thread ends with it (a socket made there stays in the namespace).
 func inNetns(pid int, fn func() error) error {
+	return inNetnsPath(fmt.Sprintf("/proc/%d/ns/net", pid), fn)
+}
+
+// inNetnsPath is inNetns for the namespace file path.
+func inNetnsPath(path string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+		f, err := os.Open(path)
 		if err != nil {
 			errc <- err
 			return
 		}
 		defer f.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("entering the network namespace of %d: %w", pid, err)
+			errc <- fmt.Errorf("entering the network namespace %s: %w", path, err)
 			return
 		}
 		errc <- fn()
 	}()
 	return <-errc
 }
+
+// TestSwarmWireESPOnly is the wire check of an encrypted zone: with the
+// zone applied (encrypted, the default) and a task on each of two nodes,
+// a capture on the underlay, where every packet between nodes passes,
+// must see ESP and never a VXLAN frame carrying the plaintext marker one
+// task sends the other. It needs a kernel that can encrypt (ESP with
+// AES-GCM). On one that cannot, apply refuses encrypted zones and Docker's
+// encrypted overlays carry nothing at all, so that half cannot run: the
+// test says so with the kernel's own evidence. The control half runs
+// everywhere: the same check on a zone applied with encrypted: false sees
+// the marker in clear inside VXLAN, so the capture can fail.
+func TestSwarmWireESPOnly(t *testing.T) {
+	probe, err := ipsec.Probe()
+	if err != nil {
+		t.Fatalf("probing the kernel for IPsec: %v", err)
+	}
+	esp, vxlan, plain := wireCheck(t, false)
+	if plain == 0 || esp != 0 {
+		t.Errorf("control, a plain zone: %d ESP packets, %d VXLAN frames, %d with the marker; want the marker in clear", esp, vxlan, plain)
+	}
+	t.Logf("control, a plain zone: %d VXLAN frames on the underlay, %d with the plaintext marker, no ESP", vxlan, plain)
+	if !probe.CanEncrypt() {
+		t.Logf("the ESP-only check is impossible on this kernel, which cannot encrypt: it lacks %s (%s)", strings.Join(probe.Missing, ", "), probe.Evidence)
+		return
+	}
+	esp, vxlan, plain = wireCheck(t, true)
+	if plain > 0 || esp == 0 {
+		t.Errorf("an encrypted zone: on the underlay %d ESP packets, %d VXLAN frames, %d of them with the plaintext marker; want ESP only", esp, vxlan, plain)
+	}
+	t.Logf("an encrypted zone: %d ESP packets on the underlay, %d VXLAN frames in clear, none with the marker", esp, vxlan)
+}
+
+// wireCheck applies a zone (encrypted or not) to web and api, one task on
+// each of two nodes of a new bed, has web send api a marker over UDP five
+// times while it captures every IPv4 packet on the underlay's switch, and
+// returns how many were ESP, VXLAN, and VXLAN with the marker in clear.
+func wireCheck(t *testing.T, encrypted bool) (esp, vxlan, plain int) {
+	t.Helper()
+	bed := swarmbed.Up(t, 2, 1)
+	defer func() {
+		if err := bed.Down(); err != nil {
+			t.Error(err)
+		}
+	}()
+	n1, n2 := bed.Nodes[0], bed.Nodes[1]
+	bed.Overlay(t, "flat", swarmbed.OverlayOpts{Subnet: "10.250.216.0/24"})
+	bed.Service(t, swarmbed.ServiceSpec{Name: "web", Networks: []string{"flat"}, DNSRR: true, Constraints: []string{"node.hostname==" + n1.Hostname}})
+	bed.Service(t, swarmbed.ServiceSpec{Name: "api", Networks: []string{"flat"}, DNSRR: true, Constraints: []string{"node.hostname==" + n2.Hostname}})
+	pol := filepath.Join(t.TempDir(), "zones.yaml")
+	if err := os.WriteFile(pol, []byte(fmt.Sprintf(`version: 1
+zones: {sealed: {encrypted: %v}}
+workloads:
+  web: {match: {name: "web.*"}, zones: [sealed]}
+  api: {match: {name: "api.*"}, zones: [sealed]}
+`, encrypted)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := run(t, "apply", pol, "--docker-host", "unix://"+n1.Socket, "--swarm-node", "unix://"+n2.Socket); code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, stderr)
+	}
+	bed.WaitGossip(t, "sealed", 150*time.Second)
+	tasks := bed.Tasks(t, "sealed")
+	web, api := tasks["web"][0], tasks["api"][0]
+
+	marker := []byte(fmt.Sprintf("zonewarden-plaintext-marker-%d", os.Getpid()))
+	capture := make(chan error, 1)
+	stop := make(chan struct{})
+	go func() {
+		capture <- inNetnsPath(bed.SwitchNetns(), func() error {
+			fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			tv := unix.Timeval{Usec: 100_000}
+			if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+				return err
+			}
+			buf := make([]byte, 65536)
+			for {
+				select {
+				case <-stop:
+					return nil
+				default:
+				}
+				n, _, err := unix.Recvfrom(fd, buf, 0)
+				if err != nil || n < 34 || buf[12] != 0x08 || buf[13] != 0x00 {
+					continue // the timeout (look at stop again), or not IPv4
+				}
+				ip := buf[14:n]
+				hl := int(ip[0]&0x0f) * 4
+				switch {
+				case ip[9] == 50:
+					esp++
+				case ip[9] == 17 && len(ip) >= hl+8 && ip[hl+2] == 0x12 && ip[hl+3] == 0xb5: // udp/4789
+					vxlan++
+					if bytes.Contains(ip[hl:], marker) {
+						plain++
+					}
+				}
+			}
+		})
+	}()
+	got, stopListening := listenUDP(t, api.Pid, 9999)
+	for range 5 {
+		sendUDP(t, web.Pid, netip.Addr{}, api.Addr, 9999, string(marker))
+	}
+	received := got(2 * time.Second)
+	stopListening()
+	close(stop)
+	if err := <-capture; err != nil {
+		t.Fatalf("capturing on the underlay: %v", err)
+	}
+	if len(received) == 0 {
+		t.Fatalf("%s on %s never received the marker from %s on %s", api.Name, api.Node, web.Name, web.Node)
+	}
+	return esp, vxlan, plain
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }

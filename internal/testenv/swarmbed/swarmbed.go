@@ -543,3 +543,8 @@ func stopPidfile(path string, grace time.Duration) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// SwitchNetns is the path of the namespace of the bed's switch: every
+// packet between nodes (the underlay: VXLAN, or ESP around it) crosses its
+// bridge.
+func (b *Bed) SwitchNetns() string { return "/run/netns/" + b.switchNS() }
