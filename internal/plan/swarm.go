@@ -50,7 +50,7 @@ func ComputeSwarm(snap *inventory.Snapshot, want Desired) *Plan {
 			p.Blockers = append(p.Blockers, fmt.Sprintf("zone %s: network %s exists with driver %s; on a Swarm a zone must be an overlay network (rename the zone or remove the network)", z.Name, n.Name, n.Driver))
 		case n.Internal != z.Internal || n.Encrypted() != z.Encrypted:
 			p.Blockers = append(p.Blockers, fmt.Sprintf("zone %s: overlay %s is %s and %s, the zone wants it %s and %s; Docker cannot change that in place: move its services off, remove it and apply again, or change the zone",
-				z.Name, n.Name, internalWord(n.Internal), encryptedWord(n.Encrypted()), internalWord(z.Internal), encryptedWord(z.Encrypted)))
+				z.Name, n.Name, InternalWord(n.Internal), encryptedWord(n.Encrypted()), InternalWord(z.Internal), encryptedWord(z.Encrypted)))
 		}
 	}
 	if encrypted && snap.Swarm != nil {
@@ -130,7 +130,8 @@ func ComputeSwarm(snap *inventory.Snapshot, want Desired) *Plan {
 	return p
 }
 
-func internalWord(internal bool) string {
+// InternalWord names a network's internal flag in a sentence.
+func InternalWord(internal bool) string {
 	if internal {
 		return "internal"
 	}

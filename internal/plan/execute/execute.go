@@ -40,7 +40,7 @@ func (x *Executor) Check(p *plan.Plan) error {
 	for _, r := range p.Recreate {
 		if !r.Ours && !x.RecreateForeign {
 			return fmt.Errorf("network %s must be re-created to make it %s, but zonewarden did not create it; nothing was changed. Re-run with --recreate-networks to allow it (%s lose connectivity on it meanwhile)",
-				r.Network, internalWord(r.Internal), membersText(r.Members))
+				r.Network, plan.InternalWord(r.Internal), membersText(r.Members))
 		}
 	}
 	return nil
@@ -179,13 +179,6 @@ func (x *Executor) spec(name string, internal bool) dockerapi.NetworkSpec {
 	}
 	labels[plan.LabelManaged] = name
 	return dockerapi.NetworkSpec{Name: name, Internal: internal, Labels: labels}
-}
-
-func internalWord(internal bool) string {
-	if internal {
-		return "internal"
-	}
-	return "not internal"
 }
 
 func internalNote(internal bool) string {
