@@ -151,14 +151,19 @@ func RunOverlays(ctx context.Context, d *dockerapi.Client, cfg OverlayConfig) er
 	go followEvents(ctx, d, cfg.Log, kick)
 	tick := time.NewTicker(cfg.Poll)
 	defer tick.Stop()
+	var rejected []byte // the last edit rejected, said once
 	for {
-		if p, r, err := readSwarmPolicy(cfg.PolicyPath); err != nil {
-			cfg.Log.Error("policy change rejected; the previous policy stays in force", "policy", cfg.PolicyPath, "error", err.Error())
-		} else if !bytes.Equal(r, raw) {
-			pol, raw = p, r
-			cfg.Log.Info("policy reloaded", "policy", cfg.PolicyPath)
-			for _, o := range spaces {
-				o.last = nil
+		// The file is parsed again only when its bytes change.
+		if now, err := os.ReadFile(cfg.PolicyPath); err == nil && !bytes.Equal(now, raw) && !bytes.Equal(now, rejected) {
+			if p, r, err := readSwarmPolicy(cfg.PolicyPath); err != nil {
+				rejected = now
+				cfg.Log.Error("policy change rejected; the previous policy stays in force", "policy", cfg.PolicyPath, "error", err.Error())
+			} else {
+				pol, raw, rejected = p, r, nil
+				cfg.Log.Info("policy reloaded", "policy", cfg.PolicyPath)
+				for _, o := range spaces {
+					o.last = nil
+				}
 			}
 		}
 		if err := enforceOverlays(ctx, d, cfg, pol, spaces); err != nil && ctx.Err() == nil {

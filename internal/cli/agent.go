@@ -126,6 +126,11 @@ no netlink, the socket taken).`,
 			if swarm {
 				ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 				defer stop()
+				// The policy file is read again every second: SIGHUP has
+				// nothing to add, and must not end the agent.
+				hup := make(chan os.Signal, 1)
+				signal.Notify(hup, syscall.SIGHUP)
+				defer signal.Stop(hup)
 				err := agent.RunOverlays(ctx, dc, agent.OverlayConfig{PolicyPath: cfg.PolicyPath, ExecRoot: execRoot, Table: cfg.Table, Log: cfg.Log})
 				if err != nil {
 					return &exitErr{Code: exitError, Err: err}

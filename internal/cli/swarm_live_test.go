@@ -407,6 +407,39 @@ func TestSwarmEnforce(t *testing.T) {
 	}
 	t.Logf("db rescheduled to %s: its flows held %s after the gossip settled", n1.Hostname, time.Since(moved).Round(time.Millisecond))
 
+	// An invalid edit is rejected (the rules stay); a valid one that
+	// drops the api -> db flow takes effect on every node.
+	if err := os.WriteFile(pol, []byte(strings.Replace(swarmPolicy, "5432/tcp", "5432/tcpx", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitLogs := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for node, l := range logs {
+			for len(l.LinesWith(what)) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("the agent on %s never logged %q", node, what)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+	waitLogs("policy change rejected")
+	if err := os.WriteFile(pol, []byte(strings.Replace(swarmPolicy, "  - {from: api, to: db,  ports: [5432/tcp]}\n", "", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitLogs("policy reloaded")
+	for node, l := range logs {
+		if n := len(l.LinesWith("policy change rejected")); n != 1 {
+			t.Errorf("the agent on %s said %d times that it rejected the invalid edit, want once", node, n)
+		}
+	}
+	for _, r := range eventuallyMatches("after the api -> db flow was removed from the policy") {
+		if strings.HasPrefix(r.To, "db.") && r.Outcome == verify.OutcomeOpen {
+			t.Errorf("with no flow to db, %s reaches %s:%s", r.From, r.To, r.Port)
+		}
+	}
+
 	// The enforcers stop: the rules stay (fail static).
 	cancel()
 	wg.Wait()
