@@ -136,30 +136,27 @@ var ServiceWait = 3 * time.Minute
 // service leaves its old networks. It returns how many updates it made.
 func (x *Executor) updateServices(ctx context.Context, us []plan.ServiceUpdate) (int, error) {
 	done := 0
-	for _, round := range []struct {
-		verb     string
-		add, rem func(plan.ServiceUpdate) []string
-	}{
-		{"added", func(u plan.ServiceUpdate) []string { return u.Add }, func(plan.ServiceUpdate) []string { return nil }},
-		{"removed", func(plan.ServiceUpdate) []string { return nil }, func(u plan.ServiceUpdate) []string { return u.Remove }},
-	} {
+	for _, removing := range []bool{false, true} {
 		var waits []plan.ServiceUpdate
 		for _, u := range us {
-			add, rem := round.add(u), round.rem(u)
+			add, rem, verb := u.Add, []string(nil), "added"
+			if removing {
+				add, rem, verb = nil, u.Remove, "removed"
+			}
 			if len(add)+len(rem) == 0 {
 				continue
 			}
 			if err := x.Docker.UpdateServiceNetworks(ctx, u.Service, add, rem); err != nil {
 				return done, err
 			}
-			fmt.Fprintf(x.Out, "service %s: %s %s\n", u.Service, round.verb, strings.Join(append(add, rem...), ", "))
+			fmt.Fprintf(x.Out, "service %s: %s %s\n", u.Service, verb, strings.Join(append(add, rem...), ", "))
 			done++
 			waits = append(waits, u)
 		}
 		for _, u := range waits {
 			on := append(slices.Clone(u.Keep), u.Add...)
-			if round.verb == "added" {
-				on = append(on, u.Remove...)
+			if !removing {
+				on = append(on, u.Remove...) // still on the old networks
 			}
 			wctx, cancel := context.WithTimeout(ctx, ServiceWait)
 			err := x.Docker.WaitService(wctx, u.Service, on)
